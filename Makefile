@@ -1,0 +1,44 @@
+# signpipe: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= train_config.yml
+SOURCES := models datasets data_preprocessing utils tests train.py
+SAMPLE_DATA := data/sample
+
+.DEFAULT_GOAL := help
+.PHONY: help venv venv-clean format-check format-apply lint pytest test train
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv and install the requirements
+
+venv-clean: ## remove .venv
+	rm -rf $(VENV)
+
+format-check: $(VENV)/.installed ## check formatting with black
+	$(PY) -m black --check $(SOURCES)
+
+format-apply: $(VENV)/.installed ## format the code with black
+	$(PY) -m black $(SOURCES)
+
+lint: $(VENV)/.installed ## pylint over every package and script
+	$(PY) -m pylint $(SOURCES)
+
+pytest: $(VENV)/.installed ## run the tests only
+	$(PY) -m pytest
+
+test: format-check lint pytest ## format-check + lint + tests
+
+$(SAMPLE_DATA)/test_gloss.txt: | $(VENV)/.installed
+	$(PY) -m data_preprocessing.make_sample_dataset $(SAMPLE_DATA)
+
+train: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## train with $(CONFIG) (sample data made when missing)
+	$(PY) train.py --model_config_path $(CONFIG)

@@ -1,0 +1,177 @@
+"""Annotation files: `name start end label_1 ... label_n`, one sample per line.
+
+An optional first line names the columns. Heads are matched to columns by header name
+where possible (HearAI's long names included), otherwise by the documented order. A
+label may be `-1`, `nan` or empty for "missing". Problems are `DataError`s naming the
+file and line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.heads import IGNORE_INDEX
+from utils.errors import DataError
+
+MISSING_TOKENS = {"", "-1", "nan", "none", "null", "na"}
+MAX_REPORTED = 20
+
+# HearAI's column titles for the HamNoSys heads (typo "Handhape" included, as shipped).
+HEADER_ALIASES = {
+    "symmetry operator": "symmetry_operator",
+    "dom hand - handshape - base form": "hand_shape_base_form",
+    "dom hand - handhape - thumb position": "hand_shape_thumb_position",
+    "dom hand - handshape - thumb position": "hand_shape_thumb_position",
+    "dom hand - handshape - bending": "hand_shape_bending",
+    "dom hand - handposition - ext finger direction": "hand_position_finger_direction",
+    "dom hand - handposition - palm orientation": "hand_position_palm_orientation",
+    "dom hand - handlocation - frontal plane l/r": "hand_location_x",
+    "dom hand - handlocation - frontal plane t/b": "hand_location_y",
+    "class": "gloss",
+    "label": "gloss",
+}
+
+
+@dataclass
+class AnnotationRow:
+    """One annotated sample as read from a file."""
+
+    name: str
+    start: int
+    end: int
+    labels: dict[str, int]
+    source: str = field(compare=False)
+
+
+def _normalise(title: str) -> str:
+    return re.sub(r"\s+", " ", title.strip().lower())
+
+
+def _is_int(token: str) -> bool:
+    return re.fullmatch(r"[+-]?\d+", token) is not None
+
+
+def _head_columns(header: list[str], heads: list[str], where: str) -> dict[str, int]:
+    """Head -> column index among the label columns (after name start end)."""
+    titles = [_normalise(title) for title in header[3:]]
+    resolved = [HEADER_ALIASES.get(title, title.replace(" ", "_")) for title in titles]
+    matched = {head: resolved.index(head) for head in heads if head in resolved}
+    if len(matched) == len(heads):
+        return matched
+    if not matched:
+        return {head: index for index, head in enumerate(heads)}
+    missing = [head for head in heads if head not in matched]
+    raise DataError(
+        f"{where}: the header names some heads but not {', '.join(missing)}; "
+        f"columns: {' '.join(header)}"
+    )
+
+
+def _looks_like_header(tokens: list[str]) -> bool:
+    if tokens[0].strip("\"'").lower() == "name":
+        return True
+    return len(tokens) >= 3 and not _is_int(tokens[1]) and not _is_int(tokens[2])
+
+
+def parse_label(token: str, head: str, where: str) -> int:
+    """A label token -> class index, or `IGNORE_INDEX` when missing."""
+    if token.strip().lower() in MISSING_TOKENS:
+        return IGNORE_INDEX
+    try:
+        value = float(token)
+    except ValueError:
+        raise DataError(
+            f"{where}: head {head}: label {token!r} is not a number"
+        ) from None
+    if math.isnan(value):
+        return IGNORE_INDEX
+    if not value.is_integer() or value < 0:
+        raise DataError(
+            f"{where}: head {head}: label {token!r} is not a class index "
+            "(a whole number >= 0, or -1/nan for missing)"
+        )
+    return int(value)
+
+
+def read_annotation_file(path: Path, heads: list[str]) -> list[AnnotationRow]:
+    """Read every row of an annotation file.
+
+    Args:
+        path: the annotation file.
+        heads: the heads whose labels the file holds, in documented column order.
+
+    Returns:
+        The rows, in file order.
+
+    Raises:
+        DataError: listing every bad line (file:line and the reason).
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows: list[AnnotationRow] = []
+    errors: list[str] = []
+    columns = {head: index for index, head in enumerate(heads)}
+    for number, line in enumerate(lines, start=1):
+        where = f"{path}:{number}"
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        tokens = line.split()
+        if not rows and not errors and _looks_like_header(tokens):
+            try:
+                columns = _head_columns(shlex.split(line), heads, where)
+            except DataError as error:
+                errors.append(str(error))
+            continue
+        try:
+            rows.append(_parse_row(tokens, columns, where))
+        except DataError as error:
+            errors.append(str(error))
+    if errors:
+        shown = errors[:MAX_REPORTED]
+        more = len(errors) - len(shown)
+        tail = [f"... and {more} more bad lines"] if more else []
+        raise DataError("\n".join(shown + tail))
+    if not rows:
+        raise DataError(f"{path}: no samples in the annotation file")
+    return rows
+
+
+def _parse_row(tokens: list[str], columns: dict[str, int], where: str) -> AnnotationRow:
+    needed = 3 + max(columns.values(), default=-1) + 1
+    if len(tokens) < needed:
+        raise DataError(
+            f"{where}: expected at least {needed} columns "
+            f"(name start end and {needed - 3} labels), found {len(tokens)}"
+        )
+    name, start, end = tokens[0], tokens[1], tokens[2]
+    if not (_is_int(start) and _is_int(end)):
+        raise DataError(
+            f"{where}: start and end must be frame numbers, got {start} {end}"
+        )
+    if int(start) < 0 or int(start) > int(end):
+        raise DataError(f"{where}: start {start} must be >= 0 and <= end {end}")
+    labels = {
+        head: parse_label(tokens[3 + index], head, where)
+        for head, index in columns.items()
+    }
+    return AnnotationRow(name, int(start), int(end), labels, where)
+
+
+def check_label_ranges(rows: list[AnnotationRow], num_classes: dict[str, int]) -> None:
+    """Raise `DataError` for labels outside `[0, num_class)`, naming file/line/head."""
+    errors = [
+        f"{row.source}: head {head}: label {label} is outside [0, {num_classes[head]}) "
+        f"(raise heads.<group>.{head}.num_class or use 'auto')"
+        for row in rows
+        for head, label in row.labels.items()
+        if head in num_classes and label != IGNORE_INDEX and label >= num_classes[head]
+    ]
+    if errors:
+        more = len(errors) - MAX_REPORTED
+        tail = [f"... and {more} more"] if more > 0 else []
+        raise DataError("\n".join(errors[:MAX_REPORTED] + tail))

@@ -1,0 +1,47 @@
+"""Temporal sampling: which frames of a clip go into the model."""
+
+from __future__ import annotations
+
+import random
+
+
+def sample_indices(
+    length: int,
+    num_segments: int,
+    *,
+    train: bool,
+    rng: random.Random,
+    step: int | None = None,
+) -> list[int]:
+    """Positions (0-based, ascending) of the frames to load from a clip.
+
+    Without `step`, the clip is cut into `num_segments` equal segments and one frame is
+    taken from each: the centre for evaluation (deterministic), a random position inside
+    the segment for training. With `step` (frames between samples, from `time` x FPS),
+    `num_segments` frames `step` apart are taken from a window centred in the clip
+    (randomly placed for training). A clip shorter than needed gives fewer frames; the
+    collate function pads and masks them, nothing is repeated.
+
+    Args:
+        length: number of frames in the clip (>= 1).
+        num_segments: number of frames wanted.
+        train: random offsets when True, deterministic otherwise.
+        rng: the random source for training offsets.
+        step: frames between sampled frames, or None to spread evenly.
+
+    Returns:
+        At most `num_segments` distinct, ascending positions in `[0, length)`.
+    """
+    if step is not None:
+        span = (num_segments - 1) * step + 1
+        if span > length:
+            return list(range(0, length, step))[:num_segments]
+        slack = length - span
+        offset = rng.randint(0, slack) if train else slack // 2
+        return [offset + i * step for i in range(num_segments)]
+    if length <= num_segments:
+        return list(range(length))
+    bounds = [round(i * length / num_segments) for i in range(num_segments + 1)]
+    if train:
+        return [rng.randrange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+    return [(lo + hi - 1) // 2 for lo, hi in zip(bounds, bounds[1:])]

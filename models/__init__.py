@@ -1,0 +1,1 @@
+"""Feature extractors, temporal encoders, heads, the pipeline and its training."""

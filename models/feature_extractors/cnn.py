@@ -1,0 +1,131 @@
+"""Image CNN feature extractors: all frames of all clips go through as one batch."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import timm
+import torch
+import torchvision
+from torch import nn
+
+from models.registry import FEATURE_EXTRACTORS
+from utils.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FrameFeatureExtractor(nn.Module):
+    """Runs an image backbone over the real frames of a batch of clips.
+
+    Frames arrive as uint8 and are scaled and normalised here, on the model's device,
+    with the backbone's own mean/std. Padded frames are skipped and get zero features.
+
+    Args:
+        backbone: maps `(N, 3, H, W)` float images to `(N, num_features)`.
+        num_features: the backbone's output size.
+        representation_size: the size of the per-frame features returned.
+        mean: per-channel mean of the backbone's expected input (0-1 scale).
+        std: per-channel std of the backbone's expected input (0-1 scale).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        num_features: int,
+        representation_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection = nn.Linear(num_features, representation_size)
+        self.out_dim = representation_size
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255.0)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-frame features.
+
+        Args:
+            frames: `(B, T, C, H, W)` uint8 (or float on the 0-255 scale).
+            mask: `(B, T)` bool, True for real frames.
+
+        Returns:
+            `(B, T, representation_size)` features, zero at padded positions.
+        """
+        real = frames[mask]
+        images = (real.float() - self.mean) / self.std
+        images = images.contiguous(memory_format=torch.channels_last)
+        features = self.projection(self.backbone(images))
+        out = features.new_zeros(*mask.shape, self.out_dim)
+        out[mask] = features
+        return out
+
+
+def _check_weights_file(pretrained_path: str | None) -> None:
+    if pretrained_path is not None and not Path(pretrained_path).is_file():
+        raise ConfigError(
+            f"feature_extractor.pretrained_path: '{pretrained_path}' is not an "
+            "existing file (weights are read from local files only)"
+        )
+
+
+@FEATURE_EXTRACTORS.register("cnn_extractor")
+def cnn_extractor(
+    *, model_path: str, representation_size: int, pretrained_path: str | None = None
+) -> FrameFeatureExtractor:
+    """Any timm image model (by name), optionally with weights from a local file."""
+    _check_weights_file(pretrained_path)
+    if not timm.is_model(model_path):
+        close = difflib.get_close_matches(model_path, timm.list_models(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"feature_extractor.model_path: '{model_path}' is not a timm model{hint} "
+            "(timm.list_models() lists them)"
+        )
+    overlay = {"file": pretrained_path} if pretrained_path else None
+    backbone = timm.create_model(
+        model_path,
+        pretrained=pretrained_path is not None,
+        pretrained_cfg_overlay=overlay,
+        num_classes=0,
+    )
+    config = backbone.pretrained_cfg
+    return FrameFeatureExtractor(
+        backbone=backbone,
+        num_features=backbone.num_features,
+        representation_size=representation_size,
+        mean=tuple(config.get("mean", IMAGENET_MEAN)),
+        std=tuple(config.get("std", IMAGENET_STD)),
+    )
+
+
+@FEATURE_EXTRACTORS.register("resnet50_extractor")
+def resnet50_extractor(
+    *, representation_size: int, pretrained_path: str | None = None
+) -> FrameFeatureExtractor:
+    """torchvision's ResNet-50, optionally with weights from a local file."""
+    _check_weights_file(pretrained_path)
+    backbone = torchvision.models.resnet50(weights=None)
+    if pretrained_path is not None:
+        state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        missing, _ = backbone.load_state_dict(state, strict=False)
+        if any(not key.startswith("fc.") for key in missing):
+            raise ConfigError(
+                f"feature_extractor.pretrained_path: '{pretrained_path}' does not hold "
+                "ResNet-50 weights"
+            )
+    num_features = backbone.fc.in_features
+    backbone.fc = nn.Identity()
+    return FrameFeatureExtractor(
+        backbone=backbone,
+        num_features=num_features,
+        representation_size=representation_size,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )

@@ -1,0 +1,137 @@
+"""The LightningModule: multi-head loss, metrics, optimizer, LR and freeze schedules."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from models.freeze_scheduler import FreezeScheduler
+from models.heads import IGNORE_INDEX, weighted_multi_head_loss
+from models.pipeline import build_pipeline
+from utils.config import SignpipeConfig, config_to_dict, parse_config
+
+STAGES = ("train", "val", "test")
+
+
+def lr_factor(step: int, warmup_steps: int, multiply_lr_step: float) -> float:
+    """The LR multiplier after `step` optimizer steps.
+
+    Step s (0-based) of the warm-up runs at (s + 1) / warmup_steps of the base LR, so
+    the last warm-up step reaches it; every later step runs at `multiply_lr_step` times
+    the previous one.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decays = step - warmup_steps + 1 if warmup_steps else step
+    return multiply_lr_step**decays
+
+
+class SignRecognitionModule(L.LightningModule):
+    """Trains a `SignPipeline` on batches from `SignDataModule`.
+
+    Args:
+        config: the resolved config as a plain dict (saved in checkpoints).
+        num_classes: head name -> class count, in head order.
+    """
+
+    def __init__(self, config: dict, num_classes: dict[str, int]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config: SignpipeConfig = parse_config(config)
+        self.num_classes = dict(num_classes)
+        self.model = build_pipeline(self.config, self.num_classes)
+        self.loss_weights = {
+            name: head.loss_weight for name, head in self.config.active_heads().items()
+        }
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{head}_top{k}": MulticlassAccuracy(
+                    num_classes=count,
+                    top_k=min(k, count),
+                    average="micro",
+                    ignore_index=IGNORE_INDEX,
+                )
+                for stage in STAGES
+                for head, count in self.num_classes.items()
+                for k in (1, 5)
+            }
+        )
+        freeze = self.config.freeze_scheduler
+        self.freeze_scheduler = (
+            FreezeScheduler(self.model, freeze, printer=rank_zero_only(print))
+            if freeze
+            else None
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: SignpipeConfig, num_classes: dict[str, int]
+    ) -> SignRecognitionModule:
+        """Build from a validated config."""
+        return cls(config_to_dict(config), num_classes)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> dict:
+        """The pipeline's outputs (see `SignPipeline.forward`)."""
+        return self.model(frames, mask)
+
+    def model_step(self, batch: dict, stage: str) -> torch.Tensor:
+        """Loss and metrics for one batch; shared by every stage."""
+        outputs = self.model(batch["frames"], batch["mask"])
+        labels = batch["labels"]
+        loss, per_head = weighted_multi_head_loss(
+            outputs["logits"], labels, self.loss_weights
+        )
+        batch_size = batch["mask"].shape[0]
+        log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size}
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train", **log
+        )
+        for head, logits in outputs["logits"].items():
+            self.log(
+                f"{stage}/{head}/loss",
+                per_head[head],
+                sync_dist=stage != "train",
+                **log,
+            )
+            for k in (1, 5):
+                metric = self.metrics[f"{stage}_{head}_top{k}"]
+                metric(logits.detach(), labels[head])
+                self.log(f"{stage}/{head}/top{k}", metric, **log)
+        return loss
+
+    def training_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
+        return self.model_step(batch, "train")
+
+    def validation_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
+        return self.model_step(batch, "val")
+
+    def test_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
+        return self.model_step(batch, "test")
+
+    def on_train_epoch_start(self) -> None:
+        if self.freeze_scheduler and self.freeze_scheduler.mode == "epoch":
+            self.freeze_scheduler.apply(self.current_epoch)
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        if not self.freeze_scheduler:
+            return
+        if self.freeze_scheduler.mode == "step":
+            self.freeze_scheduler.apply(self.global_step)
+        for name in self.config.freeze_scheduler.model_params:
+            frozen = float(self.model.is_frozen(name))
+            self.log(f"freeze/{name}", frozen, on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        train = self.config.train_parameters
+        optimizer = torch.optim.AdamW(self.parameters(), lr=train.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: lr_factor(step, train.warmup_steps, train.multiply_lr_step),
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

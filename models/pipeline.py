@@ -1,0 +1,127 @@
+"""The recognition pipeline: feature extractor -> temporal encoder -> named heads."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+import torch
+from torch import nn
+
+from models.feature_extractors import cnn as _cnn  # noqa: F401  (registers)
+from models.heads import MultiHeadClassifier
+from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
+from models.transformers import hubert as _hubert  # noqa: F401  (registers)
+from models.transformers import sign_language_transformer as _slt  # noqa: F401
+from utils.config import SignpipeConfig
+from utils.errors import ConfigError
+
+SUBMODULES = ("feature_extractor", "transformer", "heads")
+
+
+class SignPipeline(nn.Module):
+    """A plain `nn.Module`: frames in, per-head logits and embeddings out.
+
+    Submodules can be frozen by name (see `set_frozen`): a frozen submodule gets no
+    gradients and stays in eval mode (BatchNorm statistics do not move) even when
+    `train()` is called on the whole pipeline.
+
+    Args:
+        feature_extractor: `(B, T, C, H, W)` frames + `(B, T)` mask -> `(B, T, D)`.
+        transformer: `(B, T, D)` + mask -> `(B, D')` clip, `(B, T, D')` frame outputs.
+        heads: `(B, D')` -> `{head: (B, num_class)}`.
+    """
+
+    def __init__(
+        self, *, feature_extractor: nn.Module, transformer: nn.Module, heads: nn.Module
+    ) -> None:
+        super().__init__()
+        self.feature_extractor = feature_extractor
+        self.transformer = transformer
+        self.heads = heads
+        self._frozen: set[str] = set()
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Run the pipeline.
+
+        Args:
+            frames: `(B, T, C, H, W)` uint8 frames.
+            mask: `(B, T)` bool, True for real frames.
+
+        Returns:
+            `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),
+            "cls": (B, D')}`.
+        """
+        spatial = self.feature_extractor(frames, mask)
+        cls, temporal = self.transformer(spatial, mask)
+        return {
+            "logits": self.heads(cls),
+            "spatial": spatial,
+            "temporal": temporal,
+            "cls": cls,
+        }
+
+    def submodule(self, name: str) -> nn.Module:
+        """A submodule by (dotted) name; `ConfigError` listing the top-level names."""
+        try:
+            module = self.get_submodule(name)
+        except AttributeError:
+            module = None
+        if module is None or name.split(".")[0] not in SUBMODULES:
+            raise ConfigError(
+                f"freeze_scheduler.model_params.{name}: unknown module; allowed: "
+                f"{', '.join(SUBMODULES)} or a dotted path inside them "
+                "(e.g. feature_extractor.backbone)"
+            )
+        return module
+
+    def set_frozen(self, name: str, frozen: bool) -> None:
+        """Freeze or unfreeze a submodule by (dotted) name."""
+        module = self.submodule(name)
+        for parameter in module.parameters():
+            parameter.requires_grad_(not frozen)
+        if frozen:
+            self._frozen.add(name)
+            module.eval()
+        else:
+            self._frozen.discard(name)
+            module.train(self.training)
+
+    def is_frozen(self, name: str) -> bool:
+        """Whether a submodule was frozen by name."""
+        return name in self._frozen
+
+    def train(self, mode: bool = True) -> SignPipeline:
+        """Set train/eval mode; frozen submodules stay in eval mode."""
+        super().train(mode)
+        for name in self._frozen:
+            self.get_submodule(name).eval()
+        return self
+
+
+def _call_with_known(constructor: Callable, available: dict) -> nn.Module:
+    """Call a registered constructor with the config fields it declares."""
+    parameters = inspect.signature(constructor).parameters
+    return constructor(**{k: v for k, v in available.items() if k in parameters})
+
+
+def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignPipeline:
+    """Build the pipeline a config describes.
+
+    Args:
+        config: the validated config.
+        num_classes: head name -> class count (resolved, no `auto`), in head order.
+    """
+    extractor_config = config.feature_extractor.model_dump()
+    extractor = _call_with_known(
+        FEATURE_EXTRACTORS.get(extractor_config.pop("name")), extractor_config
+    )
+    transformer_config = config.transformer.model_dump()
+    transformer = _call_with_known(
+        TRANSFORMERS.get(transformer_config.pop("name")),
+        {**transformer_config, "input_dim": extractor.out_dim},
+    )
+    heads = MultiHeadClassifier(input_dim=transformer.out_dim, num_classes=num_classes)
+    return SignPipeline(
+        feature_extractor=extractor, transformer=transformer, heads=heads
+    )

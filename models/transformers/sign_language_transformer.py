@@ -1,0 +1,97 @@
+"""Temporal encoders over per-frame features: ours, and the masked-mean baseline."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.registry import TRANSFORMERS
+from models.transformers.common import ClsToken, sinusoidal_positions
+
+
+@TRANSFORMERS.register("sign_language_transformer")
+class SignLanguageTransformer(nn.Module):
+    """Pre-norm transformer encoder with sinusoidal positions and a learned CLS token.
+
+    Key-padding masks make the clip length free: padded frames are never attended to.
+
+    Args:
+        input_dim: size of the per-frame features coming in.
+        output_size: model width and the size of every output embedding.
+        feedforward_size: hidden size of each feed-forward block.
+        num_attention_heads: attention heads per layer.
+        num_encoder_layers: encoder layers.
+        dropout_rate: dropout inside the encoder.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_dim: int,
+        output_size: int,
+        feedforward_size: int,
+        num_attention_heads: int,
+        num_encoder_layers: int,
+        dropout_rate: float,
+    ) -> None:
+        super().__init__()
+        self.out_dim = output_size
+        self.input_projection = nn.Linear(input_dim, output_size)
+        self.cls = ClsToken(output_size)
+        layer = nn.TransformerEncoderLayer(
+            d_model=output_size,
+            nhead=num_attention_heads,
+            dim_feedforward=feedforward_size,
+            dropout=dropout_rate,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, num_layers=num_encoder_layers, enable_nested_tensor=False
+        )
+        self.norm = nn.LayerNorm(output_size)
+
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch of clips.
+
+        Args:
+            features: `(B, T, input_dim)` per-frame features.
+            mask: `(B, T)` bool, True for real frames.
+
+        Returns:
+            The clip embeddings `(B, out_dim)` and per-frame outputs `(B, T, out_dim)`.
+        """
+        tokens = self.input_projection(features)
+        tokens = tokens + sinusoidal_positions(
+            tokens.shape[1], self.out_dim, tokens.device
+        ).to(tokens.dtype)
+        tokens, full_mask = self.cls(tokens, mask)
+        encoded = self.norm(self.encoder(tokens, src_key_padding_mask=~full_mask))
+        return encoded[:, 0], encoded[:, 1:]
+
+
+@TRANSFORMERS.register("fake_transformer")
+class FakeTransformer(nn.Module):
+    """The baseline: a per-frame linear layer and masked mean pooling over time.
+
+    Args:
+        input_dim: size of the per-frame features coming in.
+        output_size: size of the output embeddings.
+    """
+
+    def __init__(self, *, input_dim: int, output_size: int) -> None:
+        super().__init__()
+        self.out_dim = output_size
+        self.linear = nn.Linear(input_dim, output_size)
+
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch of clips (shapes as `SignLanguageTransformer.forward`)."""
+        temporal = self.linear(features)
+        weights = mask.unsqueeze(-1).to(temporal.dtype)
+        pooled = (temporal * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return pooled, temporal

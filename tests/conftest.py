@@ -1,0 +1,88 @@
+"""Shared fixtures: tiny generated data and the shipped config, shrunk to test size."""
+
+# pylint: disable=redefined-outer-name
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# pylint: disable=wrong-import-position
+from data_preprocessing.make_sample_dataset import make_sample_dataset
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Small enough for a CPU test, real enough to exercise every piece.
+TINY_OVERRIDES = {
+    "general_parameters": {"workers": 0, "ratio_train_test": 0.75},
+    "augmentations_parameters": {"resize_size": 32, "center_crop_size": 32},
+    "train_parameters": {"epochs": 1, "batch_size": 4, "num_segments": 4},
+    "feature_extractor": {"model_path": "resnet10t", "representation_size": 16},
+    "transformer": {
+        "feedforward_size": 32,
+        "num_attention_heads": 2,
+        "num_encoder_layers": 1,
+        "output_size": 16,
+    },
+}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.fixture(scope="session")
+def shipped_config() -> dict:
+    """The raw train_config.yml users run."""
+    with (ROOT / "train_config.yml").open(encoding="utf-8") as file:
+        return yaml.safe_load(file)
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated dataset in the HearAI layout (shared, read-only)."""
+    root = tmp_path_factory.mktemp("sample")
+    make_sample_dataset(root, glosses=3, clips_per_gloss=4, seed=1, size=40)
+    return root
+
+
+@pytest.fixture
+def tiny_config(shipped_config: dict, sample_root: Path, tmp_path: Path) -> dict:
+    """The shipped config, shrunk, on the tiny dataset, saving under tmp_path."""
+    config = _merge(copy.deepcopy(shipped_config), copy.deepcopy(TINY_OVERRIDES))
+    config["general_parameters"]["data_path"] = str(sample_root)
+    config["general_parameters"]["path_to_save"] = str(tmp_path / "run")
+    return config
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a config dict to a YAML file and return its path."""
+
+    def write(config: dict, name: str = "config.yml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")

@@ -1,0 +1,163 @@
+"""Every extractor x encoder builds, runs, respects masks and passes gradients."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.pipeline import build_pipeline
+from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS, Registry
+from utils.config import parse_config
+from utils.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_CLASSES = {"gloss": 5, "hand_location_x": 3}
+
+
+def tiny_pipeline(tiny_config: dict, extractor: str, transformer: str):
+    """The tiny config's pipeline with the given extractor and encoder."""
+    raw = copy.deepcopy(tiny_config)
+    raw["feature_extractor"]["name"] = extractor
+    raw["transformer"]["name"] = transformer
+    torch.manual_seed(0)
+    return build_pipeline(parse_config(raw), NUM_CLASSES)
+
+
+def test_registries_list_the_documented_names() -> None:
+    assert FEATURE_EXTRACTORS.names() == ["cnn_extractor", "resnet50_extractor"]
+    assert TRANSFORMERS.names() == [
+        "fake_transformer",
+        "hubert_transformer",
+        "sign_language_transformer",
+    ]
+
+
+def test_registry_rejects_duplicates_and_lists_names() -> None:
+    registry = Registry("thing", "section.name")
+    registry.register("a")(object)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("a")(object)
+    with pytest.raises(
+        ConfigError, match="section.name: unknown thing 'b'; allowed: a"
+    ):
+        registry.get("b")
+
+
+@pytest.mark.parametrize("extractor", FEATURE_EXTRACTORS.names())
+@pytest.mark.parametrize("transformer", TRANSFORMERS.names())
+def test_pipeline_shapes_finite_and_gradients(tiny_config, extractor, transformer):
+    pipeline = tiny_pipeline(tiny_config, extractor, transformer)
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    out = pipeline(frames, mask)
+    width = pipeline.transformer.out_dim
+    assert out["spatial"].shape == (2, 3, pipeline.feature_extractor.out_dim)
+    assert out["temporal"].shape == (2, 3, width)
+    assert out["cls"].shape == (2, width)
+    assert {k: v.shape for k, v in out["logits"].items()} == {
+        "gloss": (2, 5),
+        "hand_location_x": (2, 3),
+    }
+    assert torch.isfinite(out["cls"]).all()
+    assert not out["spatial"][1, 2].any(), "padded frames get zero features"
+    loss = sum(logits.sum() for logits in out["logits"].values())
+    loss.backward()
+    for part in ("feature_extractor", "transformer", "heads"):
+        grads = [
+            p.grad for p in getattr(pipeline, part).parameters() if p.grad is not None
+        ]
+        assert grads and any(g.abs().sum() > 0 for g in grads), part
+
+
+@pytest.mark.parametrize("transformer", TRANSFORMERS.names())
+def test_padding_does_not_change_the_clip_embedding(tiny_config, transformer) -> None:
+    pipeline = tiny_pipeline(tiny_config, "cnn_extractor", transformer).eval()
+    features = torch.randn(1, 3, pipeline.feature_extractor.out_dim)
+    padded = torch.cat([features, torch.randn(1, 2, features.shape[-1]) * 50], dim=1)
+    with torch.no_grad():
+        short, _ = pipeline.transformer(features, torch.ones(1, 3, dtype=torch.bool))
+        long, _ = pipeline.transformer(
+            padded, torch.tensor([[True, True, True, False, False]])
+        )
+    if transformer == "hubert_transformer":
+        # HuBERT's convolutional positions see the zeroed padding at the clip's end.
+        assert torch.allclose(short, long, atol=0.5)
+    else:
+        assert torch.allclose(short, long, atol=1e-5)
+
+
+def test_extractor_normalises_with_timm_mean_std(tiny_config) -> None:
+    pipeline = tiny_pipeline(tiny_config, "cnn_extractor", "fake_transformer")
+    extractor = pipeline.feature_extractor
+    expected = torch.tensor(extractor.backbone.pretrained_cfg["mean"]) * 255
+    assert torch.allclose(extractor.mean.flatten(), expected)
+
+
+def test_missing_pretrained_weights_file(tiny_config, tmp_path) -> None:
+    raw = copy.deepcopy(tiny_config)
+    raw["feature_extractor"]["pretrained_path"] = str(tmp_path / "w.pth")
+    with pytest.raises(ConfigError, match="feature_extractor.pretrained_path"):
+        build_pipeline(parse_config(raw), NUM_CLASSES)
+
+
+def test_cnn_extractor_loads_local_weights(tiny_config, tmp_path) -> None:
+    source = tiny_pipeline(tiny_config, "cnn_extractor", "fake_transformer")
+    path = tmp_path / "resnet10t.pth"
+    torch.save(source.feature_extractor.backbone.state_dict(), path)
+    raw = copy.deepcopy(tiny_config)
+    raw["feature_extractor"]["pretrained_path"] = str(path)
+    torch.manual_seed(123)
+    loaded = build_pipeline(parse_config(raw), NUM_CLASSES)
+    for name, tensor in source.feature_extractor.backbone.state_dict().items():
+        assert torch.equal(loaded.feature_extractor.backbone.state_dict()[name], tensor)
+
+
+def test_hubert_loads_local_pretrained_directory(tiny_config, tmp_path) -> None:
+    from transformers import HubertConfig, HubertModel  # pylint: disable=C0415
+
+    config = HubertConfig(  # pylint: disable=unexpected-keyword-arg
+        hidden_size=24,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_conv_pos_embeddings=4,
+        num_conv_pos_embedding_groups=4,
+        do_stable_layer_norm=True,
+    )
+    HubertModel(config).save_pretrained(tmp_path / "hubert")
+    raw = copy.deepcopy(tiny_config)
+    raw["transformer"]["name"] = "hubert_transformer"
+    raw["transformer"]["pretrained_path"] = str(tmp_path / "hubert")
+    pipeline = build_pipeline(parse_config(raw), NUM_CLASSES)
+    assert pipeline.transformer.out_dim == 24
+    frames = torch.randint(0, 256, (1, 2, 3, 32, 32), dtype=torch.uint8)
+    out = pipeline(frames, torch.ones(1, 2, dtype=torch.bool))
+    assert out["cls"].shape == (1, 24)
+
+
+def test_local_datasets_package_does_not_break_transformers() -> None:
+    """Our `datasets/` shadows Hugging Face's; HuBERT must still build from the root."""
+    code = (
+        "import datasets, transformers;"
+        "from transformers import HubertConfig, HubertModel;"
+        "HubertModel(HubertConfig(hidden_size=16, num_hidden_layers=1,"
+        " num_attention_heads=2, intermediate_size=16,"
+        " num_conv_pos_embedding_groups=2));"
+        f"assert datasets.__file__.startswith({str(ROOT)!r}), datasets.__file__;"
+        "print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")

@@ -1,0 +1,1 @@
+"""Config schema and loader, loggers, statistics and small helpers."""
