@@ -173,12 +173,25 @@ def train(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        results = trainer.callback_metrics
         if checkpoint.best_model_path:
-            trainer.validate(
-                module, datamodule=datamodule, ckpt_path="best", verbose=False
+            # A fresh trainer without loggers: the run's loggers are finalized by now.
+            evaluator = L.Trainer(
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=False,
+                **device_args,
             )
+            evaluator.validate(
+                module,
+                datamodule=datamodule,
+                ckpt_path=checkpoint.best_model_path,
+                verbose=False,
+            )
+            results = evaluator.callback_metrics
     if trainer.is_global_zero:
-        metrics = final_metrics(trainer.callback_metrics, config.head_modes())
+        metrics = final_metrics(results, config.head_modes())
         metrics["checkpoint"] = checkpoint.best_model_path or None
         metrics_path = save_dir / "metrics.json"
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
