@@ -20,9 +20,8 @@ def test_walkthrough_notebook_executes(tmp_path: Path, monkeypatch: pytest.Monke
     namespace: dict = {"__name__": "__notebook__"}
     for index, source in enumerate(code):
         try:
-            exec(
-                compile(source, f"cell {index}", "exec"), namespace
-            )  # pylint: disable=exec-used
+            # pylint: disable-next=exec-used
+            exec(compile(source, f"cell {index}", "exec"), namespace)
         except Exception as error:  # pragma: no cover - the message is the point
             raise AssertionError(f"notebook cell {index} failed: {error!r}") from error
     assert (tmp_path / "walkthrough_output" / "clip.png").is_file()

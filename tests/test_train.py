@@ -1,4 +1,4 @@
-"""train.py end to end, as users run it: outputs, every model pairing, resume, Neptune."""
+"""train.py end to end as users run it: outputs, model pairings, resume, Neptune."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_neptune_without_credentials_is_a_user_error(
 
 
 def test_shipped_config_trains_one_epoch(shipped_config, write_config, tmp_path):
-    """The README's command with `--set train_parameters.epochs=1`, on the default data."""
+    """The README command with `--set train_parameters.epochs=1` on the default data."""
     data = tmp_path / "sample"
     make_sample_dataset(data)
     config = copy.deepcopy(shipped_config)
