@@ -8,6 +8,7 @@ file and line.
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 import shlex
@@ -19,6 +20,8 @@ from utils.errors import DataError
 
 MISSING_TOKENS = {"", "-1", "nan", "none", "null", "na"}
 MAX_REPORTED = 20
+SPLITS = ("train", "val", "test")
+SPECIAL_COLUMNS = ("split", "signer")
 
 # HearAI's column titles for the HamNoSys heads (typo "Handhape" included, as shipped).
 HEADER_ALIASES = {
@@ -45,36 +48,73 @@ class AnnotationRow:
     end: int
     labels: dict[str, int]
     source: str = field(compare=False)
+    split: str | None = None
+    signer: str | None = None
+    head_sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def source_of(self, head: str) -> str:
+        """`file:line` where the head's label was read (joined rows span files)."""
+        return self.head_sources.get(head, self.source)
+
+
+@dataclass
+class Columns:
+    """Where each value sits in a row (token indices)."""
+
+    heads: dict[str, int]
+    split: int | None = None
+    signer: int | None = None
+
+    def needed(self) -> int:
+        """The number of tokens a row must have."""
+        indices = [2, *self.heads.values(), self.split or 0, self.signer or 0]
+        return max(indices) + 1
 
 
 def _normalise(title: str) -> str:
-    return re.sub(r"\s+", " ", title.strip().lower())
+    return re.sub(r"\s+", " ", title.strip().strip("\"'").lower())
 
 
 def _is_int(token: str) -> bool:
     return re.fullmatch(r"[+-]?\d+", token) is not None
 
 
-def _head_columns(header: list[str], heads: list[str], where: str) -> dict[str, int]:
-    """Head -> column index among the label columns (after name start end)."""
-    titles = [_normalise(title) for title in header[3:]]
+def _header_columns(header: list[str], heads: list[str], where: str) -> Columns:
+    """Map heads (by name where the header names them) and split/signer to columns."""
+    titles = [_normalise(title) for title in header]
     resolved = [HEADER_ALIASES.get(title, title.replace(" ", "_")) for title in titles]
-    matched = {head: resolved.index(head) for head in heads if head in resolved}
-    if len(matched) == len(heads):
-        return matched
+    extra = {key: resolved.index(key) for key in SPECIAL_COLUMNS if key in resolved[3:]}
+    matched = {head: resolved.index(head) for head in heads if head in resolved[3:]}
     if not matched:
-        return {head: index for index, head in enumerate(heads)}
-    missing = [head for head in heads if head not in matched]
-    raise DataError(
-        f"{where}: the header names some heads but not {', '.join(missing)}; "
-        f"columns: {' '.join(header)}"
-    )
+        labels = [i for i in range(3, len(header)) if i not in extra.values()]
+        matched = dict(zip(heads, labels + [len(header)] * len(heads)))
+    elif len(matched) != len(heads):
+        missing = [head for head in heads if head not in matched]
+        raise DataError(
+            f"{where}: the header names some heads but not {', '.join(missing)}; "
+            f"columns: {' '.join(header)}"
+        )
+    return Columns(matched, extra.get("split"), extra.get("signer"))
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_header(tokens: list[str]) -> bool:
-    if tokens[0].strip("\"'").lower() == "name":
+    if _normalise(tokens[0]) == "name":
         return True
-    return len(tokens) >= 3 and not _is_int(tokens[1]) and not _is_int(tokens[2])
+    return len(tokens) >= 3 and not _is_number(tokens[1]) and not _is_number(tokens[2])
+
+
+def _tokenize(line: str, separator: str | None, header: bool = False) -> list[str]:
+    if separator is None:
+        return shlex.split(line) if header else line.split()
+    return [token.strip() for token in next(csv.reader([line], delimiter=separator))]
 
 
 def parse_label(token: str, head: str, where: str) -> int:
@@ -87,7 +127,7 @@ def parse_label(token: str, head: str, where: str) -> int:
         raise DataError(
             f"{where}: head {head}: label {token!r} is not a number"
         ) from None
-    if math.isnan(value):
+    if math.isnan(value) or value == -1:
         return IGNORE_INDEX
     if not value.is_integer() or value < 0:
         raise DataError(
@@ -97,12 +137,15 @@ def parse_label(token: str, head: str, where: str) -> int:
     return int(value)
 
 
-def read_annotation_file(path: Path, heads: list[str]) -> list[AnnotationRow]:
+def read_annotation_file(
+    path: Path, heads: list[str], separator: str | None = None
+) -> list[AnnotationRow]:
     """Read every row of an annotation file.
 
     Args:
         path: the annotation file.
         heads: the heads whose labels the file holds, in documented column order.
+        separator: the column separator; None = any whitespace.
 
     Returns:
         The rows, in file order.
@@ -112,23 +155,36 @@ def read_annotation_file(path: Path, heads: list[str]) -> list[AnnotationRow]:
     """
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the annotation file ({error})") from None
     rows: list[AnnotationRow] = []
     errors: list[str] = []
-    columns = {head: index for index, head in enumerate(heads)}
+    columns = Columns({head: 3 + index for index, head in enumerate(heads)})
+    names: dict[str, str] = {}
     for number, line in enumerate(lines, start=1):
         where = f"{path}:{number}"
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        tokens = line.split()
+        tokens = _tokenize(line, separator)
         if not rows and not errors and _looks_like_header(tokens):
             try:
-                columns = _head_columns(shlex.split(line), heads, where)
+                columns = _header_columns(
+                    _tokenize(line, separator, True), heads, where
+                )
             except DataError as error:
                 errors.append(str(error))
             continue
         try:
-            rows.append(_parse_row(tokens, columns, where))
+            row = _parse_row(tokens, columns, where)
+            if row.name in names:
+                raise DataError(
+                    f"{where}: sample {row.name} is listed again (first at "
+                    f"{names[row.name]})"
+                )
+            names[row.name] = where
+            rows.append(row)
         except DataError as error:
             errors.append(str(error))
     if errors:
@@ -141,14 +197,15 @@ def read_annotation_file(path: Path, heads: list[str]) -> list[AnnotationRow]:
     return rows
 
 
-def _parse_row(tokens: list[str], columns: dict[str, int], where: str) -> AnnotationRow:
-    needed = 3 + max(columns.values(), default=-1) + 1
-    if len(tokens) < needed:
+def _parse_row(tokens: list[str], columns: Columns, where: str) -> AnnotationRow:
+    if len(tokens) < columns.needed():
         raise DataError(
-            f"{where}: expected at least {needed} columns "
-            f"(name start end and {needed - 3} labels), found {len(tokens)}"
+            f"{where}: expected at least {columns.needed()} columns "
+            f"(name start end and the labels), found {len(tokens)}"
         )
     name, start, end = tokens[0], tokens[1], tokens[2]
+    if not name:
+        raise DataError(f"{where}: the sample name is empty")
     if not (_is_int(start) and _is_int(end)):
         raise DataError(
             f"{where}: start and end must be frame numbers, got {start} {end}"
@@ -156,16 +213,21 @@ def _parse_row(tokens: list[str], columns: dict[str, int], where: str) -> Annota
     if int(start) < 0 or int(start) > int(end):
         raise DataError(f"{where}: start {start} must be >= 0 and <= end {end}")
     labels = {
-        head: parse_label(tokens[3 + index], head, where)
-        for head, index in columns.items()
+        head: parse_label(tokens[index], head, where)
+        for head, index in columns.heads.items()
     }
-    return AnnotationRow(name, int(start), int(end), labels, where)
+    split = tokens[columns.split].lower() if columns.split is not None else None
+    if split is not None and split not in SPLITS:
+        raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+    signer = tokens[columns.signer] if columns.signer is not None else None
+    return AnnotationRow(name, int(start), int(end), labels, where, split, signer)
 
 
 def check_label_ranges(rows: list[AnnotationRow], num_classes: dict[str, int]) -> None:
     """Raise `DataError` for labels outside `[0, num_class)`, naming file/line/head."""
     errors = [
-        f"{row.source}: head {head}: label {label} is outside [0, {num_classes[head]}) "
+        f"{row.source_of(head)}: head {head}: label {label} is outside "
+        f"[0, {num_classes[head]}) "
         f"(raise heads.<group>.{head}.num_class or use 'auto')"
         for row in rows
         for head, label in row.labels.items()

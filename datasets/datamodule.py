@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from datasets.sign_dataset import (
+from datasets.index import (
     Sample,
-    SignDataset,
-    collate_clips,
     index_samples,
     read_root_annotations,
     resolve_num_classes,
+)
+from datasets.sign_dataset import (
+    SamplingOptions,
+    SignDataset,
+    collate_clips,
     worker_init_fn,
 )
 from datasets.transforms import build_clip_transform, decode_size_hint
+from models.heads import IGNORE_INDEX
 from utils.config import SignpipeConfig
 from utils.errors import DataError
 
 
-def split_samples(
+def stratified_split(
     samples: list[Sample], ratio_train: float, seed: int, stratify_head: str
 ) -> tuple[list[Sample], list[Sample]]:
     """A seeded train/val split, stratified by one head's label.
@@ -43,12 +47,87 @@ def split_samples(
         cut = max(1, round(ratio_train * len(members)))
         train.extend(members[:cut])
         val.extend(members[cut:])
-    if not val:
-        raise DataError(
-            f"{len(samples)} samples are too few for a validation split with "
-            f"ratio_train_test={ratio_train}; add samples or lower the ratio"
-        )
     return train, val
+
+
+def signer_split(
+    samples: list[Sample], ratio_train: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """A seeded signer-independent split: no signer is in both train and val.
+
+    Whole signers go to validation, in a seeded random order, until it holds about
+    `1 - ratio_train` of the samples; at least one signer stays in training.
+    """
+    by_signer: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_signer[sample.signer].append(sample)
+    if len(by_signer) < 2:
+        raise DataError(
+            "a signer-independent split needs at least 2 signers in the signer "
+            f"column, found {len(by_signer)}"
+        )
+    signers = sorted(by_signer)
+    random.Random(seed).shuffle(signers)
+    wanted_val = (1.0 - ratio_train) * len(samples)
+    val_signers: list[str] = []
+    val_count = 0
+    for signer in signers[:-1]:
+        if val_count >= wanted_val:
+            break
+        val_signers.append(signer)
+        val_count += len(by_signer[signer])
+    train = [
+        s for signer in signers if signer not in val_signers for s in by_signer[signer]
+    ]
+    val = [s for signer in val_signers for s in by_signer[signer]]
+    return train, val
+
+
+def split_samples(
+    samples: list[Sample], ratio_train: float, seed: int, stratify_head: str
+) -> dict[str, list[Sample]]:
+    """Train/val/test samples: fixed by a `split` column, else signer-independent when
+    a `signer` column exists, else stratified by `stratify_head`."""
+    fixed: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    free = []
+    for sample in samples:
+        if sample.split is not None:
+            fixed[sample.split].append(sample)
+        else:
+            free.append(sample)
+    if free:
+        if any(sample.signer is not None for sample in free):
+            unsigned = [s.name for s in free if s.signer is None]
+            if unsigned:
+                raise DataError(
+                    f"{len(unsigned)} samples (e.g. {unsigned[0]}) have no signer "
+                    "while others have one; fill the signer column for every sample"
+                )
+            train, val = signer_split(free, ratio_train, seed)
+        else:
+            train, val = stratified_split(free, ratio_train, seed, stratify_head)
+        fixed["train"].extend(train)
+        fixed["val"].extend(val)
+    if not fixed["train"] or not fixed["val"]:
+        raise DataError(
+            f"the split left {len(fixed['train'])} training and {len(fixed['val'])} "
+            f"validation samples (of {len(samples)}); both need at least one: add "
+            "samples, change ratio_train_test, or fix the split column"
+        )
+    return fixed
+
+
+def root_statistics(root: str, samples: list[Sample], heads: list[str]) -> str:
+    """One line per root: samples, frames, and labelled samples / classes per head."""
+    frames = sum(len(s.frame_paths) or s.length for s in samples)
+    labelled = []
+    for head in heads:
+        values = [s.labels[head] for s in samples if s.labels[head] != IGNORE_INDEX]
+        labelled.append(f"{head} {len(values)} ({len(set(values))} classes)")
+    return (
+        f"data {root}: {len(samples)} samples, {frames} frames; labelled: "
+        + ", ".join(labelled)
+    )
 
 
 class SignDataModule(L.LightningDataModule):
@@ -61,45 +140,57 @@ class SignDataModule(L.LightningDataModule):
     def __init__(self, config: SignpipeConfig) -> None:
         super().__init__()
         self.config = config
-        rows, samples = [], []
-        self.root_statistics = []
-        for root in config.general_parameters.data_paths():
-            root_rows = read_root_annotations(config, Path(root))
-            root_samples = index_samples(root_rows, Path(root))
+        general = config.general_parameters
+        rows, samples, self.statistics = [], [], []
+        for root, annotation_file in zip(
+            general.data_paths(), general.annotation_files()
+        ):
+            root_rows = read_root_annotations(config, Path(root), annotation_file)
+            root_samples = index_samples(
+                root_rows,
+                Path(root),
+                frames=config.uses_frames(),
+                landmarks=config.uses_landmarks(),
+            )
             rows.extend(root_rows)
             samples.extend(root_samples)
-            self.root_statistics.append(
-                {
-                    "root": root,
-                    "samples": len(root_samples),
-                    "frames": sum(len(s.frame_paths) for s in root_samples),
-                }
+            self.statistics.append(
+                root_statistics(root, root_samples, list(config.head_modes()))
             )
         self.num_classes = resolve_num_classes(config, rows)
-        general = config.general_parameters
-        self.train_samples, self.val_samples = split_samples(
+        splits = split_samples(
             samples,
             general.ratio_train_test,
             general.seed,
             next(iter(self.num_classes)),
         )
+        self.train_samples = splits["train"]
+        self.val_samples = splits["val"]
+        self.test_samples = splits["test"]
 
-    def _dataset(self, samples: list[Sample], *, train: bool) -> SignDataset:
-        augmentations = self.config.augmentations_parameters
+    def dataset(self, samples: list[Sample], *, train: bool) -> SignDataset:
+        """The dataset over `samples`, with train or evaluation transforms."""
+        config = self.config
+        augmentations = config.augmentations_parameters
         return SignDataset(
             samples=samples,
-            num_segments=self.config.train_parameters.num_segments,
+            sampling=SamplingOptions(
+                num_segments=config.train_parameters.num_segments,
+                time=config.train_parameters.time,
+                default_fps=config.train_parameters.default_fps,
+            ),
             train=train,
             transform=build_clip_transform(augmentations, train=train),
-            time=self.config.train_parameters.time,
+            landmarks=config.landmarks_parameters if config.uses_landmarks() else None,
             size_hint=decode_size_hint(augmentations),
-            seed=self.config.general_parameters.seed,
+            seed=config.general_parameters.seed,
         )
 
-    def _loader(self, samples: list[Sample], *, train: bool) -> DataLoader:
+    def loader(self, samples: list[Sample], *, train: bool) -> DataLoader:
+        """A DataLoader over `samples` (shuffled for training)."""
         workers = self.config.general_parameters.workers
         return DataLoader(
-            self._dataset(samples, train=train),
+            self.dataset(samples, train=train),
             batch_size=self.config.train_parameters.batch_size,
             shuffle=train,
             num_workers=workers,
@@ -111,20 +202,22 @@ class SignDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_samples, train=True)
+        return self.loader(self.train_samples, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_samples, train=False)
+        return self.loader(self.val_samples, train=False)
 
     def describe(self) -> str:
-        """A short summary of the data: per-root counts and the split."""
-        lines = [
-            f"data {s['root']}: {s['samples']} samples, {s['frames']} frames"
-            for s in self.root_statistics
-        ]
+        """A short summary of the data: per-root statistics and the split."""
         heads = ", ".join(f"{h}={n}" for h, n in self.num_classes.items())
-        lines.append(
-            f"split: {len(self.train_samples)} train / {len(self.val_samples)} val; "
-            f"classes per head: {heads}"
+        counts = Counter(
+            {
+                "train": len(self.train_samples),
+                "val": len(self.val_samples),
+                "test": len(self.test_samples),
+            }
         )
-        return "\n".join(lines)
+        split = " / ".join(f"{count} {name}" for name, count in counts.items() if count)
+        return "\n".join(
+            [*self.statistics, f"split: {split}; classes per head: {heads}"]
+        )

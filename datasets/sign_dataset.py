@@ -1,11 +1,8 @@
-"""The sign dataset: annotation rows -> samples with frame paths -> clip tensors."""
+"""The sign dataset: samples -> clip tensors (frames and/or landmarks) -> batches."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,144 +11,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from datasets.annotations import (
-    MAX_REPORTED,
-    AnnotationRow,
-    check_label_ranges,
-    read_annotation_file,
+from datasets.index import Sample
+from datasets.landmarks import (
+    flip_horizontally,
+    hand_offsets,
+    mirror_permutation,
+    normalise,
+    read_landmarks,
 )
 from datasets.sampling import sample_indices
-from models.heads import IGNORE_INDEX
-from utils.config import SignpipeConfig
+from utils.config import LandmarksParameters
 from utils.errors import DataError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-@dataclass
-class Sample:
-    """One clip: where its frames are and its labels."""
-
-    name: str
-    frame_paths: list[Path]
-    labels: dict[str, int]
-    fps: float | None = None
-
-
-def list_frames(sample_dir: Path, name: str) -> dict[int, Path]:
-    """Frame index -> path of the `<name>_<idx>.<image suffix>` files, in one scan."""
-    pattern = re.compile(re.escape(name) + r"_(\d+)$")
-    frames = {}
-    with os.scandir(sample_dir) as entries:
-        for entry in entries:
-            stem, suffix = os.path.splitext(entry.name)
-            match = pattern.match(stem)
-            if match and suffix.lower() in IMAGE_SUFFIXES:
-                frames[int(match.group(1))] = Path(entry.path)
-    return frames
-
-
-def _read_fps(sample_dir: Path, name: str) -> float | None:
-    path = sample_dir / f"{name}_properties.json"
-    if not path.is_file():
-        return None
-    try:
-        fps = json.loads(path.read_text(encoding="utf-8")).get("FPS")
-    except (json.JSONDecodeError, AttributeError) as error:
-        raise DataError(f"{path}: not a JSON object with an FPS ({error})") from None
-    return float(fps) if fps else None
-
-
-def _join_rows(files: list[tuple[Path, list[AnnotationRow]]]) -> list[AnnotationRow]:
-    """Join the rows of several annotation files (one per head group) on sample name."""
-    joined: dict[str, AnnotationRow] = {}
-    for _, rows in files:
-        for row in rows:
-            if row.name not in joined:
-                joined[row.name] = AnnotationRow(
-                    row.name, row.start, row.end, dict(row.labels), row.source
-                )
-                continue
-            first = joined[row.name]
-            if (first.start, first.end) != (row.start, row.end):
-                raise DataError(
-                    f"{row.source}: frames {row.start}-{row.end} of sample {row.name} "
-                    f"differ from {first.start}-{first.end} at {first.source}"
-                )
-            first.labels.update(row.labels)
-    return list(joined.values())
-
-
-def read_root_annotations(config: SignpipeConfig, root: Path) -> list[AnnotationRow]:
-    """All annotation rows of one dataset root, every active head filled in."""
-    head_modes = config.head_modes()
-    annotation_file = config.general_parameters.annotation_file
-    if annotation_file is not None:
-        path = Path(annotation_file)
-        path = path if path.is_absolute() else root / path
-        files = [(path, read_annotation_file(path, list(head_modes)))]
-    else:
-        files = []
-        for mode in config.train_parameters.modes():
-            heads = [head for head, group in head_modes.items() if group == mode]
-            path = root / f"test_{mode}.txt"
-            files.append((path, read_annotation_file(path, heads)))
-    rows = _join_rows(files)
-    for row in rows:
-        for head in head_modes:
-            row.labels.setdefault(head, IGNORE_INDEX)
-    return rows
-
-
-def index_samples(rows: list[AnnotationRow], root: Path) -> list[Sample]:
-    """Find every row's frames; report all missing folders and frames together."""
-    samples, problems = [], []
-    for row in rows:
-        sample_dir = root / row.name
-        if not sample_dir.is_dir():
-            problems.append(f"{row.source}: sample folder {sample_dir} not found")
-            continue
-        frames = list_frames(sample_dir, row.name)
-        wanted = range(row.start, row.end + 1)
-        missing = [index for index in wanted if index not in frames]
-        if missing:
-            shown = ", ".join(str(index) for index in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            problems.append(
-                f"{row.source}: {sample_dir} lacks frames {shown}{more} "
-                f"(expected {row.name}_<idx>.jpg for idx {row.start}..{row.end})"
-            )
-            continue
-        samples.append(
-            Sample(
-                name=row.name,
-                frame_paths=[frames[index] for index in wanted],
-                labels=row.labels,
-                fps=_read_fps(sample_dir, row.name),
-            )
-        )
-    if problems:
-        more = len(problems) - MAX_REPORTED
-        tail = [f"... and {more} more"] if more > 0 else []
-        raise DataError("\n".join(problems[:MAX_REPORTED] + tail))
-    return samples
-
-
-def resolve_num_classes(config: SignpipeConfig, rows: list[AnnotationRow]) -> dict:
-    """Head -> class count: the configured one, or `auto` from the labels seen."""
-    counts = {}
-    for head, head_config in config.active_heads().items():
-        if head_config.num_class != "auto":
-            counts[head] = head_config.num_class
-            continue
-        seen = [row.labels[head] for row in rows if row.labels[head] != IGNORE_INDEX]
-        if not seen:
-            raise DataError(
-                f"head {head}: num_class is 'auto' but no sample has a label"
-            )
-        counts[head] = max(2, max(seen) + 1)
-    check_label_ranges(rows, counts)
-    return counts
 
 
 def decode_image(path: Path, size_hint: int | None) -> np.ndarray:
@@ -165,67 +35,77 @@ def decode_image(path: Path, size_hint: int | None) -> np.ndarray:
         raise DataError(f"{path}: cannot read image ({error})") from None
 
 
-class SignDataset(Dataset):
-    """Clips of sampled frames with their labels.
+@dataclass
+class SamplingOptions:
+    """How clips are sampled in time."""
 
-    An item is `{"frames": (T, C, H, W) uint8, "labels": {head: int}, "name": str}` with
-    `T <= num_segments` (short clips are padded and masked by `collate_clips`).
+    num_segments: int
+    time: float | None = None
+    default_fps: float | None = None
+
+
+class SignDataset(Dataset):
+    """Clips of sampled frames and/or landmarks, with their labels.
+
+    An item is `{"labels": {head: int}, "name": str}` plus `"frames"`: `(T, C, H, W)`
+    uint8 when frames are used, and `"landmarks"`: `(T, K, 3)` float32 with
+    `"landmark_mask"`: `(T, K)` bool when landmarks are used; `T <= num_segments`
+    (`collate_clips` pads and masks short clips).
 
     Args:
         samples: the clips.
-        num_segments: frames sampled per clip.
-        train: random temporal offsets (and the caller's random transform).
+        sampling: temporal sampling options.
+        train: random temporal offsets and landmark flips.
         transform: maps a `(T, C, H, W)` uint8 clip to the model's input size.
-        time: seconds between sampled frames, or None to spread evenly.
+        landmarks: the landmark options, or None when landmarks are not used.
         size_hint: decode JPEGs at about this size (draft mode), or None.
-        seed: base seed for the training offsets.
+        seed: base seed for the random choices.
     """
 
     def __init__(
         self,
         *,
         samples: list[Sample],
-        num_segments: int,
+        sampling: SamplingOptions,
         train: bool,
         transform=None,
-        time: float | None = None,
+        landmarks: LandmarksParameters | None = None,
         size_hint: int | None = None,
         seed: int = 0,
     ) -> None:
         self.samples = samples
-        self.num_segments = num_segments
+        self.sampling = sampling
         self.train = train
         self.transform = transform
-        self.time = time
+        self.landmarks = landmarks
         self.size_hint = size_hint
         self.seed = seed
         self.rng = random.Random(seed)
-        if time is not None:
-            unknown = [s.name for s in samples if s.fps is None]
+        self._mirror = mirror_permutation(landmarks.components) if landmarks else None
+        self._hands = hand_offsets(landmarks.components) if landmarks else None
+        if sampling.time is not None and sampling.default_fps is None:
+            unknown = [s.name for s in samples if s.fps is None and not s.landmark_path]
             if unknown:
                 raise DataError(
-                    f"train_parameters.time needs the FPS of every sample, but "
+                    "train_parameters.time needs each sample's FPS, but "
                     f"{len(unknown)} samples (e.g. {unknown[0]}) have no "
-                    f"<name>_properties.json with an FPS"
+                    "<name>_properties.json with an FPS; set train_parameters.default_fps"
                 )
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _step(self, sample: Sample) -> int | None:
-        if self.time is None:
+    def _step(self, fps: float | None) -> int | None:
+        if self.sampling.time is None:
             return None
-        return max(1, round(self.time * sample.fps))
+        fps = fps or self.sampling.default_fps
+        if fps is None:
+            raise DataError(
+                "train_parameters.time needs an FPS; set train_parameters.default_fps"
+            )
+        return max(1, round(self.sampling.time * fps))
 
-    def __getitem__(self, index: int) -> dict:
-        sample = self.samples[index]
-        positions = sample_indices(
-            len(sample.frame_paths),
-            self.num_segments,
-            train=self.train,
-            rng=self.rng,
-            step=self._step(sample),
-        )
+    def _frames(self, sample: Sample, positions: list[int]) -> torch.Tensor:
         images = [
             decode_image(sample.frame_paths[i], self.size_hint) for i in positions
         ]
@@ -236,43 +116,101 @@ class SignDataset(Dataset):
         clip = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         if self.transform is not None:
             clip = self.transform(clip)
-        return {
-            "frames": clip.contiguous(),
-            "labels": sample.labels,
-            "name": sample.name,
-        }
+        return clip.contiguous()
+
+    def _landmarks(
+        self, sample: Sample, points: np.ndarray, shoulders, positions: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = [sample.start + i for i in positions]
+        if indices[-1] >= len(points):
+            raise DataError(
+                f"{sample.landmark_path}: has {len(points)} frames, but the annotation "
+                f"asks for frame {sample.start + sample.length - 1}"
+            )
+        clip = points[indices]
+        shoulder = shoulders[indices] if shoulders is not None else None
+        if self.landmarks.normalize:
+            clip, present = normalise(clip, shoulder, self._hands)
+        else:
+            clip, present = normalise(clip, None)
+        if (
+            self.train
+            and self.landmarks.apply_flip
+            and self.rng.random() < self.landmarks.flip_probability
+        ):
+            clip, present = flip_horizontally(clip, present, self._mirror)
+        return torch.from_numpy(clip), torch.from_numpy(present)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        item = {"labels": sample.labels, "name": sample.name}
+        points = shoulders = None
+        fps = sample.fps
+        if self.landmarks is not None:
+            points, shoulders, file_fps = read_landmarks(
+                sample.landmark_path, self.landmarks.components
+            )
+            fps = fps or file_fps
+        positions = sample_indices(
+            sample.length,
+            self.sampling.num_segments,
+            train=self.train,
+            rng=self.rng,
+            step=self._step(fps),
+        )
+        if sample.frame_paths:
+            item["frames"] = self._frames(sample, positions)
+        if points is not None:
+            item["landmarks"], item["landmark_mask"] = self._landmarks(
+                sample, points, shoulders, positions
+            )
+        return item
+
+
+def _pad(tensors: list[torch.Tensor], length: int) -> torch.Tensor:
+    """Stack `(T_i, ...)` tensors into `(B, length, ...)`, zero-padded in time."""
+    first = tensors[0]
+    out = first.new_zeros((len(tensors), length, *first.shape[1:]))
+    for row, tensor in enumerate(tensors):
+        out[row, : tensor.shape[0]] = tensor
+    return out
 
 
 def collate_clips(items: list[dict]) -> dict:
     """Batch clips of different lengths: zero-pad in time and mark real frames.
 
     Returns:
-        `{"frames": (B, T, C, H, W) uint8, "mask": (B, T) bool,
-        "labels": {head: (B,) long}, "name": [str]}`.
+        `{"mask": (B, T) bool, "labels": {head: (B,) long}, "name": [str]}` plus
+        `"frames": (B, T, C, H, W) uint8` and/or `"landmarks": (B, T, K, 3) float`
+        with `"landmark_mask": (B, T, K) bool`.
     """
-    lengths = [item["frames"].shape[0] for item in items]
-    first = items[0]["frames"]
-    shapes = {tuple(item["frames"].shape[1:]) for item in items}
-    if len(shapes) > 1:
-        raise DataError(
-            f"clips of one batch have different frame sizes {sorted(shapes)}; enable "
-            "augmentations_parameters.apply_resize and apply_center_crop"
-        )
-    frames = first.new_zeros((len(items), max(lengths), *first.shape[1:]))
-    mask = torch.zeros(len(items), max(lengths), dtype=torch.bool)
-    for row, (item, length) in enumerate(zip(items, lengths)):
-        frames[row, :length] = item["frames"]
-        mask[row, :length] = True
-    labels = {
-        head: torch.tensor([item["labels"][head] for item in items], dtype=torch.long)
-        for head in items[0]["labels"]
-    }
-    return {
-        "frames": frames,
-        "mask": mask,
-        "labels": labels,
+    key = "frames" if "frames" in items[0] else "landmarks"
+    lengths = [item[key].shape[0] for item in items]
+    longest = max(lengths)
+    batch = {
+        "mask": torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None],
+        "labels": {
+            head: torch.tensor(
+                [item["labels"][head] for item in items], dtype=torch.long
+            )
+            for head in items[0]["labels"]
+        },
         "name": [item["name"] for item in items],
     }
+    if "frames" in items[0]:
+        shapes = {tuple(item["frames"].shape[1:]) for item in items}
+        if len(shapes) > 1:
+            raise DataError(
+                f"clips of one batch have different frame sizes {sorted(shapes)}; "
+                "enable augmentations_parameters.apply_resize and apply_center_crop"
+            )
+        batch["frames"] = _pad([item["frames"] for item in items], longest)
+    if "landmarks" in items[0]:
+        batch["landmarks"] = _pad([item["landmarks"] for item in items], longest)
+        batch["landmark_mask"] = _pad(
+            [item["landmark_mask"] for item in items], longest
+        )
+    return batch
 
 
 def worker_init_fn(worker_id: int) -> None:

@@ -8,7 +8,9 @@ from torchvision.transforms import v2
 from utils.config import AugmentationsParameters
 
 
-def build_clip_transform(config: AugmentationsParameters, *, train: bool) -> v2.Compose:
+def build_clip_transform(
+    config: AugmentationsParameters, *, train: bool
+) -> torch.nn.Module:
     """Resize and centre crop for every split; random augmentations for training only.
 
     torchvision's v2 transforms draw their random parameters once per call, so applying
@@ -33,7 +35,7 @@ def build_clip_transform(config: AugmentationsParameters, *, train: bool) -> v2.
             )
         if config.apply_random_erasing:
             steps.append(v2.RandomErasing(p=config.random_erasing_probability))
-    return v2.Compose(steps)
+    return v2.Compose(steps) if steps else v2.Identity()
 
 
 def decode_size_hint(config: AugmentationsParameters) -> int | None:

@@ -73,13 +73,13 @@ class SignRecognitionModule(L.LightningModule):
         """Build from a validated config."""
         return cls(config_to_dict(config), num_classes)
 
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> dict:
+    def forward(self, batch: dict) -> dict:
         """The pipeline's outputs (see `SignPipeline.forward`)."""
-        return self.model(frames, mask)
+        return self.model(batch)
 
     def model_step(self, batch: dict, stage: str) -> torch.Tensor:
         """Loss and metrics for one batch; shared by every stage."""
-        outputs = self.model(batch["frames"], batch["mask"])
+        outputs = self.model(batch)
         labels = batch["labels"]
         loss, per_head = weighted_multi_head_loss(
             outputs["logits"], labels, self.loss_weights

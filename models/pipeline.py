@@ -5,14 +5,14 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-import torch
 from torch import nn
 
-from models.feature_extractors import cnn as _cnn  # noqa: F401  (registers)
+import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
+import models.transformers  # noqa: F401  pylint: disable=unused-import
+from datasets.landmarks import COMPONENT_SIZES
+from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
 from models.heads import MultiHeadClassifier
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
-from models.transformers import hubert as _hubert  # noqa: F401  (registers)
-from models.transformers import sign_language_transformer as _slt  # noqa: F401
 from utils.config import SignpipeConfig
 from utils.errors import ConfigError
 
@@ -27,7 +27,7 @@ class SignPipeline(nn.Module):
     `train()` is called on the whole pipeline.
 
     Args:
-        feature_extractor: `(B, T, C, H, W)` frames + `(B, T)` mask -> `(B, T, D)`.
+        feature_extractor: a batch (frames and/or landmarks, mask) -> `(B, T, D)`.
         transformer: `(B, T, D)` + mask -> `(B, D')` clip, `(B, T, D')` frame outputs.
         heads: `(B, D')` -> `{head: (B, num_class)}`.
     """
@@ -41,19 +41,20 @@ class SignPipeline(nn.Module):
         self.heads = heads
         self._frozen: set[str] = set()
 
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> dict:
+    def forward(self, batch: dict) -> dict:
         """Run the pipeline.
 
         Args:
-            frames: `(B, T, C, H, W)` uint8 frames.
-            mask: `(B, T)` bool, True for real frames.
+            batch: `mask` `(B, T)` bool (True = real frame), with `frames`
+                `(B, T, C, H, W)` uint8 and/or `landmarks` `(B, T, K, 3)` and
+                `landmark_mask` `(B, T, K)`, as `collate_clips` makes them.
 
         Returns:
             `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),
             "cls": (B, D')}`.
         """
-        spatial = self.feature_extractor(frames, mask)
-        cls, temporal = self.transformer(spatial, mask)
+        spatial = self.feature_extractor(batch)
+        cls, temporal = self.transformer(spatial, batch["mask"])
         return {
             "logits": self.heads(cls),
             "spatial": spatial,
@@ -113,9 +114,19 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
         num_classes: head name -> class count (resolved, no `auto`), in head order.
     """
     extractor_config = config.feature_extractor.model_dump()
+    num_points = sum(COMPONENT_SIZES[c] for c in config.landmarks_parameters.components)
     extractor = _call_with_known(
-        FEATURE_EXTRACTORS.get(extractor_config.pop("name")), extractor_config
+        FEATURE_EXTRACTORS.get(extractor_config.pop("name")),
+        {**extractor_config, "num_points": num_points},
     )
+    if config.uses_landmarks() and config.uses_frames():
+        extractor = FusedExtractor(
+            frames=extractor,
+            landmarks=LandmarksEncoder(
+                num_points=num_points,
+                representation_size=config.feature_extractor.representation_size,
+            ),
+        )
     transformer_config = config.transformer.model_dump()
     transformer = _call_with_known(
         TRANSFORMERS.get(transformer_config.pop("name")),

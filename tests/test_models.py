@@ -17,6 +17,7 @@ from utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = {"gloss": 5, "hand_location_x": 3}
+IMAGE_EXTRACTORS = [n for n in FEATURE_EXTRACTORS.names() if n != "landmarks_extractor"]
 
 
 def tiny_pipeline(tiny_config: dict, extractor: str, transformer: str):
@@ -29,7 +30,11 @@ def tiny_pipeline(tiny_config: dict, extractor: str, transformer: str):
 
 
 def test_registries_list_the_documented_names() -> None:
-    assert FEATURE_EXTRACTORS.names() == ["cnn_extractor", "resnet50_extractor"]
+    assert FEATURE_EXTRACTORS.names() == [
+        "cnn_extractor",
+        "landmarks_extractor",
+        "resnet50_extractor",
+    ]
     assert TRANSFORMERS.names() == [
         "fake_transformer",
         "hubert_transformer",
@@ -48,13 +53,13 @@ def test_registry_rejects_duplicates_and_lists_names() -> None:
         registry.get("b")
 
 
-@pytest.mark.parametrize("extractor", FEATURE_EXTRACTORS.names())
+@pytest.mark.parametrize("extractor", IMAGE_EXTRACTORS)
 @pytest.mark.parametrize("transformer", TRANSFORMERS.names())
 def test_pipeline_shapes_finite_and_gradients(tiny_config, extractor, transformer):
     pipeline = tiny_pipeline(tiny_config, extractor, transformer)
     frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    out = pipeline(frames, mask)
+    out = pipeline({"frames": frames, "mask": mask})
     width = pipeline.transformer.out_dim
     assert out["spatial"].shape == (2, 3, pipeline.feature_extractor.out_dim)
     assert out["temporal"].shape == (2, 3, width)
@@ -136,7 +141,7 @@ def test_hubert_loads_local_pretrained_directory(tiny_config, tmp_path) -> None:
     pipeline = build_pipeline(parse_config(raw), NUM_CLASSES)
     assert pipeline.transformer.out_dim == 24
     frames = torch.randint(0, 256, (1, 2, 3, 32, 32), dtype=torch.uint8)
-    out = pipeline(frames, torch.ones(1, 2, dtype=torch.bool))
+    out = pipeline({"frames": frames, "mask": torch.ones(1, 2, dtype=torch.bool)})
     assert out["cls"].shape == (1, 24)
 
 

@@ -12,7 +12,7 @@ import yaml
 
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
-from models.pipeline import FEATURE_EXTRACTORS, TRANSFORMERS
+from models.pipeline import TRANSFORMERS
 
 
 def run(write_config, config: dict, *extra: str) -> int:
@@ -43,7 +43,7 @@ def test_one_epoch_writes_checkpoints_config_and_metrics(tiny_config, write_conf
     assert list((save / "tensorboard").rglob("events.out.tfevents.*"))
 
 
-@pytest.mark.parametrize("extractor", FEATURE_EXTRACTORS.names())
+@pytest.mark.parametrize("extractor", ["cnn_extractor", "resnet50_extractor"])
 @pytest.mark.parametrize("transformer", TRANSFORMERS.names())
 def test_every_model_pairing_trains_a_step(
     tiny_config, write_config, extractor, transformer

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from utils.errors import ConfigError
 
 CLASSIFICATION_MODES = ("gloss", "hamnosys")
+LANDMARKS_EXTRACTOR = "landmarks_extractor"
 
 
 class _Section(BaseModel):
@@ -30,7 +31,8 @@ class GeneralParameters(_Section):
     """Where the data is, where results go, and run-wide settings."""
 
     data_path: str | list[str] = "data/sample"
-    annotation_file: str | None = None
+    annotation_file: str | list[str] | None = None
+    annotation_separator: str | None = None
     ratio_train_test: float = Field(0.8, gt=0.0, lt=1.0)
     workers: int = Field(2, ge=0)
     gpu: int = Field(-1, ge=-1)
@@ -38,9 +40,30 @@ class GeneralParameters(_Section):
     seed: int = 42
     neptune: bool = False
 
+    @model_validator(mode="after")
+    def _one_annotation_file_per_root(self) -> GeneralParameters:
+        if not self.data_paths():
+            raise ValueError("data_path: the list of dataset roots is empty")
+        files = self.annotation_file
+        if isinstance(files, list) and len(files) != len(self.data_paths()):
+            raise ValueError(
+                f"annotation_file: {len(files)} files for {len(self.data_paths())} "
+                "data_path roots; give one per root, a single name, or null"
+            )
+        if self.annotation_separator == "":
+            raise ValueError("annotation_separator: use null for whitespace, not ''")
+        return self
+
     def data_paths(self) -> list[str]:
         """The dataset roots as a list."""
         return [self.data_path] if isinstance(self.data_path, str) else self.data_path
+
+    def annotation_files(self) -> list[str | None]:
+        """The annotation file of each root (None = test_<mode>.txt)."""
+        files = self.annotation_file
+        if isinstance(files, list):
+            return files
+        return [files] * len(self.data_paths())
 
 
 JitterValue = float | tuple[float, float]
@@ -80,15 +103,15 @@ class TrainParameters(_Section):
     landmarks: bool = False
     warmup_steps: int = Field(20, ge=0)
     multiply_lr_step: float = Field(0.999, gt=0.0, le=1.0)
+    default_fps: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _not_yet_available(self) -> TrainParameters:
-        for key in ("pre_training", "landmarks"):
-            if getattr(self, key):
-                raise ValueError(
-                    f"{key}: true is not available in this version of signpipe "
-                    "(set it to false)"
-                )
+        if self.pre_training:
+            raise ValueError(
+                "pre_training: true is not available in this version of signpipe "
+                "(set it to false)"
+            )
         return self
 
     def modes(self) -> list[str]:
@@ -98,6 +121,34 @@ class TrainParameters(_Section):
         if not modes:
             raise ValueError("classification_mode: the list is empty")
         return list(dict.fromkeys(modes))
+
+
+LandmarkComponent = Literal["pose", "face", "left_hand", "right_hand"]
+
+
+class LandmarksParameters(_Section):
+    """Which landmarks to read and how to prepare them (with `landmarks: true`)."""
+
+    components: list[LandmarkComponent] = ["pose", "left_hand", "right_hand"]
+    normalize: bool = True
+    apply_flip: bool = False
+    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _valid_flip(self) -> LandmarksParameters:
+        if not self.components or len(set(self.components)) != len(self.components):
+            raise ValueError(
+                f"components: list each of pose, face, left_hand, right_hand at most "
+                f"once (at least one), got {self.components}"
+            )
+        if self.apply_flip and "face" in self.components:
+            raise ValueError(
+                "apply_flip: the face mesh has no left/right point pairs here; "
+                "drop 'face' from components or disable apply_flip"
+            )
+        if self.apply_flip and not self.normalize:
+            raise ValueError("apply_flip: needs normalize: true (flips about the body)")
+        return self
 
 
 class FeatureExtractorConfig(_Section):
@@ -208,11 +259,29 @@ class SignpipeConfig(_Section):
     general_parameters: GeneralParameters = GeneralParameters()
     augmentations_parameters: AugmentationsParameters = AugmentationsParameters()
     train_parameters: TrainParameters = TrainParameters()
+    landmarks_parameters: LandmarksParameters = LandmarksParameters()
     feature_extractor: FeatureExtractorConfig = FeatureExtractorConfig()
     transformer: TransformerConfig = TransformerConfig()
     heads: dict[str, dict[str, HeadConfig]] = Field(default_factory=_default_heads)
     freeze_scheduler: FreezeSchedulerConfig | None = None
     trainer: TrainerConfig = TrainerConfig()
+
+    @model_validator(mode="after")
+    def _inputs_consistent(self) -> SignpipeConfig:
+        if not self.uses_frames() and not self.uses_landmarks():
+            raise ValueError(
+                "feature_extractor.name: landmarks_extractor reads landmarks; set "
+                "train_parameters.landmarks: true"
+            )
+        return self
+
+    def uses_frames(self) -> bool:
+        """Whether image frames are read (any extractor but landmarks_extractor)."""
+        return self.feature_extractor.name != LANDMARKS_EXTRACTOR
+
+    def uses_landmarks(self) -> bool:
+        """Whether landmarks are read (`train_parameters.landmarks`)."""
+        return self.train_parameters.landmarks
 
     @model_validator(mode="after")
     def _heads_for_every_mode(self) -> SignpipeConfig:

@@ -47,17 +47,18 @@ class FrameFeatureExtractor(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255.0)
 
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: dict) -> torch.Tensor:
         """Per-frame features.
 
         Args:
-            frames: `(B, T, C, H, W)` uint8 (or float on the 0-255 scale).
-            mask: `(B, T)` bool, True for real frames.
+            batch: with `frames` `(B, T, C, H, W)` uint8 (or float on the 0-255 scale)
+                and `mask` `(B, T)` bool, True for real frames.
 
         Returns:
             `(B, T, representation_size)` features, zero at padded positions.
         """
-        real = frames[mask]
+        mask = batch["mask"]
+        real = batch["frames"][mask]
         images = (real.float() - self.mean) / self.std
         images = images.contiguous(memory_format=torch.channels_last)
         features = self.projection(self.backbone(images))

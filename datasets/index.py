@@ -1,0 +1,204 @@
+"""Dataset roots -> samples: annotation rows joined, frames and landmarks found.
+
+Everything on disk is checked here, in one pass when the dataset is built, so that all
+missing folders, frames and landmark files are reported together before training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets.annotations import (
+    MAX_REPORTED,
+    AnnotationRow,
+    check_label_ranges,
+    read_annotation_file,
+)
+from datasets.landmarks import landmark_file
+from models.heads import IGNORE_INDEX
+from utils.config import SignpipeConfig
+from utils.errors import DataError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Sample:
+    """One clip: where its frames and landmarks are, its labels and its split."""
+
+    name: str
+    start: int
+    length: int
+    labels: dict[str, int]
+    frame_paths: list[Path]
+    landmark_path: Path | None = None
+    fps: float | None = None
+    split: str | None = None
+    signer: str | None = None
+    root: str = ""
+
+
+def list_frames(sample_dir: Path, name: str) -> dict[int, Path]:
+    """Frame index -> path of the `<name>_<idx>.<image suffix>` files, in one scan."""
+    pattern = re.compile(re.escape(name) + r"_(\d+)$")
+    frames = {}
+    with os.scandir(sample_dir) as entries:
+        for entry in entries:
+            stem, suffix = os.path.splitext(entry.name)
+            match = pattern.match(stem)
+            if match and suffix.lower() in IMAGE_SUFFIXES:
+                frames[int(match.group(1))] = Path(entry.path)
+    return frames
+
+
+def read_fps(sample_dir: Path, name: str) -> float | None:
+    """The FPS from `<name>_properties.json`, if the file exists."""
+    path = sample_dir / f"{name}_properties.json"
+    if not path.is_file():
+        return None
+    try:
+        fps = json.loads(path.read_text(encoding="utf-8")).get("FPS")
+        return float(fps) if fps else None
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
+        raise DataError(
+            f"{path}: not a JSON object with a numeric FPS ({error})"
+        ) from None
+
+
+def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
+    """Join the rows of several annotation files (one per head group) on sample name."""
+    joined: dict[str, AnnotationRow] = {}
+    for rows in files:
+        for row in rows:
+            first = joined.get(row.name)
+            if first is None:
+                joined[row.name] = AnnotationRow(
+                    row.name,
+                    row.start,
+                    row.end,
+                    dict(row.labels),
+                    row.source,
+                    row.split,
+                    row.signer,
+                    {head: row.source for head in row.labels},
+                )
+                continue
+            if (first.start, first.end) != (row.start, row.end):
+                raise DataError(
+                    f"{row.source}: frames {row.start}-{row.end} of sample {row.name} "
+                    f"differ from {first.start}-{first.end} at {first.source}"
+                )
+            first.labels.update(row.labels)
+            first.head_sources.update({head: row.source for head in row.labels})
+            first.split = first.split or row.split
+            first.signer = first.signer or row.signer
+    return list(joined.values())
+
+
+def read_root_annotations(
+    config: SignpipeConfig, root: Path, annotation_file: str | None
+) -> list[AnnotationRow]:
+    """All annotation rows of one dataset root, every active head filled in.
+
+    Args:
+        config: the validated config.
+        root: the dataset root.
+        annotation_file: one file holding every active head's columns (relative to
+            the root or absolute), or None for `test_<mode>.txt` per head group.
+    """
+    head_modes = config.head_modes()
+    separator = config.general_parameters.annotation_separator
+    if annotation_file is not None:
+        path = Path(annotation_file)
+        path = path if path.is_absolute() else root / path
+        files = [read_annotation_file(path, list(head_modes), separator)]
+    else:
+        files = []
+        for mode in config.train_parameters.modes():
+            heads = [head for head, group in head_modes.items() if group == mode]
+            path = root / f"test_{mode}.txt"
+            files.append(read_annotation_file(path, heads, separator))
+    rows = _join_rows(files)
+    for row in rows:
+        for head in head_modes:
+            row.labels.setdefault(head, IGNORE_INDEX)
+    return rows
+
+
+def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str | None]:
+    frames = list_frames(sample_dir, row.name)
+    wanted = range(row.start, row.end + 1)
+    missing = [index for index in wanted if index not in frames]
+    if not missing:
+        return [frames[index] for index in wanted], None
+    shown = ", ".join(str(index) for index in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return [], (
+        f"{row.source}: {sample_dir} lacks frames {shown}{more} "
+        f"(expected {row.name}_<idx>.jpg for idx {row.start}..{row.end})"
+    )
+
+
+def index_samples(
+    rows: list[AnnotationRow], root: Path, *, frames: bool, landmarks: bool
+) -> list[Sample]:
+    """Find every row's frames and/or landmark file; report all problems together."""
+    samples, problems = [], []
+    for row in rows:
+        sample_dir = root / row.name
+        if not sample_dir.is_dir():
+            problems.append(f"{row.source}: sample folder {sample_dir} not found")
+            continue
+        frame_paths: list[Path] = []
+        if frames:
+            frame_paths, problem = _find_frames(row, sample_dir)
+            if problem:
+                problems.append(problem)
+                continue
+        landmark_path = landmark_file(sample_dir, row.name) if landmarks else None
+        if landmarks and landmark_path is None:
+            problems.append(
+                f"{row.source}: no landmarks for {row.name} "
+                f"(expected {sample_dir / row.name}.npz or .pose)"
+            )
+            continue
+        samples.append(
+            Sample(
+                name=row.name,
+                start=row.start,
+                length=row.end - row.start + 1,
+                labels=row.labels,
+                frame_paths=frame_paths,
+                landmark_path=landmark_path,
+                fps=read_fps(sample_dir, row.name),
+                split=row.split,
+                signer=row.signer,
+                root=str(root),
+            )
+        )
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        tail = [f"... and {more} more"] if more > 0 else []
+        raise DataError("\n".join(problems[:MAX_REPORTED] + tail))
+    return samples
+
+
+def resolve_num_classes(config: SignpipeConfig, rows: list[AnnotationRow]) -> dict:
+    """Head -> class count: as configured, or `auto` from the labels of all roots."""
+    counts = {}
+    for head, head_config in config.active_heads().items():
+        if head_config.num_class != "auto":
+            counts[head] = head_config.num_class
+            continue
+        seen = [row.labels[head] for row in rows if row.labels[head] != IGNORE_INDEX]
+        if not seen:
+            raise DataError(
+                f"head {head}: num_class is 'auto' but no sample has a label"
+            )
+        counts[head] = max(2, max(seen) + 1)
+    check_label_ranges(rows, counts)
+    return counts

@@ -1,0 +1,214 @@
+"""Pose landmarks: read `.npz` / `.pose` files, select components, normalise, flip.
+
+A landmark clip is a `(T, K, 3)` float32 array with NaN where a point was not detected
+(e.g. a hand out of view), built from the configured components in a fixed order, so
+that files of different MediaPipe Holistic layouts (586, 576, 543 points or reduced)
+give the same K.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from utils.errors import DataError
+
+# MediaPipe Holistic: points kept per component, and .pose component names.
+POSE_UPPER_BODY = 23  # pose points 0-22: face, shoulders, arms, hands (no hips or legs)
+FACE_POINTS = 468  # the 478-point layout appends 10 iris points
+HAND_POINTS = 21
+COMPONENT_SIZES = {
+    "pose": POSE_UPPER_BODY,
+    "face": FACE_POINTS,
+    "left_hand": HAND_POINTS,
+    "right_hand": HAND_POINTS,
+}
+POSE_FORMAT_NAMES = {
+    "pose": "POSE_LANDMARKS",
+    "face": "FACE_LANDMARKS",
+    "left_hand": "LEFT_HAND_LANDMARKS",
+    "right_hand": "RIGHT_HAND_LANDMARKS",
+}
+LEFT_SHOULDER, RIGHT_SHOULDER = 11, 12
+# Left/right pairs among the upper-body pose points, swapped by a horizontal flip.
+POSE_MIRROR_PAIRS = (
+    (1, 4),
+    (2, 5),
+    (3, 6),
+    (7, 8),
+    (9, 10),
+    (11, 12),
+    (13, 14),
+    (15, 16),
+    (17, 18),
+    (19, 20),
+    (21, 22),
+)
+
+
+def landmark_file(sample_dir: Path, name: str) -> Path | None:
+    """The sample's landmark file (`<name>.npz`, else `<name>.pose`), if any."""
+    for suffix in (".npz", ".pose"):
+        path = sample_dir / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
+    with np.load(path, allow_pickle=False) as data:
+        parts = {key: np.asarray(data[key], dtype=np.float32) for key in data.files}
+    fps = parts.pop("fps", None)
+    return parts, float(fps) if fps is not None else None
+
+
+def _read_pose(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
+    # Imported here: only .pose files need it.
+    # pylint: disable-next=import-outside-toplevel
+    from pose_format import Pose
+
+    pose = Pose.read(path.read_bytes())
+    data = pose.body.data  # masked (frames, people, points, dims)
+    points = np.ma.filled(data[:, 0, :, :3].astype(np.float32), np.nan)
+    masked = np.ma.getmaskarray(data)[:, 0, :, :3].any(-1)
+    points[masked] = np.nan
+    parts, offset = {}, 0
+    names = {value: key for key, value in POSE_FORMAT_NAMES.items()}
+    for component in pose.header.components:
+        size = len(component.points)
+        if component.name in names:
+            parts[names[component.name]] = points[:, offset : offset + size]
+        offset += size
+    return parts, float(pose.body.fps) if pose.body.fps else None
+
+
+def read_landmarks(
+    path: Path, components: list[str]
+) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+    """The selected components of a landmark file, concatenated.
+
+    Args:
+        path: a `.npz` (arrays `face`, `left_hand`, `right_hand`, `pose`, each
+            `(T, K, 3)`) or a pose-format `.pose` file (MediaPipe Holistic).
+        components: which parts to keep, in order.
+
+    Returns:
+        `(T, K, 3)` float32 with NaN for absent points, the `(T, 2, 3)` left and right
+        shoulders (None when the file has no pose), and the FPS if the file has one.
+    """
+    try:
+        if path.suffix == ".npz":
+            parts, fps = _read_npz(path)
+        else:
+            parts, fps = _read_pose(path)
+    except (OSError, ValueError, EOFError, KeyError) as error:
+        raise DataError(f"{path}: cannot read landmarks ({error})") from None
+    frames = {part.shape[0] for part in parts.values() if part.ndim == 3}
+    if len(frames) != 1:
+        raise DataError(f"{path}: landmark arrays must be (T, K, 3) with one T")
+    length = frames.pop()
+    selected = []
+    for component in components:
+        size = COMPONENT_SIZES[component]
+        part = parts.get(component)
+        if part is None:  # absent in this file: all points missing
+            part = np.full((length, size, 3), np.nan, dtype=np.float32)
+        if part.ndim != 3 or part.shape[2] < 3 or part.shape[1] < size:
+            raise DataError(
+                f"{path}: component {component} has shape {part.shape}; expected "
+                f"(T, >={size}, 3)"
+            )
+        selected.append(part[:, :size, :3])
+    pose = parts.get("pose")
+    shoulders = None
+    if pose is not None and pose.ndim == 3 and pose.shape[1] > RIGHT_SHOULDER:
+        shoulders = pose[:, [LEFT_SHOULDER, RIGHT_SHOULDER], :3]
+    return np.concatenate(selected, axis=1), shoulders, fps
+
+
+def hand_offsets(components: list[str]) -> list[int]:
+    """Where each hand's 21 points start among the concatenated components."""
+    offsets, offset = [], 0
+    for component in components:
+        if component in ("left_hand", "right_hand"):
+            offsets.append(offset)
+        offset += COMPONENT_SIZES[component]
+    return offsets
+
+
+def _hand_shapes(landmarks: np.ndarray, hands: list[int]) -> np.ndarray:
+    """Express each hand's finger points relative to its wrist, in hand sizes.
+
+    The wrist keeps its body position; fingers become (point - wrist) / (wrist to
+    middle-finger base distance), so the handshape is not drowned by arm movement.
+    """
+    landmarks = landmarks.copy()
+    for start in hands:
+        wrist = landmarks[:, start : start + 1]
+        size = np.linalg.norm(landmarks[:, start + 9, :2] - wrist[:, 0, :2], axis=-1)
+        size = np.where(size > 1e-6, size, np.nan)[:, None, None]
+        fingers = slice(start + 1, start + HAND_POINTS)
+        landmarks[:, fingers] = (landmarks[:, fingers] - wrist) / size
+    return landmarks
+
+
+def normalise(
+    landmarks: np.ndarray,
+    shoulders: np.ndarray | None,
+    hands: list[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centre on the shoulders' midpoint and scale by the shoulder width.
+
+    Args:
+        landmarks: `(T, K, 3)` with NaN for absent points.
+        shoulders: `(T, 2, 3)` left and right shoulder, or None to skip normalising.
+        hands: start indices of hand components (see `hand_offsets`) whose fingers
+            are made relative to their wrist; None or empty to leave them.
+
+    Returns:
+        The normalised `(T, K, 3)` landmarks with absent points set to 0, and the
+        `(T, K)` bool mask of present points.
+    """
+    if shoulders is not None:
+        valid = np.isfinite(shoulders).all((1, 2))
+        if valid.any():
+            centre = shoulders[valid].mean(axis=(0, 1))
+            width = np.linalg.norm(
+                shoulders[valid, 0, :2] - shoulders[valid, 1, :2], axis=-1
+            )
+            scale = float(np.median(width))
+            if scale > 0:
+                landmarks = (landmarks - centre) / scale
+    if hands:
+        landmarks = _hand_shapes(landmarks, hands)
+    present = np.isfinite(landmarks).all(-1)
+    landmarks = np.where(present[..., None], landmarks, 0.0).astype(np.float32)
+    return landmarks, present
+
+
+def mirror_permutation(components: list[str]) -> np.ndarray:
+    """Point order after a horizontal flip: left and right hands and pose sides swap."""
+    offsets, offset = {}, 0
+    for component in components:
+        offsets[component] = offset
+        offset += COMPONENT_SIZES[component]
+    order = np.arange(offset)
+    if "left_hand" in offsets and "right_hand" in offsets:
+        left, right = offsets["left_hand"], offsets["right_hand"]
+        order[left : left + HAND_POINTS] = np.arange(right, right + HAND_POINTS)
+        order[right : right + HAND_POINTS] = np.arange(left, left + HAND_POINTS)
+    if "pose" in offsets:
+        base = offsets["pose"]
+        for a, b in POSE_MIRROR_PAIRS:
+            order[base + a], order[base + b] = base + b, base + a
+    return order
+
+
+def flip_horizontally(
+    landmarks: np.ndarray, present: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror normalised landmarks (x -> -x) and swap left/right points."""
+    flipped = landmarks[:, order].copy()
+    flipped[..., 0] *= -1.0
+    return flipped, present[:, order]

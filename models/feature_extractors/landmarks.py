@@ -1,0 +1,76 @@
+"""Landmark encoders: per-frame pose/hand/face points to features, alone or fused."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.registry import FEATURE_EXTRACTORS
+
+
+class LandmarksEncoder(nn.Module):
+    """Encodes each frame's landmarks (coordinates and presence) with an MLP.
+
+    Absent points (e.g. an undetected hand) are zero with a presence flag of 0, so the
+    model sees "missing" rather than a magic coordinate.
+
+    Args:
+        num_points: K, the number of landmarks per frame.
+        representation_size: the size of the per-frame features returned.
+    """
+
+    def __init__(self, *, num_points: int, representation_size: int) -> None:
+        super().__init__()
+        self.out_dim = representation_size
+        self.mlp = nn.Sequential(
+            nn.Linear(num_points * 4, representation_size * 2),
+            nn.GELU(),
+            nn.Linear(representation_size * 2, representation_size),
+            nn.LayerNorm(representation_size),
+        )
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Per-frame features.
+
+        Args:
+            batch: with `landmarks` `(B, T, K, 3)` float, `landmark_mask` `(B, T, K)`
+                bool (True = point present) and `mask` `(B, T)` bool.
+
+        Returns:
+            `(B, T, representation_size)` features, zero at padded frames.
+        """
+        present = batch["landmark_mask"].unsqueeze(-1).to(batch["landmarks"].dtype)
+        inputs = torch.cat([batch["landmarks"] * present, present], dim=-1)
+        features = self.mlp(inputs.flatten(2))
+        return features * batch["mask"].unsqueeze(-1).to(features.dtype)
+
+
+@FEATURE_EXTRACTORS.register("landmarks_extractor")
+def landmarks_extractor(
+    *, num_points: int, representation_size: int
+) -> LandmarksEncoder:
+    """Landmarks only: no image frames are read."""
+    return LandmarksEncoder(
+        num_points=num_points, representation_size=representation_size
+    )
+
+
+class FusedExtractor(nn.Module):
+    """Image features and landmark features of each frame, concatenated and projected.
+
+    Args:
+        frames: the image extractor.
+        landmarks: the landmark encoder.
+    """
+
+    def __init__(self, *, frames: nn.Module, landmarks: LandmarksEncoder) -> None:
+        super().__init__()
+        self.frames = frames
+        self.landmarks = landmarks
+        self.out_dim = frames.out_dim
+        self.fusion = nn.Linear(frames.out_dim + landmarks.out_dim, self.out_dim)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """`(B, T, out_dim)` fused per-frame features (see the two extractors)."""
+        fused = self.fusion(torch.cat([self.frames(batch), self.landmarks(batch)], -1))
+        return fused * batch["mask"].unsqueeze(-1).to(fused.dtype)
