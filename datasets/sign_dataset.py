@@ -89,7 +89,8 @@ class SignDataset(Dataset):
                 raise DataError(
                     "train_parameters.time needs each sample's FPS, but "
                     f"{len(unknown)} samples (e.g. {unknown[0]}) have no "
-                    "<name>_properties.json with an FPS; set train_parameters.default_fps"
+                    "<name>_properties.json with an FPS; set "
+                    "train_parameters.default_fps"
                 )
 
     def __len__(self) -> int:
