@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from utils.cli import run_cli
-from utils.config import SignpipeConfig, check_data_paths, config_to_dict, load_config
+from utils.config import SignpipeConfig
+from utils.config_loader import check_data_paths, config_to_dict, load_config
 from utils.errors import ConfigError
 
 
@@ -44,8 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def prepare_output_dir(config: SignpipeConfig) -> Path:
-    """Create `path_to_save` and write the resolved config into it."""
-    save_dir = Path(config.general_parameters.path_to_save)
+    """Create the run directory and write the resolved config into it."""
+    save_dir = config.general_parameters.run_dir()
     try:
         save_dir.mkdir(parents=True, exist_ok=True)
         with (save_dir / "config.yml").open("w", encoding="utf-8") as file:
@@ -123,9 +124,21 @@ def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
     }
 
 
+def save_weights(module, path: Path) -> None:
+    """Write the pipeline's state dict atomically (temporary file, then rename)."""
+    import torch  # pylint: disable=import-outside-toplevel
+
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(module.model.state_dict(), temporary)
+    temporary.replace(path)
+
+
 def train(args: argparse.Namespace) -> int:
     """Validate the config, build data and model, fit, and write the results."""
-    config = load_config(args.model_config_path, args.set)
+    notes: list[str] = []
+    config = load_config(args.model_config_path, args.set, notes)
+    for note in notes:
+        print(note, file=sys.stderr)
     if args.neptune:
         config.general_parameters.neptune = True
     check_data_paths(config)
@@ -161,6 +174,7 @@ def train(args: argparse.Namespace) -> int:
     train_parameters = config.train_parameters
     trainer = L.Trainer(
         max_epochs=train_parameters.epochs,
+        accumulate_grad_batches=train_parameters.accumulate_grad_batches,
         fast_dev_run=train_parameters.fast_dev_run,
         logger=build_loggers(config, save_dir),
         callbacks=[checkpoint, LearningRateMonitor(logging_interval="step")],
@@ -196,6 +210,10 @@ def train(args: argparse.Namespace) -> int:
         metrics_path = save_dir / "metrics.json"
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         print(f"validation: {json.dumps(metrics['mean_top1'])}; wrote {metrics_path}")
+        weights_file = config.general_parameters.weights_file()
+        if weights_file is not None:
+            save_weights(module, weights_file)
+            print(f"wrote the model weights to {weights_file}")
     return 0
 
 

@@ -219,8 +219,10 @@ def _parse_row(tokens: list[str], columns: Columns, where: str) -> AnnotationRow
     split = tokens[columns.split].lower() if columns.split is not None else None
     if split is not None and split not in SPLITS:
         raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
-    signer = tokens[columns.signer] if columns.signer is not None else None
-    return AnnotationRow(name, int(start), int(end), labels, where, split, signer)
+    signer = tokens[columns.signer].strip() if columns.signer is not None else None
+    return AnnotationRow(
+        name, int(start), int(end), labels, where, split, signer or None
+    )
 
 
 def check_label_ranges(rows: list[AnnotationRow], num_classes: dict[str, int]) -> None:

@@ -92,10 +92,16 @@ def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
                     f"{row.source}: frames {row.start}-{row.end} of sample {row.name} "
                     f"differ from {first.start}-{first.end} at {first.source}"
                 )
+            for key in ("split", "signer"):
+                mine, theirs = getattr(first, key), getattr(row, key)
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise DataError(
+                        f"{row.source}: {key} {theirs!r} of sample {row.name} differs "
+                        f"from {mine!r} at {first.source}"
+                    )
+                setattr(first, key, mine if mine is not None else theirs)
             first.labels.update(row.labels)
             first.head_sources.update({head: row.source for head in row.labels})
-            first.split = first.split or row.split
-            first.signer = first.signer or row.signer
     return list(joined.values())
 
 

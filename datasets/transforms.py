@@ -8,6 +8,41 @@ from torchvision.transforms import v2
 from utils.config import AugmentationsParameters
 
 
+class RGBShift(torch.nn.Module):
+    """Adds one random offset per colour channel to every frame of a clip.
+
+    Args:
+        limits: the largest absolute shift of the R, G and B channels (0-255 scale).
+    """
+
+    def __init__(self, limits: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.limits = torch.tensor(limits, dtype=torch.float32)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Shift a `(T, C, H, W)` uint8 clip."""
+        shift = (torch.rand(3) * 2.0 - 1.0) * self.limits
+        shifted = clip.float() + shift.view(1, 3, 1, 1).round()
+        return shifted.clamp_(0, 255).to(clip.dtype)
+
+
+class RandomGaussianBlur(torch.nn.Module):
+    """Gaussian blur of a whole clip with a random odd kernel size in [3, limit].
+
+    Args:
+        limit: the largest kernel size (rounded down to an odd number).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.sizes = list(range(3, limit + 1, 2))
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Blur a `(T, C, H, W)` uint8 clip."""
+        size = self.sizes[int(torch.randint(len(self.sizes), ()))]
+        return v2.functional.gaussian_blur(clip, [size, size])
+
+
 def build_clip_transform(
     config: AugmentationsParameters, *, train: bool
 ) -> torch.nn.Module:
@@ -33,6 +68,18 @@ def build_clip_transform(
                     hue=config.color_jitter_hue,
                 )
             )
+        if config.apply_rgb_shift:
+            steps.append(
+                RGBShift(
+                    (
+                        config.rgb_shift_r_shift_limit,
+                        config.rgb_shift_g_shift_limit,
+                        config.rgb_shift_b_shift_limit,
+                    )
+                )
+            )
+        if config.apply_blur:
+            steps.append(RandomGaussianBlur(config.blur_limit))
         if config.apply_random_erasing:
             steps.append(v2.RandomErasing(p=config.random_erasing_probability))
     return v2.Compose(steps) if steps else v2.Identity()

@@ -11,7 +11,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from models.pipeline import build_pipeline
-from utils.config import SignpipeConfig, config_to_dict, parse_config
+from utils.config import SignpipeConfig
+from utils.config_loader import config_to_dict, parse_config
 
 STAGES = ("train", "val", "test")
 

@@ -132,7 +132,12 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
         TRANSFORMERS.get(transformer_config.pop("name")),
         {**transformer_config, "input_dim": extractor.out_dim},
     )
-    heads = MultiHeadClassifier(input_dim=transformer.out_dim, num_classes=num_classes)
+    heads = MultiHeadClassifier(
+        input_dim=transformer.out_dim,
+        num_classes=num_classes,
+        additional_layers=config.heads.model.additional_layers,
+        dropout_rate=config.heads.model.dropout_rate,
+    )
     return SignPipeline(
         feature_extractor=extractor, transformer=transformer, heads=heads
     )

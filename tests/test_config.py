@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from utils.config import apply_overrides, load_config, parse_config
+from utils.config_loader import apply_overrides, load_config, parse_config
 from utils.errors import ConfigError
 
 
@@ -88,7 +88,7 @@ def test_num_class_too_small_and_auto(shipped_config: dict) -> None:
     with pytest.raises(ConfigError, match="heads.gloss.gloss"):
         parse_config(raw)
     raw["heads"]["gloss"]["gloss"]["num_class"] = "auto"
-    assert parse_config(raw).heads["gloss"]["gloss"].num_class == "auto"
+    assert parse_config(raw).heads.gloss["gloss"].num_class == "auto"
 
 
 def test_overrides_parse_yaml_values(shipped_config: dict) -> None:

@@ -27,7 +27,8 @@ from datasets.sampling import sample_indices
 from datasets.sign_dataset import SamplingOptions, SignDataset, collate_clips
 from datasets.transforms import build_clip_transform
 from models.heads import IGNORE_INDEX
-from utils.config import AugmentationsParameters, SignpipeConfig, parse_config
+from utils.config import AugmentationsParameters, SignpipeConfig
+from utils.config_loader import parse_config
 from utils.errors import DataError
 
 # The HamNoSys heads in the documented column order (DESIGN.md section 4).
@@ -485,7 +486,7 @@ def test_resolve_num_classes_auto_and_configured(tmp_path: Path) -> None:
     }
     config = make_config(["gloss", "hamnosys"], heads=heads)
     counts = resolve_num_classes(config, root_rows(config, tmp_path))
-    default = SignpipeConfig().heads["hamnosys"]
+    default = SignpipeConfig().heads.hamnosys
     assert counts == {"gloss": 5} | {
         head: default[head].num_class for head in HAMNOSYS_HEADS
     } | {"hand_location_y": 40}

@@ -12,7 +12,7 @@ import torch
 
 from models.pipeline import build_pipeline
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS, Registry
-from utils.config import parse_config
+from utils.config_loader import parse_config
 from utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

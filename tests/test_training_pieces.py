@@ -13,7 +13,8 @@ from datasets.datamodule import SignDataModule
 from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from models.lightning_module import SignRecognitionModule, lr_factor
-from utils.config import FreezeSchedulerConfig, parse_config
+from utils.config import FreezeSchedulerConfig
+from utils.config_loader import parse_config
 
 # --- loss ---------------------------------------------------------------------------
 

@@ -1,24 +1,19 @@
-"""The config schema (pydantic) and its loader.
+"""The config schema (pydantic): every documented field of `train_config.yml`.
 
-Every documented field of `train_config.yml` is declared here; unknown keys are
-rejected.
-A failed validation becomes a `ConfigError` whose message names the dotted key, the bad
-value and what is allowed, one line per problem.
+Unknown keys are rejected; `utils.config_loader` turns validation failures into
+messages that name the dotted key, the bad value and what is allowed.
 """
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from utils.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CLASSIFICATION_MODES = ("gloss", "hamnosys")
 LANDMARKS_EXTRACTOR = "landmarks_extractor"
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
 
 class _Section(BaseModel):
@@ -58,6 +53,17 @@ class GeneralParameters(_Section):
         """The dataset roots as a list."""
         return [self.data_path] if isinstance(self.data_path, str) else self.data_path
 
+    def run_dir(self) -> Path:
+        """Where the run's files go: `path_to_save`, or for a weights file name such
+        as HearAI's `saved_model.pth`, a folder of that name beside it."""
+        path = Path(self.path_to_save)
+        return path.with_suffix("") if path.suffix in WEIGHTS_SUFFIXES else path
+
+    def weights_file(self) -> Path | None:
+        """Where to write the final weights, when `path_to_save` names a file."""
+        path = Path(self.path_to_save)
+        return path if path.suffix in WEIGHTS_SUFFIXES else None
+
     def annotation_files(self) -> list[str | None]:
         """The annotation file of each root (None = test_<mode>.txt)."""
         files = self.annotation_file
@@ -85,6 +91,12 @@ class AugmentationsParameters(_Section):
     color_jitter_contrast: JitterValue = 0.2
     color_jitter_saturation: JitterValue = 0.2
     color_jitter_hue: JitterValue = 0.05
+    apply_rgb_shift: bool = False
+    rgb_shift_r_shift_limit: int = Field(20, ge=0, le=255)
+    rgb_shift_g_shift_limit: int = Field(20, ge=0, le=255)
+    rgb_shift_b_shift_limit: int = Field(20, ge=0, le=255)
+    apply_blur: bool = False
+    blur_limit: int = Field(7, ge=3)
 
 
 class TrainParameters(_Section):
@@ -104,6 +116,7 @@ class TrainParameters(_Section):
     warmup_steps: int = Field(20, ge=0)
     multiply_lr_step: float = Field(0.999, gt=0.0, le=1.0)
     default_fps: float | None = Field(None, gt=0.0)
+    accumulate_grad_batches: int = Field(1, gt=0)
 
     @model_validator(mode="after")
     def _not_yet_available(self) -> TrainParameters:
@@ -196,24 +209,48 @@ class HeadConfig(_Section):
         return self
 
 
-def _default_heads() -> dict[str, dict[str, HeadConfig]]:
-    hamnosys = {
-        "symmetry_operator": 9,
-        "hand_shape_base_form": 12,
-        "hand_shape_thumb_position": 4,
-        "hand_shape_bending": 6,
-        "hand_position_finger_direction": 18,
-        "hand_position_palm_orientation": 8,
-        "hand_location_x": 5,
-        "hand_location_y": 37,
+HAMNOSYS_HEADS = {
+    "symmetry_operator": 9,
+    "hand_shape_base_form": 12,
+    "hand_shape_thumb_position": 4,
+    "hand_shape_bending": 6,
+    "hand_position_finger_direction": 18,
+    "hand_position_palm_orientation": 8,
+    "hand_location_x": 5,
+    "hand_location_y": 37,
+}
+
+
+class HeadModelConfig(_Section):
+    """The shape of every head: hidden layers before the classifier, dropout."""
+
+    additional_layers: int = Field(0, ge=0)
+    dropout_rate: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class HeadsConfig(_Section):
+    """The heads, grouped by classification mode, and their shared shape."""
+
+    model: HeadModelConfig = HeadModelConfig()
+    gloss: dict[str, HeadConfig] = {"gloss": HeadConfig(num_class=2400)}
+    hamnosys: dict[str, HeadConfig] = {
+        name: HeadConfig(num_class=count, loss_weight=0.125)
+        for name, count in HAMNOSYS_HEADS.items()
     }
-    return {
-        "gloss": {"gloss": HeadConfig(num_class=2400, loss_weight=1.0)},
-        "hamnosys": {
-            name: HeadConfig(num_class=num, loss_weight=0.125)
-            for name, num in hamnosys.items()
-        },
-    }
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> HeadsConfig:
+        names = [*self.gloss, *self.hamnosys]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"head name '{duplicated[0]}' is used in both groups")
+        if "model" in names:
+            raise ValueError("'model' is reserved for heads.model, not a head name")
+        return self
+
+    def group(self, mode: str) -> dict[str, HeadConfig]:
+        """The heads of one classification mode."""
+        return getattr(self, mode)
 
 
 class FreezeSchedulerConfig(_Section):
@@ -262,7 +299,7 @@ class SignpipeConfig(_Section):
     landmarks_parameters: LandmarksParameters = LandmarksParameters()
     feature_extractor: FeatureExtractorConfig = FeatureExtractorConfig()
     transformer: TransformerConfig = TransformerConfig()
-    heads: dict[str, dict[str, HeadConfig]] = Field(default_factory=_default_heads)
+    heads: HeadsConfig = HeadsConfig()
     freeze_scheduler: FreezeSchedulerConfig | None = None
     trainer: TrainerConfig = TrainerConfig()
 
@@ -286,21 +323,11 @@ class SignpipeConfig(_Section):
     @model_validator(mode="after")
     def _heads_for_every_mode(self) -> SignpipeConfig:
         for mode in self.train_parameters.modes():
-            if not self.heads.get(mode):
+            if not self.heads.group(mode):
                 raise ValueError(
                     f"heads.{mode}: classification_mode '{mode}' needs at least one "
                     f"head under heads.{mode}"
                 )
-        unknown = sorted(set(self.heads) - set(CLASSIFICATION_MODES))
-        if unknown:
-            raise ValueError(
-                f"heads.{unknown[0]}: unknown head group; allowed: "
-                f"{', '.join(CLASSIFICATION_MODES)}"
-            )
-        names = [name for group in self.heads.values() for name in group]
-        duplicated = sorted({name for name in names if names.count(name) > 1})
-        if duplicated:
-            raise ValueError(f"heads: head name '{duplicated[0]}' is used twice")
         return self
 
     def active_heads(self) -> dict[str, HeadConfig]:
@@ -308,7 +335,7 @@ class SignpipeConfig(_Section):
         return {
             name: head
             for mode in self.train_parameters.modes()
-            for name, head in self.heads[mode].items()
+            for name, head in self.heads.group(mode).items()
         }
 
     def head_modes(self) -> dict[str, str]:
@@ -316,132 +343,5 @@ class SignpipeConfig(_Section):
         return {
             name: mode
             for mode in self.train_parameters.modes()
-            for name in self.heads[mode]
+            for name in self.heads.group(mode)
         }
-
-
-def _model_for_path(path: tuple) -> type[BaseModel] | None:
-    """The pydantic model that holds the key at `path` (for error suggestions)."""
-    model: Any = SignpipeConfig
-    for part in path:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        annotation = field.annotation
-        candidates = getattr(annotation, "__args__", (annotation,))
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
-            None,
-        )
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _describe_error(error: dict) -> str:
-    """One line for one pydantic error: dotted key, value, what is allowed."""
-    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
-    # Drop the union branch names pydantic inserts (e.g. 'str', 'list[str]').
-    loc = tuple(
-        part
-        for part in loc
-        if not (isinstance(part, str) and ("[" in part or part in ("str", "int")))
-    )
-    key = ".".join(str(part) for part in loc)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        parent = _model_for_path(loc[:-1])
-        allowed = sorted(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        allowed_text = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return f"{key}: unknown key{hint}{allowed_text}"
-    message = error["msg"].removeprefix("Value error, ")
-    if kind in ("value_error", "assertion_error"):
-        return f"{key + ': ' if key else ''}{message}"
-    return f"{key}: {message}, got {error.get('input')!r}"
-
-
-def format_validation_error(error: ValidationError) -> str:
-    """All problems of a validation error, one line each, without duplicates."""
-    lines = list(dict.fromkeys(_describe_error(e) for e in error.errors()))
-    return "\n".join(lines)
-
-
-def parse_config(raw: dict, source: str = "config") -> SignpipeConfig:
-    """Validate a config dict; raise `ConfigError` naming every bad key."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the config must be a YAML mapping of sections")
-    try:
-        return SignpipeConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(
-            f"invalid config {source}:\n{format_validation_error(error)}"
-        ) from None
-
-
-def _parse_override(override: str) -> tuple[list[str], Any]:
-    key, sep, value = override.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(
-            f"--set {override!r}: expected dotted.key=value, "
-            "e.g. --set train_parameters.epochs=1"
-        )
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        parsed = value
-    return key.strip().split("."), parsed
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config."""
-    for override in overrides:
-        keys, value = _parse_override(override)
-        node = raw
-        for depth, part in enumerate(keys[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"--set {override!r}: {'.'.join(keys[:depth + 1])} is not a section"
-                )
-            node = child
-        node[keys[-1]] = value
-    return raw
-
-
-def load_raw_config(path: str | Path) -> dict:
-    """Read a YAML config file into a dict; a clear error for a missing or bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        with path.open(encoding="utf-8") as file:
-            raw = yaml.safe_load(file)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
-    return raw if raw is not None else {}
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> SignpipeConfig:
-    """Load, override and validate a config file."""
-    raw = apply_overrides(load_raw_config(path), overrides or [])
-    return parse_config(raw, str(path))
-
-
-def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
-    """Raise `ConfigError` when a dataset root does not exist."""
-    for root in config.general_parameters.data_paths():
-        path = Path(root) if base is None else base / root
-        if not path.is_dir():
-            raise ConfigError(
-                f"general_parameters.data_path: '{root}' is not an existing directory"
-            )
-
-
-def config_to_dict(config: SignpipeConfig) -> dict:
-    """A plain dict of the resolved config, fit for YAML and checkpoints."""
-    return config.model_dump(mode="json")

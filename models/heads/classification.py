@@ -9,18 +9,41 @@ from torch.nn import functional as F
 IGNORE_INDEX = -100
 
 
+def _head(input_dim: int, count: int, additional_layers: int, dropout: float):
+    layers: list[nn.Module] = []
+    for _ in range(additional_layers):
+        layers += [nn.Dropout(dropout), nn.Linear(input_dim, input_dim), nn.GELU()]
+    layers += [nn.Dropout(dropout), nn.Linear(input_dim, count)]
+    return nn.Sequential(*layers)
+
+
 class MultiHeadClassifier(nn.Module):
-    """One linear classifier per named head over the clip embedding.
+    """One classifier per named head over the clip embedding.
+
+    Each head is `additional_layers` hidden layers (Linear + GELU) of the embedding's
+    width, then a linear classifier, with dropout before every linear layer.
 
     Args:
         input_dim: size of the clip embedding.
         num_classes: head name -> number of classes, in a fixed order.
+        additional_layers: hidden layers in each head before its classifier.
+        dropout_rate: dropout before every linear layer of a head.
     """
 
-    def __init__(self, *, input_dim: int, num_classes: dict[str, int]) -> None:
+    def __init__(
+        self,
+        *,
+        input_dim: int,
+        num_classes: dict[str, int],
+        additional_layers: int = 0,
+        dropout_rate: float = 0.0,
+    ) -> None:
         super().__init__()
         self.heads = nn.ModuleDict(
-            {name: nn.Linear(input_dim, count) for name, count in num_classes.items()}
+            {
+                name: _head(input_dim, count, additional_layers, dropout_rate)
+                for name, count in num_classes.items()
+            }
         )
 
     def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
