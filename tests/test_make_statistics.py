@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from data_preprocessing.hamnosys_heads import HEAD_ORDER, head_class_names
+from utils.hamnosys_heads import HEAD_ORDER, head_class_names
 from utils.make_statistics import TOP_N, chart_bars, compute_statistics, main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from utils.hamnosys_heads import HEAD_ORDER, NUM_CLASSES
+
 CLASSIFICATION_MODES = ("gloss", "hamnosys")
 LANDMARKS_EXTRACTOR = "landmarks_extractor"
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -209,18 +211,6 @@ class HeadConfig(_Section):
         return self
 
 
-HAMNOSYS_HEADS = {
-    "symmetry_operator": 9,
-    "hand_shape_base_form": 12,
-    "hand_shape_thumb_position": 4,
-    "hand_shape_bending": 6,
-    "hand_position_finger_direction": 18,
-    "hand_position_palm_orientation": 8,
-    "hand_location_x": 5,
-    "hand_location_y": 37,
-}
-
-
 class HeadModelConfig(_Section):
     """The shape of every head: hidden layers before the classifier, dropout."""
 
@@ -234,8 +224,8 @@ class HeadsConfig(_Section):
     model: HeadModelConfig = HeadModelConfig()
     gloss: dict[str, HeadConfig] = {"gloss": HeadConfig(num_class=2400)}
     hamnosys: dict[str, HeadConfig] = {
-        name: HeadConfig(num_class=count, loss_weight=0.125)
-        for name, count in HAMNOSYS_HEADS.items()
+        head: HeadConfig(num_class=NUM_CLASSES[head], loss_weight=1 / len(HEAD_ORDER))
+        for head in HEAD_ORDER
     }
 
     @model_validator(mode="after")

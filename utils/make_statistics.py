@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
-from data_preprocessing.hamnosys_heads import ALL_HEADS, NUM_CLASSES, head_class_names
+from utils.hamnosys_heads import ALL_HEADS, NUM_CLASSES, head_class_names
 from datasets.annotations import (
     HEADER_ALIASES,
     MISSING_TOKENS,
