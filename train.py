@@ -152,7 +152,9 @@ def train(args: argparse.Namespace) -> int:
     L.seed_everything(config.general_parameters.seed, workers=True, verbose=False)
     datamodule = SignDataModule(config)
     print(datamodule.describe())
-    module = SignRecognitionModule.from_config(config, datamodule.num_classes)
+    module = SignRecognitionModule.from_config(
+        config, datamodule.num_classes, datamodule.label_names
+    )
     device_args = trainer_device_args(config)
     save_dir = prepare_output_dir(config)
     resume_from = None

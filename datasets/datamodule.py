@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from datasets.index import (
     Sample,
     index_samples,
+    label_names,
     read_root_annotations,
     resolve_num_classes,
 )
@@ -158,6 +159,7 @@ class SignDataModule(L.LightningDataModule):
                 root_statistics(root, root_samples, list(config.head_modes()))
             )
         self.num_classes = resolve_num_classes(config, rows)
+        self.label_names = label_names(config, self.num_classes)
         splits = split_samples(
             samples,
             general.ratio_train_test,

@@ -22,6 +22,7 @@ from datasets.landmarks import landmark_file
 from models.heads import IGNORE_INDEX
 from utils.config import SignpipeConfig
 from utils.errors import DataError
+from utils.hamnosys_heads import head_class_names
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -208,3 +209,45 @@ def resolve_num_classes(config: SignpipeConfig, rows: list[AnnotationRow]) -> di
         counts[head] = max(2, max(seen) + 1)
     check_label_ranges(rows, counts)
     return counts
+
+
+GLOSS_NAMES_FILE = "glosses.txt"
+
+
+def read_gloss_names(roots: list[str]) -> dict[int, str]:
+    """Gloss id -> word from each root's optional `glosses.txt` (`id gloss` lines)."""
+    names: dict[int, str] = {}
+    where: dict[int, str] = {}
+    for root in roots:
+        path = Path(root) / GLOSS_NAMES_FILE
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            parts = line.split(maxsplit=1)
+            if len(parts) < 2 or not parts[0].isdigit():
+                continue  # the header, blank or comment lines
+            gloss_id, word = int(parts[0]), parts[1].strip()
+            if names.get(gloss_id, word) != word:
+                raise DataError(
+                    f"{path}:{number}: gloss {gloss_id} is {word!r} here but "
+                    f"{names[gloss_id]!r} at {where[gloss_id]}"
+                )
+            names[gloss_id] = word
+            where[gloss_id] = f"{path}:{number}"
+    return names
+
+
+def label_names(
+    config: SignpipeConfig, num_classes: dict[str, int]
+) -> dict[str, list[str]]:
+    """Readable class names per head: HamNoSys symbol names, gloss words where a
+    `glosses.txt` gives them, the class id otherwise."""
+    hamnosys = head_class_names()
+    glosses = read_gloss_names(config.general_parameters.data_paths())
+    names = {}
+    for head, count in num_classes.items():
+        known = hamnosys.get(head, [])
+        if config.head_modes()[head] == "gloss":
+            known = [glosses.get(i, str(i)) for i in range(count)]
+        names[head] = [known[i] if i < len(known) else str(i) for i in range(count)]
+    return names

@@ -36,11 +36,21 @@ class SignRecognitionModule(L.LightningModule):
     Args:
         config: the resolved config as a plain dict (saved in checkpoints).
         num_classes: head name -> class count, in head order.
+        label_names: head name -> class names (saved in checkpoints for test.py and
+            predict.py); class ids as text when not given.
     """
 
-    def __init__(self, config: dict, num_classes: dict[str, int]) -> None:
+    def __init__(
+        self,
+        config: dict,
+        num_classes: dict[str, int],
+        label_names: dict[str, list[str]] | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.label_names = label_names or {
+            head: [str(i) for i in range(count)] for head, count in num_classes.items()
+        }
         self.config: SignpipeConfig = parse_config(config)
         self.num_classes = dict(num_classes)
         self.model = build_pipeline(self.config, self.num_classes)
@@ -69,10 +79,13 @@ class SignRecognitionModule(L.LightningModule):
 
     @classmethod
     def from_config(
-        cls, config: SignpipeConfig, num_classes: dict[str, int]
+        cls,
+        config: SignpipeConfig,
+        num_classes: dict[str, int],
+        label_names: dict[str, list[str]] | None = None,
     ) -> SignRecognitionModule:
         """Build from a validated config."""
-        return cls(config_to_dict(config), num_classes)
+        return cls(config_to_dict(config), num_classes, label_names)
 
     def forward(self, batch: dict) -> dict:
         """The pipeline's outputs (see `SignPipeline.forward`)."""
