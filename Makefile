@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= train_config.yml
-SOURCES := models datasets data_preprocessing utils tests train.py
+SOURCES := models datasets data_preprocessing utils tests train.py $(wildcard test.py predict.py benchmarks)
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help

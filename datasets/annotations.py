@@ -15,10 +15,11 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.heads import IGNORE_INDEX
 from utils.errors import DataError
 
 MISSING_TOKENS = {"", "-1", "nan", "none", "null", "na"}
+# A missing label; the value cross-entropy ignores by default (torch's ignore_index).
+IGNORE_INDEX = -100
 MAX_REPORTED = 20
 SPLITS = ("train", "val", "test")
 SPECIAL_COLUMNS = ("split", "signer")
@@ -71,8 +72,15 @@ class Columns:
         return max(indices) + 1
 
 
-def _normalise(title: str) -> str:
+def normalise_title(title: str) -> str:
+    """A column title lower-cased, unquoted, with single spaces."""
     return re.sub(r"\s+", " ", title.strip().strip("\"'").lower())
+
+
+def resolve_title(title: str) -> str:
+    """The head (or column) name a title stands for: HearAI's long titles included."""
+    normalised = normalise_title(title)
+    return HEADER_ALIASES.get(normalised, normalised.replace(" ", "_"))
 
 
 def _is_int(token: str) -> bool:
@@ -81,8 +89,7 @@ def _is_int(token: str) -> bool:
 
 def _header_columns(header: list[str], heads: list[str], where: str) -> Columns:
     """Map heads (by name where the header names them) and split/signer to columns."""
-    titles = [_normalise(title) for title in header]
-    resolved = [HEADER_ALIASES.get(title, title.replace(" ", "_")) for title in titles]
+    resolved = [resolve_title(title) for title in header]
     extra = {key: resolved.index(key) for key in SPECIAL_COLUMNS if key in resolved[3:]}
     matched = {head: resolved.index(head) for head in heads if head in resolved[3:]}
     if not matched:
@@ -97,7 +104,8 @@ def _header_columns(header: list[str], heads: list[str], where: str) -> Columns:
     return Columns(matched, extra.get("split"), extra.get("signer"))
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
+    """Whether a token parses as a number (`5`, `5.0`, `nan`)."""
     try:
         float(token)
     except ValueError:
@@ -105,15 +113,23 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def _looks_like_header(tokens: list[str]) -> bool:
-    if _normalise(tokens[0]) == "name":
+def looks_like_header(tokens: list[str]) -> bool:
+    """A first line is a header when it starts with `name` or its start and end
+    columns are not numbers."""
+    if normalise_title(tokens[0]) == "name":
         return True
-    return len(tokens) >= 3 and not _is_number(tokens[1]) and not _is_number(tokens[2])
+    return len(tokens) >= 3 and not is_number(tokens[1]) and not is_number(tokens[2])
 
 
-def _tokenize(line: str, separator: str | None, header: bool = False) -> list[str]:
+def tokenize(line: str, separator: str | None, header: bool = False) -> list[str]:
+    """Split a line into columns; None = any whitespace (titles may be quoted)."""
     if separator is None:
-        return shlex.split(line) if header else line.split()
+        if header:  # titles may be quoted and contain spaces ("Symmetry operator")
+            try:
+                return shlex.split(line)
+            except ValueError:  # an unbalanced quote: plain words then
+                pass
+        return line.split()
     return [token.strip() for token in next(csv.reader([line], delimiter=separator))]
 
 
@@ -167,12 +183,10 @@ def read_annotation_file(
         where = f"{path}:{number}"
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        tokens = _tokenize(line, separator)
-        if not rows and not errors and _looks_like_header(tokens):
+        tokens = tokenize(line, separator)
+        if not rows and not errors and looks_like_header(tokens):
             try:
-                columns = _header_columns(
-                    _tokenize(line, separator, True), heads, where
-                )
+                columns = _header_columns(tokenize(line, separator, True), heads, where)
             except DataError as error:
                 errors.append(str(error))
             continue

@@ -12,6 +12,7 @@ from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from models.pipeline import build_pipeline
 from utils.config import SignpipeConfig
+from utils.errors import TrainingDivergedError
 from utils.config_loader import config_to_dict, parse_config
 
 STAGES = ("train", "val", "test")
@@ -117,7 +118,17 @@ class SignRecognitionModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
-        return self.model_step(batch, "train")
+        loss = self.model_step(batch, "train")
+        # One scalar sync per step (the progress bar reads the loss anyway); raising
+        # before backward keeps the weights and the last checkpoint intact.
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the training loss is {float(loss)} at optimizer step "
+                f"{self.global_step} (batch {batch['name'][:3]}...); the weights "
+                "before it are in last.ckpt. Lower train_parameters.lr or check the "
+                "data"
+            )
+        return loss
 
     def validation_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
         return self.model_step(batch, "val")

@@ -114,10 +114,13 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
         num_classes: head name -> class count (resolved, no `auto`), in head order.
     """
     extractor_config = config.feature_extractor.model_dump()
+    transformer_config = config.transformer.model_dump()
+    # Both names are checked before anything is built, so a typo fails fast.
+    make_extractor = FEATURE_EXTRACTORS.get(extractor_config.pop("name"))
+    make_transformer = TRANSFORMERS.get(transformer_config.pop("name"))
     num_points = sum(COMPONENT_SIZES[c] for c in config.landmarks_parameters.components)
     extractor = _call_with_known(
-        FEATURE_EXTRACTORS.get(extractor_config.pop("name")),
-        {**extractor_config, "num_points": num_points},
+        make_extractor, {**extractor_config, "num_points": num_points}
     )
     if config.uses_landmarks() and config.uses_frames():
         extractor = FusedExtractor(
@@ -127,10 +130,8 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
                 representation_size=config.feature_extractor.representation_size,
             ),
         )
-    transformer_config = config.transformer.model_dump()
     transformer = _call_with_known(
-        TRANSFORMERS.get(transformer_config.pop("name")),
-        {**transformer_config, "input_dim": extractor.out_dim},
+        make_transformer, {**transformer_config, "input_dim": extractor.out_dim}
     )
     heads = MultiHeadClassifier(
         input_dim=transformer.out_dim,

@@ -28,7 +28,13 @@ def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> Non
     """Exit 2, a message naming the problem, no traceback."""
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: ")
+    # `warning:`/`note:` lines may come first; the error is one message at the end.
+    errors = [
+        i
+        for i, line in enumerate(result.stderr.splitlines())
+        if line.startswith("error: ")
+    ]
+    assert len(errors) == 1, result.stderr
     for needle in needles:
         assert needle in result.stderr
 
@@ -39,6 +45,7 @@ def test_misspelled_key(tiny_config: dict, write_config) -> None:
     result = run_train(write_config(config))
     assert_user_error(result, "train_parameters.batch_sise", "batch_size")
     assert len(result.stderr.strip().splitlines()) == 2  # header + the one problem
+    assert result.stderr.startswith("error: ")  # a config error comes before anything
 
 
 def test_wrong_type(tiny_config: dict, write_config) -> None:

@@ -1,4 +1,4 @@
-"""Tests for data_preprocessing.hamnosys (HamNoSys -> head labels) and its CLI."""
+"""The HamNoSys parser (data_preprocessing.hamnosys_parser) and its CLI (hamnosys)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from utils import hamnosys_heads as H
-from data_preprocessing.hamnosys import (
+from data_preprocessing.hamnosys import main
+from data_preprocessing.hamnosys_parser import (
     HeadLabels,
     decode,
     encode,
-    main,
     parse_heads,
     symbol_categories,
     symbol_names,
 )
+from utils import hamnosys_heads as H
 from utils.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -119,6 +119,7 @@ class TrainParameters(_Section):
     multiply_lr_step: float = Field(0.999, gt=0.0, le=1.0)
     default_fps: float | None = Field(None, gt=0.0)
     accumulate_grad_batches: int = Field(1, gt=0)
+    checkpoint_every_n_steps: int | None = Field(50, gt=0)
 
     @model_validator(mode="after")
     def _not_yet_available(self) -> TrainParameters:
@@ -271,6 +272,28 @@ class FreezeSchedulerConfig(_Section):
         return self
 
 
+class TransferConfig(_Section):
+    """Starting from another run's weights, with parts frozen until a plateau."""
+
+    checkpoint: str | None = None
+    freeze_parts: list[str] = []
+    freeze_until_convergence: bool = False
+    patience: int = Field(3, gt=0)
+    lr_after_unfreeze: float | None = Field(None, gt=0.0)
+    keep_frozen: bool = False
+
+    @model_validator(mode="after")
+    def _parts_for_freezing(self) -> TransferConfig:
+        if (
+            self.freeze_until_convergence or self.keep_frozen
+        ) and not self.freeze_parts:
+            raise ValueError(
+                "freeze_parts: name the parts to freeze (e.g. [feature_extractor]) for "
+                "freeze_until_convergence / keep_frozen"
+            )
+        return self
+
+
 class TrainerConfig(_Section):
     """Passed through to Lightning's Trainer (several devices and machines)."""
 
@@ -291,6 +314,7 @@ class SignpipeConfig(_Section):
     transformer: TransformerConfig = TransformerConfig()
     heads: HeadsConfig = HeadsConfig()
     freeze_scheduler: FreezeSchedulerConfig | None = None
+    transfer: TransferConfig = TransferConfig()
     trainer: TrainerConfig = TrainerConfig()
 
     @model_validator(mode="after")
@@ -299,6 +323,15 @@ class SignpipeConfig(_Section):
             raise ValueError(
                 "feature_extractor.name: landmarks_extractor reads landmarks; set "
                 "train_parameters.landmarks: true"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_freezing_mechanism(self) -> SignpipeConfig:
+        if self.freeze_scheduler is not None and self.transfer.freeze_parts:
+            raise ValueError(
+                "transfer.freeze_parts: use either freeze_scheduler or "
+                "transfer.freeze_parts, not both"
             )
         return self
 

@@ -16,3 +16,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """Invalid data on disk; the message names the file (and line) and what is wrong."""
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN or infinite; the message names the step."""

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-IGNORE_INDEX = -100
+from datasets.annotations import IGNORE_INDEX
 
 
 def _head(input_dim: int, count: int, additional_layers: int, dropout: float):

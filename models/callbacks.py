@@ -1,0 +1,170 @@
+"""Training callbacks: crash-safe checkpoints, interruptions, freeze until a plateau."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from models.pipeline import SignPipeline
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes every checkpoint to a temporary file first, then renames it into place.
+
+    A run killed while saving leaves the previous checkpoint intact, never a
+    truncated one.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options=None
+    ) -> None:
+        path = Path(path)
+        if get_filesystem(path).protocol not in ("file", ("file", "local")):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        super().save_checkpoint(checkpoint, temporary, storage_options)
+        os.replace(temporary, path)
+
+
+class LastCheckpoint(L.Callback):
+    """Keeps `last.ckpt` current: every N optimizer steps, at every epoch end, and when
+    the run is interrupted (Ctrl-C, SIGTERM), so a killed run loses at most N steps.
+
+    Args:
+        path: the `last.ckpt` file.
+        every_n_steps: optimizer steps between saves (None: only at epoch ends).
+    """
+
+    def __init__(self, path: Path, every_n_steps: int | None) -> None:
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
+        self.interrupted_by: str | None = None
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.global_step != self._saved_step or not self.path.exists():
+            trainer.save_checkpoint(self.path)
+            self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step and step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            self.interrupted_by = (
+                "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
+            )
+            if trainer.global_step > 0:
+                self._save(trainer)
+            _say(
+                f"{self.interrupted_by}: saved {self.path} at step "
+                f"{trainer.global_step}; continue with --resume"
+            )
+
+    @property
+    def exit_code(self) -> int:
+        """The conventional exit status for the interrupting signal."""
+        number = signal.SIGINT if self.interrupted_by == "SIGINT" else signal.SIGTERM
+        return 128 + int(number)
+
+
+@rank_zero_only
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+class FreezeUntilConvergence(L.Callback):
+    """Keeps some submodules frozen until the validation loss stops improving.
+
+    Args:
+        parts: submodule names (dotted paths allowed) frozen from the start.
+        patience: validation epochs without improvement before thawing.
+        lr_after_unfreeze: the base learning rate from the thaw on (None: unchanged).
+        keep_frozen: never thaw.
+        until_convergence: thaw on a plateau; when False (and not `keep_frozen`), the
+            parts stay frozen, as with `keep_frozen`.
+    """
+
+    def __init__(
+        self,
+        *,
+        parts: list[str],
+        patience: int,
+        lr_after_unfreeze: float | None,
+        keep_frozen: bool,
+        until_convergence: bool,
+    ) -> None:
+        self.parts = parts
+        self.patience = patience
+        self.lr_after_unfreeze = lr_after_unfreeze
+        self.thaw_on_plateau = until_convergence and not keep_frozen
+        self.frozen = True
+        self.best = float("inf")
+        self.stale_epochs = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frozen": self.frozen, "best": self.best, "stale": self.stale_epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.frozen = state_dict["frozen"]
+        self.best = state_dict["best"]
+        self.stale_epochs = state_dict["stale"]
+
+    def _pipeline(self, pl_module) -> SignPipeline:
+        return pl_module.model
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for part in self.parts:
+            self._pipeline(pl_module).set_frozen(part, self.frozen)
+        state = "frozen" if self.frozen else "trainable"
+        _say(f"transfer: {', '.join(self.parts)} {state}")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        for part in self.parts:
+            pl_module.log(f"freeze/{part}", float(self.frozen), on_epoch=True)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not self.frozen or not self.thaw_on_plateau:
+            return
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is None:
+            return
+        if float(loss) < self.best - 1e-6:
+            self.best, self.stale_epochs = float(loss), 0
+            return
+        self.stale_epochs += 1
+        if self.stale_epochs >= self.patience:
+            self._thaw(trainer, pl_module)
+
+    def _thaw(self, trainer, pl_module) -> None:
+        self.frozen = False
+        for part in self.parts:
+            self._pipeline(pl_module).set_frozen(part, False)
+        message = f"transfer: validation loss plateaued; thawed {', '.join(self.parts)}"
+        if self.lr_after_unfreeze is not None:
+            for config in trainer.lr_scheduler_configs:
+                scheduler = config.scheduler
+                # The schedule keeps decaying from the new rate, starting at it now.
+                factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+                scheduler.base_lrs = [
+                    self.lr_after_unfreeze / factor for _ in scheduler.base_lrs
+                ]
+                for group in scheduler.optimizer.param_groups:
+                    group["lr"] = self.lr_after_unfreeze
+            message += f", lr now {self.lr_after_unfreeze}"
+        _say(message + f" (epoch {trainer.current_epoch})")

@@ -1,0 +1,447 @@
+"""Evaluate a trained checkpoint: exact top-k metrics, losses and plots per head.
+
+python3 test.py partial CHECKPOINT SET [--shuffle_frames] [--bar_graph]
+                [--confusion_matrix] [--heatmap] [--save] [--output_dir DIR]
+                [--data_path PATH ...] [--batch_size N]
+python3 test.py full CHECKPOINT [--save] [--output_dir DIR] [--data_path PATH ...]
+                [--batch_size N]
+
+The checkpoint carries everything needed: the config (data, sampling, model), the
+class counts and the label names. The data is rebuilt from the checkpoint's config
+(or `--data_path`), with the same seeded split as training and evaluation
+transforms (deterministic frame sampling, no augmentation), even for SET=train.
+
+`partial` evaluates one set (train, val or test; test needs a `split` column).
+`--shuffle_frames` permutes the sampled frames of every clip with one seeded
+permutation, to show how much the model relies on temporal order. `full` evaluates
+test (val when there is no test split), val and test with shuffled frames, and
+bundles them with the run's best validation loss and accuracy.
+
+Without `--save` the results JSON is printed on stdout; a per-head table always goes
+to stderr. `--save` (or `--output_dir`) writes the JSON and the plots to
+`<run>/results/` (run = the folder holding the checkpoint's `checkpoints/` folder)
+or to DIR, named `<checkpoint stem>_<set>-results.json` and
+`<checkpoint stem>_<set>-<head>-<plot>.png`. The plot flags choose the plots; with
+none given, `--save` draws all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import pickle
+import re
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+from utils.cli import run_cli
+from utils.errors import ConfigError, DataError, UserError
+
+SETS = ("train", "val", "test")
+PLOT_KINDS = ("confusion_matrix", "heatmap", "bar_graph")
+UNREADABLE = (
+    OSError,
+    RuntimeError,
+    EOFError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+)
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `partial` and `full`."""
+    parser.add_argument("checkpoint", help="a checkpoint written by train.py")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write the JSON (and plots) to <run>/results/ or --output_dir",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="write the results here instead of <run>/results/ (implies --save)",
+    )
+    parser.add_argument(
+        "--data_path",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="dataset root(s) instead of the checkpoint's general_parameters.data_path",
+    )
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: the checkpoint's batch_size)",
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    one_set = commands.add_parser("partial", help="evaluate one set")
+    add_common_options(one_set)
+    one_set.add_argument("set", help="train, val or test")
+    one_set.add_argument(
+        "--shuffle_frames",
+        action="store_true",
+        help="permute every clip's frames in time with one seeded permutation",
+    )
+    for kind, text in (
+        ("bar_graph", "per-class accuracy bars"),
+        ("confusion_matrix", "confusion matrix"),
+        ("heatmap", "per-class precision/recall/F1 heatmap"),
+    ):
+        one_set.add_argument(
+            f"--{kind}", action="store_true", help=f"plot the {text} of every head"
+        )
+    bundle = commands.add_parser(
+        "full", help="test (or val), val and shuffled test, with the training record"
+    )
+    add_common_options(bundle)
+    args = parser.parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f"--batch_size must be positive, got {args.batch_size}")
+    return args
+
+
+def run_dir(checkpoint: Path) -> Path:
+    """The run directory of a checkpoint: the parent of its `checkpoints/` folder."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
+def results_dir(checkpoint: Path, output_dir: str | None) -> Path:
+    """Where results are written: `--output_dir`, else `<run>/results/`."""
+    return Path(output_dir) if output_dir else run_dir(checkpoint) / "results"
+
+
+def safe_name(text: str) -> str:
+    """`text` fit for a file name."""
+    return re.sub(r"[^\w.+-]", "_", text)
+
+
+def load_module(checkpoint: Path):
+    """The `SignRecognitionModule` of a checkpoint, on the CPU, in eval mode.
+
+    Raises:
+        UserError: the file is missing or is not a signpipe checkpoint.
+    """
+    # pylint: disable=import-outside-toplevel
+    from models.lightning_module import SignRecognitionModule
+
+    if not checkpoint.is_file():
+        raise UserError(f"{checkpoint}: checkpoint not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = SignRecognitionModule.load_from_checkpoint(
+                checkpoint, map_location="cpu"
+            )
+    except UNREADABLE as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+        raise UserError(
+            f"{checkpoint}: cannot read it as a signpipe checkpoint ({reason[:200]})"
+        ) from None
+    module.eval()
+    return module
+
+
+def read_training_record(checkpoint: Path) -> dict:
+    """The best validation loss and accuracy of the run that wrote `checkpoint`.
+
+    The loss is the ModelCheckpoint callback's `best_model_score` (it monitors
+    `val/loss`), else `val_loss` of `<run>/metrics.json`; the accuracies (top-1 per
+    head and mean top-1 per classification mode) come from `<run>/metrics.json`,
+    which train.py writes after validating the best checkpoint.
+    """
+    import torch  # pylint: disable=import-outside-toplevel
+
+    record: dict = {"loss": None, "acc": None, "mean_top1": None, "notes": []}
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        callbacks = state.get("callbacks", {}) if isinstance(state, dict) else {}
+    except UNREADABLE:
+        callbacks = {}
+    for name, callback in callbacks.items():
+        if not name.startswith("ModelCheckpoint") or not isinstance(callback, dict):
+            continue
+        score = callback.get("best_model_score")
+        if callback.get("monitor") == "val/loss" and score is not None:
+            record["loss"] = float(score)
+            break
+    metrics_path = run_dir(checkpoint) / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record["notes"].append(
+            f"no readable {metrics_path}: the best validation accuracy is unknown"
+        )
+        return record
+    if record["loss"] is None:
+        record["loss"] = metrics.get("val_loss")
+    record["acc"] = {
+        head: values.get("top1") for head, values in metrics.get("heads", {}).items()
+    }
+    record["mean_top1"] = metrics.get("mean_top1")
+    return record
+
+
+class Evaluator:
+    """A checkpoint's model and the data its config describes, ready to evaluate.
+
+    Args:
+        checkpoint: the checkpoint file.
+        data_path: dataset roots replacing the config's `data_path`, or None.
+        batch_size: the evaluation batch size, or None for the config's.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Path,
+        data_path: list[str] | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        # pylint: disable=import-outside-toplevel
+        import torch
+
+        from datasets.datamodule import SignDataModule
+        from utils.config_loader import check_data_paths, parse_config
+
+        self.checkpoint = checkpoint
+        self.module = load_module(checkpoint)
+        raw = copy.deepcopy(dict(self.module.hparams["config"]))
+        if data_path:
+            raw.setdefault("general_parameters", {})["data_path"] = (
+                data_path[0] if len(data_path) == 1 else list(data_path)
+            )
+        try:
+            self.config = parse_config(raw, f"{checkpoint} (its config)")
+        except ConfigError as error:  # one line: the problems joined
+            raise ConfigError("; ".join(str(error).splitlines())) from None
+        try:
+            check_data_paths(self.config)
+        except ConfigError as error:
+            if data_path:
+                raise
+            raise ConfigError(
+                f"{error}; pass --data_path to point at the checkpoint's data"
+            ) from None
+        self.datamodule = SignDataModule(self.config)
+        self.batch_size = batch_size or self.config.train_parameters.batch_size
+        gpu = self.config.general_parameters.gpu
+        if 0 <= gpu < torch.cuda.device_count():
+            self.device = torch.device("cuda", gpu)
+        else:
+            if gpu >= 0:
+                print(
+                    f"note: CUDA device {gpu} is not available; evaluating on the CPU",
+                    file=sys.stderr,
+                )
+            self.device = torch.device("cpu")
+        self.module.to(self.device)
+
+    def samples(self, set_name: str) -> list:
+        """The samples of a set (train, val or test); may be empty for test."""
+        if set_name not in SETS:
+            raise UserError(
+                f"unknown set '{set_name}': choose one of {', '.join(SETS)}"
+            )
+        return getattr(self.datamodule, f"{set_name}_samples")
+
+    def require_samples(self, set_name: str) -> list:
+        """The samples of a set; `DataError` when it is empty."""
+        samples = self.samples(set_name)
+        if not samples:
+            raise DataError(
+                f"the {set_name} set is empty: the annotation files of "
+                f"{', '.join(self.config.general_parameters.data_paths())} have no "
+                f"rows with split '{set_name}'; add a 'split' column (train, val or "
+                "test per row) to define a test set, or evaluate 'val'"
+            )
+        return samples
+
+    def permutation(self) -> list[int]:
+        """The frame permutation of `--shuffle_frames` (seeded by the config seed)."""
+        # pylint: disable=import-outside-toplevel
+        from utils.evaluation import make_permutation
+
+        return make_permutation(
+            self.config.train_parameters.num_segments,
+            self.config.general_parameters.seed,
+        )
+
+    def evaluate(self, set_name: str, shuffle: bool = False):
+        """Evaluate one set; an `EvalRes` with every head's metrics."""
+        # pylint: disable=import-outside-toplevel
+        from torch.utils.data import DataLoader
+        from tqdm import tqdm
+
+        from datasets.sign_dataset import collate_clips, worker_init_fn
+        from utils import evaluation
+
+        samples = self.require_samples(set_name)
+        perm = self.permutation() if shuffle else None
+        workers = self.config.general_parameters.workers
+        loader = DataLoader(
+            self.datamodule.dataset(samples, train=False),
+            batch_size=self.batch_size,
+            shuffle=False,
+            drop_last=False,
+            num_workers=workers,
+            collate_fn=evaluation.ShuffledCollate(perm) if shuffle else collate_clips,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=worker_init_fn if workers > 0 else None,
+        )
+        label = f"{set_name}{' (shuffled frames)' if shuffle else ''}"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            batches = tqdm(loader, desc=label, unit="batch", file=sys.stderr)
+            predictions = evaluation.collect_predictions(
+                self.module.model, batches, self.device, expected=len(samples)
+            )
+        problem = evaluation.check_label_range(predictions, self.module.num_classes)
+        if problem:
+            raise DataError(problem)
+        return evaluation.evaluate_predictions(
+            predictions,
+            self.module.loss_weights,
+            set_name=set_name,
+            checkpoint=str(self.checkpoint),
+            perm=perm,
+        )
+
+
+def write_json(data: dict, path: Path) -> Path:
+    """Write `data` as indented JSON, creating the folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UserError(
+            f"{path}: cannot write the results ({error.strerror})"
+        ) from None
+    return path
+
+
+def result_tag(result) -> str:
+    """`<set>` or `<set>_shuffled`: the part of the file names naming the run."""
+    return f"{result.set}_shuffled" if result.perm is not None else result.set
+
+
+def save_partial(
+    evaluator: Evaluator, result, directory: Path, kinds: list[str]
+) -> list[Path]:
+    """Write a set's results JSON and the chosen plots of every head."""
+    # pylint: disable=import-outside-toplevel
+    from utils.plots import save_head_plots
+
+    prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
+    written = [write_json(result.to_dict(), directory / f"{prefix}-results.json")]
+    names = evaluator.module.label_names
+    for head, predictions in result.predictions.items():
+        title = f"{evaluator.checkpoint.name}, {result_tag(result)}, {head}"
+        try:
+            written += save_head_plots(
+                predictions,
+                names.get(head, []),
+                kinds,
+                directory / f"{prefix}-{safe_name(head)}",
+                title,
+            )
+        except OSError as error:
+            raise UserError(
+                f"{directory}: cannot write the plots ({error.strerror})"
+            ) from None
+    return written
+
+
+def partial(args: argparse.Namespace) -> int:
+    """`test.py partial`: evaluate one set."""
+    if args.set not in SETS:
+        raise UserError(f"unknown set '{args.set}': choose one of {', '.join(SETS)}")
+    # pylint: disable=import-outside-toplevel
+    from utils.evaluation import format_table
+
+    evaluator = Evaluator(Path(args.checkpoint), args.data_path, args.batch_size)
+    result = evaluator.evaluate(args.set, shuffle=args.shuffle_frames)
+    print(format_table(result), file=sys.stderr)
+    kinds = [kind for kind in PLOT_KINDS if getattr(args, kind)]
+    if args.save or args.output_dir:
+        directory = results_dir(evaluator.checkpoint, args.output_dir)
+        for path in save_partial(evaluator, result, directory, kinds or PLOT_KINDS):
+            print(f"wrote {path}")
+    else:
+        print(json.dumps(result.to_dict(), indent=2))
+        if kinds:
+            print(
+                "note: plots are written with --save or --output_dir", file=sys.stderr
+            )
+    return 0
+
+
+def full(args: argparse.Namespace) -> int:
+    """`test.py full`: test (or val), val, shuffled test and the training record."""
+    # pylint: disable=import-outside-toplevel
+    from utils.evaluation import CompRes, format_table
+
+    checkpoint = Path(args.checkpoint)
+    evaluator = Evaluator(checkpoint, args.data_path, args.batch_size)
+    notes = []
+    test_set = "test"
+    if not evaluator.samples("test"):
+        test_set = "val"
+        notes.append(
+            "the data has no test split (no 'split' column with test rows): "
+            "'test' and 'test_shuffled' are evaluated on the val set"
+        )
+        print(f"note: {notes[-1]}", file=sys.stderr)
+    val = evaluator.evaluate("val")
+    test = val if test_set == "val" else evaluator.evaluate("test")
+    shuffled = evaluator.evaluate(test_set, shuffle=True)
+    record = read_training_record(checkpoint)
+    notes += record["notes"]
+    bundle = CompRes(
+        checkpoint=str(checkpoint),
+        test_set=test_set,
+        test=test,
+        val=val,
+        test_shuffled=shuffled,
+        best_val_loss=record["loss"],
+        best_val_acc=record["acc"],
+        best_val_mean_top1=record["mean_top1"],
+        notes=notes,
+    )
+    for result in ([test] if test_set == "test" else []) + [val, shuffled]:
+        print(format_table(result), file=sys.stderr)
+    if args.save or args.output_dir:
+        directory = results_dir(checkpoint, args.output_dir)
+        name = f"{safe_name(checkpoint.stem)}_full-results.json"
+        print(f"wrote {write_json(bundle.to_dict(), directory / name)}")
+    else:
+        print(json.dumps(bundle.to_dict(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one `error:` line and exit 2."""
+    args = parse_args(argv)
+    return run_cli(lambda: partial(args) if args.command == "partial" else full(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

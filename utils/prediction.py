@@ -1,0 +1,550 @@
+"""For `predict.py`: checkpoint -> pipeline, videos and frame folders -> clips.
+
+Everything comes from the checkpoint: the model, its config (evaluation transforms,
+`num_segments` / `time` sampling, landmarks) and the class names. An input (a video
+file or a frame folder) becomes one clip the way `SignDataset` builds evaluation clips:
+deterministic, evenly spread frames (`sample_indices(train=False)`), resized and
+centre-cropped by the evaluation transform; or, with `all_frames`, every frame.
+Models that read landmarks get them from a landmark file beside the input, or from
+MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import random
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data_preprocessing.extract_landmarks import (
+    DEFAULT_COMPLEXITY,
+    check_model,
+    extract_item,
+    load_mediapipe,
+)
+from data_preprocessing.video_io import VideoReader, check_unique_names, find_videos
+from datasets.index import IMAGE_SUFFIXES, list_frames, read_fps
+from datasets.landmarks import hand_offsets, landmark_file, normalise, read_landmarks
+from datasets.sampling import sample_indices
+from datasets.sign_dataset import collate_clips, decode_image
+from datasets.transforms import build_clip_transform, decode_size_hint
+from models.pipeline import SignPipeline, build_pipeline
+from utils.config import LandmarksParameters, SignpipeConfig
+from utils.config_loader import parse_config
+from utils.errors import DataError, UserError
+
+#: What `predict.py --embedding_kind` writes per input.
+EMBEDDING_KINDS = ("spatial", "temporal", "CLS", "probabilities")
+#: Video frames are resized/cropped in chunks of this many while decoding.
+VIDEO_CHUNK = 64
+_STATE_PREFIX = "model."
+
+
+def resolve_kind(text: str) -> str:
+    """The embedding kind named by `text` (case-insensitive); `UserError` otherwise."""
+    for kind in EMBEDDING_KINDS:
+        if kind.lower() == text.lower():
+            return kind
+    allowed = ", ".join(EMBEDDING_KINDS)
+    raise UserError(f"--embedding_kind: unknown kind '{text}'; allowed: {allowed}")
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint's pipeline (eval mode, on its device) and what it was trained with.
+
+    Attributes:
+        model: the pipeline (`model(batch)` gives logits and embeddings).
+        config: the checkpoint's validated config.
+        label_names: head -> class names, in class-id order, for every head.
+        device: where the model runs.
+    """
+
+    model: SignPipeline
+    config: SignpipeConfig
+    label_names: dict[str, list[str]]
+    device: torch.device
+
+
+def choose_device(config: SignpipeConfig) -> torch.device:
+    """CUDA when the config's `gpu` is >= 0 and CUDA is available, else the CPU."""
+    gpu = config.general_parameters.gpu
+    if gpu >= 0 and torch.cuda.is_available():
+        return torch.device("cuda", gpu if gpu < torch.cuda.device_count() else 0)
+    return torch.device("cpu")
+
+
+def _model_config(raw: dict) -> tuple[dict, str | None]:
+    """The saved config without pretrained weight paths the checkpoint makes needless.
+
+    The checkpoint's weights replace the extractor's starting weights, so its file is
+    not needed. A HuBERT directory sets the encoder's shape, so it is kept while it
+    exists; the dropped one is returned for the error message.
+    """
+    raw = copy.deepcopy(raw)
+    extractor = raw.get("feature_extractor")
+    if isinstance(extractor, dict) and extractor.get("pretrained_path"):
+        extractor["pretrained_path"] = None
+    transformer, dropped = raw.get("transformer"), None
+    if isinstance(transformer, dict) and transformer.get("pretrained_path"):
+        if not Path(transformer["pretrained_path"]).is_dir():
+            dropped = transformer["pretrained_path"]
+            transformer["pretrained_path"] = None
+    return raw, dropped
+
+
+def _label_names(hparams: dict, num_classes: dict[str, int]) -> dict[str, list[str]]:
+    """Every head's class names; the class id as text where the checkpoint has none."""
+    saved = hparams.get("label_names") or {}
+    names = {}
+    for head, count in num_classes.items():
+        known = [str(name) for name in saved.get(head, [])]
+        names[head] = [known[i] if i < len(known) else str(i) for i in range(count)]
+    return names
+
+
+def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedModel:
+    """Rebuild a `train.py` checkpoint's pipeline from its config and load its weights.
+
+    Args:
+        path: a checkpoint `train.py` wrote (`checkpoints/best.ckpt`, `last.ckpt`).
+        device: where to run; None chooses from the config (see `choose_device`).
+
+    Raises:
+        UserError: the file is missing, not a PyTorch checkpoint, not a signpipe
+            checkpoint, or its weights do not fit the model its config describes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist or is not a file")
+    try:
+        # weights_only: a checkpoint is data; nothing in it gets executed.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pylint: disable=broad-exception-caught
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise UserError(
+            f"checkpoint {path}: not a readable PyTorch checkpoint "
+            f"({type(error).__name__}: {reason})"
+        ) from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else {}
+    if (
+        not isinstance(hparams, dict)
+        or not isinstance(hparams.get("config"), dict)
+        or not isinstance(hparams.get("num_classes"), dict)
+        or not isinstance(checkpoint.get("state_dict"), dict)
+    ):
+        raise UserError(
+            f"checkpoint {path}: not a signpipe checkpoint (expected hyper_parameters "
+            "with config and num_classes, and a state_dict, as train.py writes them)"
+        )
+    raw, dropped = _model_config(hparams["config"])
+    config = parse_config(raw, source=f"in checkpoint {path}")
+    num_classes = {
+        str(head): int(count) for head, count in hparams["num_classes"].items()
+    }
+    # build_pipeline warns that the extractor "starts from random weights"; the
+    # checkpoint's weights are loaded right after, so the warning would mislead.
+    with contextlib.redirect_stderr(io.StringIO()):
+        model = build_pipeline(config, num_classes)
+    state = {
+        key[len(_STATE_PREFIX) :]: value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith(_STATE_PREFIX)
+    }
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        hint = (
+            f"; it was trained from the HuBERT model in {dropped}, which no longer "
+            "exists and sets the encoder's shape"
+            if dropped
+            else ""
+        )
+        first = str(error).strip().splitlines()
+        raise UserError(
+            f"checkpoint {path}: its weights do not fit the model its config "
+            f"describes{hint} ({' '.join(line.strip() for line in first[:2])})"
+        ) from None
+    device = device or choose_device(config)
+    model.to(device).eval()
+    return LoadedModel(model, config, _label_names(hparams, num_classes), device)
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    """One input: a video file, or the images of a frame folder in frame order.
+
+    Attributes:
+        name: the output name (the video's stem or the folder's name).
+        source: the video file or the frame folder.
+        frame_paths: the folder's images in frame order; empty for a video.
+        frame_ids: each image's row in a landmark file: its index `idx` for
+            `<name>_<idx>` files (as extract_landmarks writes rows), else 0, 1, ...
+        indexed: whether the images are named `<name>_<idx>.<suffix>`.
+    """
+
+    name: str
+    source: Path
+    frame_paths: tuple[Path, ...] = ()
+    frame_ids: tuple[int, ...] = ()
+    indexed: bool = False
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the input is a video file."""
+        return not self.frame_paths
+
+
+def natural_key(path: Path) -> tuple:
+    """Sort key: digit runs compare as numbers (`f2` before `f10`), then the name."""
+    parts = re.split(r"(\d+)", path.stem, flags=re.ASCII)
+    return (
+        tuple(int(part) if part.isdigit() else part.lower() for part in parts),
+        path.name,
+    )
+
+
+def frame_folder_input(folder: Path) -> PredictionInput | None:
+    """The folder's frames: `<name>/<name>_<idx>.<img>` files, else all its images in
+    numeric order; None when it holds no images."""
+    indexed = list_frames(folder, folder.name)
+    if indexed:
+        ids = sorted(indexed)
+        return PredictionInput(
+            folder.name, folder, tuple(indexed[i] for i in ids), tuple(ids), True
+        )
+    images = sorted(
+        (
+            path
+            for path in folder.iterdir()
+            if path.is_file()
+            and not path.name.startswith(".")
+            and path.suffix.lower() in IMAGE_SUFFIXES
+        ),
+        key=natural_key,
+    )
+    if not images:
+        return None
+    return PredictionInput(
+        folder.name, folder, tuple(images), tuple(range(len(images))), False
+    )
+
+
+def list_inputs(source: Path) -> list[PredictionInput]:
+    """The videos and frame folders directly in `source`, or `source` itself.
+
+    `source` may also be a single video file, or one frame folder (holding images
+    and no videos or image folders).
+
+    Raises:
+        UserError: `source` does not exist, holds no inputs, or two inputs share a
+            name (and so an output file).
+    """
+    source = Path(source)
+    if source.is_file():
+        return [PredictionInput(source.stem, source)]
+    if not source.is_dir():
+        raise UserError(f"input {source} does not exist")
+    own = list_frames(source, source.name)
+    if own:
+        return [frame_folder_input(source)]
+    items = [PredictionInput(video.stem, video) for video in find_videos(source)]
+    folders = sorted(
+        path
+        for path in source.iterdir()
+        if path.is_dir() and not path.name.startswith(".")
+    )
+    items += [item for item in map(frame_folder_input, folders) if item is not None]
+    if not items and (single := frame_folder_input(source)) is not None:
+        items = [single]
+    if not items:
+        raise UserError(
+            f"no videos and no frame folders in {source} (expected video files such "
+            "as .mp4, or folders of images such as <name>/<name>_<idx>.jpg)"
+        )
+    check_unique_names([item.source for item in items], [item.name for item in items])
+    return items
+
+
+@dataclass
+class ClipOptions:
+    """How an input becomes a clip (from the checkpoint's config).
+
+    Attributes:
+        transform: the evaluation transform of `(T, C, H, W)` uint8 clips.
+        size_hint: decode JPEG frames at about this size (draft mode), or None.
+        num_segments: frames per clip; None takes every frame (`--all_frames`).
+        time: seconds between sampled frames, or None to spread them evenly.
+        default_fps: the FPS assumed where an input has none (for `time`).
+        landmarks: the landmark options when the model reads landmarks, else None.
+        frames: whether the model reads image frames.
+    """
+
+    transform: torch.nn.Module
+    size_hint: int | None
+    num_segments: int | None
+    time: float | None
+    default_fps: float | None
+    landmarks: LandmarksParameters | None
+    frames: bool
+
+    @classmethod
+    def from_config(cls, config: SignpipeConfig, *, all_frames: bool) -> ClipOptions:
+        """The evaluation clip options of a config; every frame with `all_frames`."""
+        augmentations = config.augmentations_parameters
+        train = config.train_parameters
+        return cls(
+            transform=build_clip_transform(augmentations, train=False),
+            size_hint=decode_size_hint(augmentations),
+            num_segments=None if all_frames else train.num_segments,
+            time=train.time,
+            default_fps=train.default_fps,
+            landmarks=config.landmarks_parameters if config.uses_landmarks() else None,
+            frames=config.uses_frames(),
+        )
+
+
+def existing_landmarks(item: PredictionInput) -> Path | None:
+    """A landmark file made for the input: `<name>.npz|.pose` in a frame folder; for a
+    video beside it or in `<name>/` beside it (extract_landmarks' output layout)."""
+    if not item.is_video:
+        return landmark_file(item.source, item.name)
+    folder = item.source.parent
+    return landmark_file(folder, item.name) or landmark_file(
+        folder / item.name, item.name
+    )
+
+
+def check_extraction(inputs: list[PredictionInput], options: ClipOptions) -> None:
+    """Fail early (`UserError`) when landmarks must be extracted but cannot be."""
+    if options.landmarks is None:
+        return
+    if any(existing_landmarks(item) is None for item in inputs):
+        check_model(load_mediapipe(), DEFAULT_COMPLEXITY)
+
+
+def _extract(item: PredictionInput, scratch: Path) -> Path:
+    """Run MediaPipe Holistic over the input into `scratch`; the `.npz` written."""
+    source = item.source
+    if not item.is_video and not item.indexed:
+        # extract_item reads `<name>_<idx>` frames: link the images under such names.
+        source = scratch / "frames" / item.name
+        source.mkdir(parents=True)
+        for index, path in enumerate(item.frame_paths):
+            link = source / f"{item.name}_{index}{path.suffix.lower()}"
+            try:
+                link.symlink_to(path.resolve())
+            except OSError:
+                shutil.copyfile(path, link)
+    result = extract_item(
+        item.name, source, scratch / "landmarks", DEFAULT_COMPLEXITY, None
+    )
+    if result.error:
+        raise DataError(f"{item.source}: landmark extraction failed ({result.error})")
+    return scratch / "landmarks" / item.name / f"{item.name}.npz"
+
+
+def _to_clip(images: list[np.ndarray], transform: torch.nn.Module) -> torch.Tensor:
+    """`(H, W, 3)` uint8 images -> the transformed `(T, C, H', W')` uint8 clip."""
+    clip = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    return transform(clip).contiguous()
+
+
+def decode_video_clip(
+    path: Path, transform: torch.nn.Module
+) -> tuple[torch.Tensor, float]:
+    """Every frame of a video, transformed while decoding (memory stays small).
+
+    The evaluation transform (resize, centre crop) treats each frame alone, so
+    transforming in chunks equals transforming the sampled frames afterwards.
+
+    Returns:
+        The `(N, C, H, W)` uint8 frames and the video's frame rate.
+    """
+    chunks, pending = [], []
+    with VideoReader(path) as reader:
+        fps = reader.info.fps
+        for image in reader:
+            pending.append(image)
+            if len(pending) == VIDEO_CHUNK:
+                chunks.append(_to_clip(pending, transform))
+                pending = []
+    if pending:
+        chunks.append(_to_clip(pending, transform))
+    return torch.cat(chunks), fps
+
+
+def _folder_frames(
+    item: PredictionInput, positions: list[int], options: ClipOptions
+) -> torch.Tensor:
+    """The transformed frames at `positions` of a frame folder (as `SignDataset`)."""
+    images = [decode_image(item.frame_paths[i], options.size_hint) for i in positions]
+    if any(image.shape != images[0].shape for image in images):
+        raise DataError(f"{item.source}: the frames differ in size")
+    return _to_clip(images, options.transform)
+
+
+def clip_positions(
+    length: int, options: ClipOptions, fps: float | None, source: Path
+) -> list[int]:
+    """Which of `length` frames go into the model: evaluation sampling, or all."""
+    if options.num_segments is None:
+        return list(range(length))
+    step = None
+    if options.time is not None:
+        fps = fps or options.default_fps
+        if fps is None:
+            raise DataError(
+                f"{source}: train_parameters.time needs the input's FPS (a video's own "
+                "rate, a landmark file's fps, or <name>_properties.json in a frame "
+                "folder); set train_parameters.default_fps"
+            )
+        step = max(1, round(options.time * fps))
+    return sample_indices(
+        length, options.num_segments, train=False, rng=random.Random(0), step=step
+    )
+
+
+def _landmark_clip(
+    points: np.ndarray,
+    shoulders: np.ndarray | None,
+    rows: list[int],
+    parameters: LandmarksParameters,
+    source: Path,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised `(T, K, 3)` landmarks and `(T, K)` presence at `rows`, as trained."""
+    if rows and max(rows) >= len(points):
+        raise DataError(
+            f"{source}: the landmarks have {len(points)} frames, but frame "
+            f"{max(rows)} is needed"
+        )
+    clip = points[rows]
+    if parameters.normalize:
+        shoulder = shoulders[rows] if shoulders is not None else None
+        clip, present = normalise(clip, shoulder, hand_offsets(parameters.components))
+    else:
+        clip, present = normalise(clip, None)
+    return torch.from_numpy(clip), torch.from_numpy(present)
+
+
+def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
+    """One input as a `SignDataset`-style item (for `collate_clips`).
+
+    Returns:
+        `{"name", "source", "labels": {}, "positions": [int], "num_frames": int}`
+        plus `"frames"` `(T, C, H, W)` uint8 and/or `"landmarks"` `(T, K, 3)` with
+        `"landmark_mask"` `(T, K)`; `positions` are the 0-based frames used, of
+        `num_frames`.
+
+    Raises:
+        DataError: the input cannot be read (or its landmarks cannot be made).
+    """
+    points = shoulders = fps = None
+    if options.landmarks is not None:
+        with tempfile.TemporaryDirectory(prefix="signpipe-predict-") as scratch:
+            path = existing_landmarks(item) or _extract(item, Path(scratch))
+            points, shoulders, fps = read_landmarks(path, options.landmarks.components)
+    video = None
+    if item.is_video and options.frames:
+        video, fps = decode_video_clip(item.source, options.transform)
+        length = len(video)
+    elif item.is_video:
+        length = len(points)
+    else:
+        length = len(item.frame_paths)
+        if item.indexed:
+            fps = read_fps(item.source, item.name) or fps
+    positions = clip_positions(length, options, fps, item.source)
+    clip = {
+        "name": item.name,
+        "source": str(item.source),
+        "labels": {},
+        "positions": positions,
+        "num_frames": length,
+    }
+    if options.frames:
+        clip["frames"] = (
+            video[positions]
+            if video is not None
+            else _folder_frames(item, positions, options)
+        )
+    if points is not None:
+        rows = positions if item.is_video else [item.frame_ids[i] for i in positions]
+        clip["landmarks"], clip["landmark_mask"] = _landmark_clip(
+            points, shoulders, rows, options.landmarks, item.source
+        )
+    return clip
+
+
+def _error_text(error: Exception) -> str:
+    """A one-line reason: a user error's message, else the exception's type and text."""
+    if isinstance(error, UserError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+class PredictionDataset(Dataset):
+    """Inputs -> clips; a broken input gives `{"name", "source", "error"}` instead.
+
+    Args:
+        inputs: the inputs.
+        options: how clips are made.
+    """
+
+    def __init__(self, inputs: list[PredictionInput], options: ClipOptions) -> None:
+        self.inputs = inputs
+        self.options = options
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.inputs[index]
+        try:
+            return load_clip(item, self.options)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            # One broken input must not stop the others; it is listed at the end.
+            return {
+                "name": item.name,
+                "source": str(item.source),
+                "error": _error_text(error),
+            }
+
+
+META_KEYS = ("name", "source", "positions", "num_frames")
+
+
+def collate_inputs(
+    items: list[dict],
+) -> tuple[list[tuple[list[dict], dict]], list[dict]]:
+    """Batch loaded clips with `collate_clips`; set broken inputs apart.
+
+    Clips whose frames differ in size (no resize/crop in the config) go into
+    separate batches.
+
+    Returns:
+        `(metadata of each clip, batch)` pairs, and the failed items.
+    """
+    failed = [item for item in items if "error" in item]
+    groups: dict[tuple, list[dict]] = {}
+    for item in items:
+        if "error" not in item:
+            key = tuple(item["frames"].shape[1:]) if "frames" in item else ()
+            groups.setdefault(key, []).append(item)
+    batches = [
+        (
+            [{key: item[key] for key in META_KEYS} for item in group],
+            collate_clips(group),
+        )
+        for group in groups.values()
+    ]
+    return batches, failed

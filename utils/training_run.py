@@ -1,0 +1,280 @@
+"""One training run: output folder, loggers, callbacks, Trainer, fit, results.
+
+`train.py` parses the command line and calls `run_training`; everything a run writes
+goes to the run directory (`general_parameters.path_to_save`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from datasets.datamodule import SignDataModule
+from models.callbacks import AtomicCheckpointIO, FreezeUntilConvergence, LastCheckpoint
+from models.lightning_module import SignRecognitionModule
+from models.transfer import describe_transfer, load_matching_weights
+from utils.config import SignpipeConfig
+from utils.config_loader import config_to_dict
+from utils.errors import ConfigError
+
+# Sections whose change makes an old checkpoint's weights or schedules not fit.
+MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parameters")
+
+
+@dataclass
+class RunOptions:
+    """Command-line choices that are not part of the config."""
+
+    resume: bool = False
+
+
+def prepare_output_dir(config: SignpipeConfig) -> Path:
+    """Create the run directory and write the resolved config into it."""
+    save_dir = config.general_parameters.run_dir()
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        probe = save_dir / ".write-test"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+        with (save_dir / "config.yml").open("w", encoding="utf-8") as file:
+            yaml.safe_dump(config_to_dict(config), file, sort_keys=False)
+    except OSError as error:
+        raise ConfigError(
+            f"general_parameters.path_to_save: cannot write to '{save_dir}' "
+            f"({error.strerror})"
+        ) from None
+    return save_dir
+
+
+def _latest_version(folder: Path) -> int | None:
+    versions = [
+        int(path.name.removeprefix("version_"))
+        for path in folder.glob("version_*")
+        if path.name.removeprefix("version_").isdigit()
+    ]
+    return max(versions, default=None)
+
+
+def build_loggers(config: SignpipeConfig, save_dir: Path, resume: bool) -> list:
+    """CSV and TensorBoard always (continuing the last version on resume); Neptune
+    when asked for."""
+    csv_version = _latest_version(save_dir / "logs") if resume else None
+    tb_version = _latest_version(save_dir / "tensorboard") if resume else None
+    loggers = [
+        CSVLogger(save_dir, name="logs", version=csv_version),
+        TensorBoardLogger(
+            save_dir, name="tensorboard", version=tb_version, default_hp_metric=False
+        ),
+    ]
+    if config.general_parameters.neptune:
+        # neptune is slow to import.
+        # pylint: disable-next=import-outside-toplevel
+        from utils.neptune_logger import NeptuneLogger
+
+        loggers.append(NeptuneLogger(data_directory=save_dir))
+    return loggers
+
+
+def trainer_device_args(config: SignpipeConfig) -> dict:
+    """accelerator/devices/num_nodes/strategy/precision for Lightning's Trainer."""
+    gpu = config.general_parameters.gpu
+    section = config.trainer
+    if gpu >= 0:
+        if not torch.cuda.is_available() or gpu >= torch.cuda.device_count():
+            raise ConfigError(
+                f"general_parameters.gpu: CUDA device {gpu} is not available on this "
+                f"machine ({torch.cuda.device_count()} found); use -1 for the CPU"
+            )
+        accelerator = "gpu"
+        devices = section.devices if section.devices is not None else [gpu]
+    else:
+        accelerator = "cpu"
+        devices = section.devices if section.devices is not None else 1
+    return {
+        "accelerator": accelerator,
+        "devices": devices,
+        "num_nodes": section.num_nodes,
+        "strategy": section.strategy,
+        "precision": section.precision,
+    }
+
+
+def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
+    """metrics.json: val loss, top-1/top-5/loss per head, mean top-1 per group."""
+
+    def value(key: str) -> float | None:
+        metric = callback_metrics.get(key)
+        return None if metric is None else float(metric)
+
+    per_head = {
+        head: {k: value(f"val/{head}/{k}") for k in ("top1", "top5", "loss")}
+        for head in heads
+    }
+    groups: dict[str, list[float]] = {}
+    for head, group in heads.items():
+        if per_head[head]["top1"] is not None:
+            groups.setdefault(group, []).append(per_head[head]["top1"])
+    return {
+        "val_loss": value("val/loss"),
+        "heads": per_head,
+        "mean_top1": {group: sum(v) / len(v) for group, v in groups.items()},
+    }
+
+
+def save_weights(module: L.LightningModule, path: Path) -> None:
+    """Write the pipeline's state dict atomically (temporary file, then rename)."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(module.model.state_dict(), temporary)
+    temporary.replace(path)
+
+
+def check_resumable(path: Path, config: SignpipeConfig, num_classes: dict) -> None:
+    """Refuse to resume from a checkpoint of a different model, naming what differs."""
+    if not path.is_file():
+        raise ConfigError(f"--resume: no checkpoint to resume from at {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        saved = checkpoint["hyper_parameters"]
+    except Exception as error:  # pylint: disable=broad-exception-caught
+        raise ConfigError(f"--resume: cannot read {path} ({error})") from None
+    current = config_to_dict(config)
+    differs = [
+        section
+        for section in MODEL_SECTIONS
+        if saved.get("config", {}).get(section) != current[section]
+    ]
+    if saved.get("num_classes") != num_classes:
+        differs.append("class counts of the data")
+    if differs:
+        raise ConfigError(
+            f"--resume: {path} was trained with a different {', '.join(differs)}; "
+            "resume with the config it was trained with, or start a new "
+            "path_to_save (or use --checkpoint to start from its weights)"
+        )
+
+
+def _callbacks(config: SignpipeConfig, save_dir: Path) -> tuple[list, ModelCheckpoint]:
+    best = ModelCheckpoint(
+        dirpath=save_dir / "checkpoints",
+        filename="best",
+        monitor="val/loss",
+        mode="min",
+        save_last=False,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    last = LastCheckpoint(
+        save_dir / "checkpoints" / "last.ckpt",
+        config.train_parameters.checkpoint_every_n_steps,
+    )
+    callbacks = [best, last, LearningRateMonitor(logging_interval="step")]
+    transfer = config.transfer
+    if transfer.freeze_parts:
+        callbacks.append(
+            FreezeUntilConvergence(
+                parts=transfer.freeze_parts,
+                patience=transfer.patience,
+                lr_after_unfreeze=transfer.lr_after_unfreeze,
+                keep_frozen=transfer.keep_frozen,
+                until_convergence=transfer.freeze_until_convergence,
+            )
+        )
+    return callbacks, best
+
+
+def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
+    module = SignRecognitionModule.from_config(
+        config, datamodule.num_classes, datamodule.label_names
+    )
+    for part in config.transfer.freeze_parts:
+        module.model.submodule(part)  # an unknown name fails before training
+    if config.transfer.checkpoint:
+        report = load_matching_weights(module, config.transfer.checkpoint)
+        print(describe_transfer(report))
+    return module
+
+
+def _validate_best(module, datamodule, best_path: str, device_args: dict) -> dict:
+    # A fresh trainer without loggers: the run's loggers are finalized by now.
+    evaluator = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        **device_args,
+    )
+    evaluator.validate(
+        module, datamodule=datamodule, ckpt_path=best_path, verbose=False
+    )
+    return evaluator.callback_metrics
+
+
+def run_training(config: SignpipeConfig, options: RunOptions) -> int:
+    """Build data and model, fit, and write checkpoints, metrics.json and weights."""
+    L.seed_everything(config.general_parameters.seed, workers=True, verbose=False)
+    datamodule = SignDataModule(config)
+    print(datamodule.describe())
+    module = _build_module(config, datamodule)
+    device_args = trainer_device_args(config)
+    save_dir = prepare_output_dir(config)
+    resume_from = None
+    if options.resume:
+        resume_from = save_dir / "checkpoints" / "last.ckpt"
+        check_resumable(resume_from, config, datamodule.num_classes)
+    callbacks, best = _callbacks(config, save_dir)
+    train_parameters = config.train_parameters
+    trainer = L.Trainer(
+        max_epochs=train_parameters.epochs,
+        accumulate_grad_batches=train_parameters.accumulate_grad_batches,
+        fast_dev_run=train_parameters.fast_dev_run,
+        logger=build_loggers(config, save_dir, options.resume),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        log_every_n_steps=max(
+            1, min(10, len(datamodule.train_samples) // train_parameters.batch_size)
+        ),
+        default_root_dir=save_dir,
+        **device_args,
+    )
+    last: LastCheckpoint = callbacks[1]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        except SystemExit:
+            if last.interrupted_by:
+                return last.exit_code
+            raise
+        if last.interrupted_by:  # SIGTERM ends fit without an exception here
+            return last.exit_code
+        results = trainer.callback_metrics
+        if best.best_model_path:
+            results = _validate_best(
+                module, datamodule, best.best_model_path, device_args
+            )
+    if trainer.is_global_zero:
+        _write_results(config, module, results, best.best_model_path, save_dir)
+    return 0
+
+
+def _write_results(
+    config, module, results: dict, best_path: str, save_dir: Path
+) -> None:
+    metrics = final_metrics(results, config.head_modes())
+    metrics["checkpoint"] = best_path or None
+    metrics_path = save_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(f"validation: {json.dumps(metrics['mean_top1'])}; wrote {metrics_path}")
+    weights_file = config.general_parameters.weights_file()
+    if weights_file is not None:
+        save_weights(module, weights_file)
+        print(f"wrote the model weights to {weights_file}", file=sys.stderr)
