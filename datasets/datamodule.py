@@ -8,6 +8,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch import distributed as dist
 from torch.utils.data import DataLoader
 
 from datasets.index import (
@@ -169,6 +171,9 @@ class SignDataModule(L.LightningDataModule):
         self.train_samples = splits["train"]
         self.val_samples = splits["val"]
         self.test_samples = splits["test"]
+        # Building the datasets checks sampling and transforms before any training.
+        self.dataset(self.train_samples, train=True)
+        self.dataset(self.val_samples, train=False)
 
     def dataset(self, samples: list[Sample], *, train: bool) -> SignDataset:
         """The dataset over `samples`, with train or evaluation transforms."""
@@ -191,10 +196,17 @@ class SignDataModule(L.LightningDataModule):
     def loader(self, samples: list[Sample], *, train: bool) -> DataLoader:
         """A DataLoader over `samples` (shuffled for training)."""
         workers = self.config.general_parameters.workers
+        dataset = self.dataset(samples, train=train)
+        sampler = None
+        if not train and dist.is_available() and dist.is_initialized():
+            # Lightning's default sampler pads the last process's share with repeats;
+            # evaluation must see every sample exactly once.
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
-            self.dataset(samples, train=train),
+            dataset,
             batch_size=self.config.train_parameters.batch_size,
             shuffle=train,
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_clips,
             pin_memory=torch.cuda.is_available()

@@ -141,7 +141,13 @@ def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str 
     wanted = range(row.start, row.end + 1)
     missing = [index for index in wanted if index not in frames]
     if not missing:
-        return [frames[index] for index in wanted], None
+        paths = [frames[index] for index in wanted]
+        empty = [str(path) for path in paths if path.stat().st_size == 0]
+        if empty:
+            more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+            shown = ", ".join(empty[:3])
+            return [], f"{row.source}: empty (0-byte) frame files {shown}{more}"
+        return paths, None
     shown = ", ".join(str(index) for index in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return [], (

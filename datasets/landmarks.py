@@ -8,6 +8,7 @@ give the same K.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def read_landmarks(
             parts, fps = _read_npz(path)
         else:
             parts, fps = _read_pose(path)
-    except (OSError, ValueError, EOFError, KeyError) as error:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: cannot read landmarks ({error})") from None
     frames = {part.shape[0] for part in parts.values() if part.ndim == 3}
     if len(frames) != 1:

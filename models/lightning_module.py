@@ -6,6 +6,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from models.freeze_scheduler import FreezeScheduler
@@ -71,6 +72,15 @@ class SignRecognitionModule(L.LightningModule):
                 for k in (1, 5)
             }
         )
+        # Evaluation losses as metrics: summed and counted across processes, so a
+        # multi-process validation counts every sample exactly once.
+        self.eval_losses = nn.ModuleDict(
+            {
+                f"{stage}_{name}": MeanMetric()
+                for stage in STAGES[1:]
+                for name in ("total", *self.num_classes)
+            }
+        )
         freeze = self.config.freeze_scheduler
         self.freeze_scheduler = (
             FreezeScheduler(self.model, freeze, printer=rank_zero_only(print))
@@ -101,21 +111,25 @@ class SignRecognitionModule(L.LightningModule):
         )
         batch_size = batch["mask"].shape[0]
         log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size}
-        self.log(
-            f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train", **log
-        )
+        self._log_loss(stage, "total", f"{stage}/loss", loss, batch_size, log)
         for head, logits in outputs["logits"].items():
-            self.log(
-                f"{stage}/{head}/loss",
-                per_head[head],
-                sync_dist=stage != "train",
-                **log,
+            labelled = (labels[head] != IGNORE_INDEX).sum()
+            self._log_loss(
+                stage, head, f"{stage}/{head}/loss", per_head[head], labelled, log
             )
             for k in (1, 5):
                 metric = self.metrics[f"{stage}_{head}_top{k}"]
                 metric(logits.detach(), labels[head])
                 self.log(f"{stage}/{head}/top{k}", metric, **log)
         return loss
+
+    def _log_loss(self, stage, name, key, value, weight, log: dict) -> None:
+        if stage == "train":
+            self.log(key, value, prog_bar=name == "total", **log)
+            return
+        metric = self.eval_losses[f"{stage}_{name}"]
+        metric.update(value.detach(), weight)
+        self.log(key, metric, prog_bar=name == "total", **log)
 
     def training_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
         loss = self.model_step(batch, "train")

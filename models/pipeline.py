@@ -62,15 +62,17 @@ class SignPipeline(nn.Module):
             "cls": cls,
         }
 
-    def submodule(self, name: str) -> nn.Module:
-        """A submodule by (dotted) name; `ConfigError` listing the top-level names."""
+    def submodule(self, name: str, config_key: str | None = None) -> nn.Module:
+        """A submodule by (dotted) name; `ConfigError` naming `config_key` and the
+        top-level names otherwise."""
         try:
             module = self.get_submodule(name)
         except AttributeError:
             module = None
         if module is None or name.split(".")[0] not in SUBMODULES:
             raise ConfigError(
-                f"freeze_scheduler.model_params.{name}: unknown module; allowed: "
+                f"{config_key or 'freeze_scheduler.model_params.' + name}: unknown "
+                f"module '{name}'; allowed: "
                 f"{', '.join(SUBMODULES)} or a dotted path inside them "
                 "(e.g. feature_extractor.backbone)"
             )

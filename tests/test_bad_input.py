@@ -14,7 +14,6 @@ import copy
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 # Imported at collection, so that Lightning's log handler writes to pytest's session
@@ -137,13 +136,6 @@ def test_tab_indented_yaml(run, tmp_path: Path) -> None:
     run(path, f"{path}:2:1", "malformed YAML")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="bug: utils/config_loader.py load_config calls translate_legacy(raw) "
-    "before parse_config's mapping check; utils/legacy.py translate_legacy does "
-    "raw.get(...) and raises AttributeError on a list or scalar",
-)
 @pytest.mark.parametrize("text", ["- general_parameters\n- train_parameters\n", "hi\n"])
 def test_config_that_is_not_a_mapping(run, tmp_path: Path, text: str) -> None:
     path = tmp_path / "list.yml"
@@ -151,12 +143,6 @@ def test_config_that_is_not_a_mapping(run, tmp_path: Path, text: str) -> None:
     run(path, str(path), "YAML mapping")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: utils/config_loader.py load_raw_config turns an empty file into {} "
-    "and the run silently uses every default (data/sample, runs/default)",
-)
 def test_empty_config_file(run, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # the defaults must not find data/sample and train
     path = tmp_path / "blank.yml"
@@ -164,12 +150,6 @@ def test_empty_config_file(run, tmp_path: Path, monkeypatch) -> None:
     run(path, f"{path}: ", "empty")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: utils/config_loader.py load_raw_config uses yaml.safe_load, which "
-    "keeps the last of two equal keys silently",
-)
 def test_duplicate_key_in_yaml(run, config: dict, tmp_path: Path) -> None:
     text = yaml.safe_dump(config, sort_keys=False)
     data_line = f"  data_path: {config['general_parameters']['data_path']}\n"
@@ -193,13 +173,6 @@ def test_misspelled_key(run, config: dict) -> None:
     run(config, "general_parameters.data_paht: unknown key", "'data_path'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="vague message: utils/config_loader.py _model_for_path stops at the head "
-    "name (a dict key), so heads.<group>.<head>.<typo> gets no suggestion or allowed "
-    "keys",
-)
 def test_misspelled_head_field(run, config: dict) -> None:
     config["heads"]["gloss"]["gloss"]["num_classes"] = 3
     run(config, "heads.gloss.gloss.num_classes: unknown key", "'num_class'")
@@ -230,12 +203,6 @@ def test_wrong_type(run, config: dict) -> None:
     run(config, "train_parameters.epochs", "'ten'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: utils/config.py TrainParameters.epochs is a lax int, so YAML "
-    "`true`/`yes` is taken as 1 epoch",
-)
 def test_boolean_for_a_count(run, config: dict) -> None:
     config["train_parameters"]["epochs"] = True
     config["general_parameters"]["path_to_save"] = "/dev/null/run"  # stop if accepted
@@ -278,13 +245,6 @@ def test_unknown_classification_mode(run, config: dict) -> None:
     run(config, "train_parameters.classification_mode", "'glos'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="vague message: TrainParameters.modes() raises inside the top-level "
-    "SignpipeConfig validator (utils/config.py _heads_for_every_mode), so the "
-    "message says 'classification_mode: the list is empty' without its section",
-)
 def test_empty_classification_mode(run, config: dict) -> None:
     config["train_parameters"]["classification_mode"] = []
     run(config, "train_parameters.classification_mode")
@@ -301,25 +261,11 @@ def test_gpu_index_without_cuda(run, config: dict) -> None:
     assert not run_dir(config).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: utils/config.py TrainerConfig.precision is any string; Lightning's "
-    "ValueError from L.Trainer(...) in utils/training_run.py run_training escapes as "
-    "a traceback, after the run directory was written",
-)
 def test_unknown_precision(run, config: dict) -> None:
     config["trainer"]["precision"] = "17-mixed"
     run(config, "trainer.precision", "17-mixed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: utils/config.py accepts any color_jitter_hue; torchvision's "
-    "ColorJitter raises ValueError in datasets/transforms.py build_clip_transform "
-    "when the train loader is built (a traceback, mid-fit)",
-)
 def test_color_jitter_out_of_range(run, config: dict) -> None:
     config["augmentations_parameters"]["apply_color_jitter"] = True
     config["augmentations_parameters"]["color_jitter_hue"] = 0.9
@@ -421,13 +367,6 @@ def test_transfer_checkpoint_not_a_checkpoint(run, config, write_config) -> None
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="misleading message: utils/training_run.py _build_module checks "
-    "--freeze_parts with SignPipeline.submodule (models/pipeline.py), whose message "
-    "always names freeze_scheduler.model_params.<name>, a key the user did not set",
-)
 def test_freeze_parts_unknown_module(run, config: dict) -> None:
     err = run(config, "freeze_parts", "backbone", args=("--freeze_parts", "backbone"))
     assert "freeze_scheduler" not in err
@@ -448,13 +387,6 @@ def test_resume_from_corrupt_checkpoint(run, config: dict) -> None:
     assert last.read_bytes() == b"not a checkpoint"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: utils/training_run.py run_training calls prepare_output_dir (which "
-    "rewrites <path_to_save>/config.yml) before check_resumable, so a refused "
-    "--resume replaces the old run's resolved config with the refused one",
-)
 def test_refused_resume_keeps_the_run_config(run, config: dict) -> None:
     saved = run_dir(config) / "config.yml"
     (saved.parent / "checkpoints").mkdir(parents=True)
@@ -627,14 +559,6 @@ def test_malformed_properties_json(run, config: dict, data_root: Path) -> None:
     run(config, str(path), "numeric FPS")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="late check: datasets/sign_dataset.py SignDataset.__init__ checks time vs "
-    "FPS only when Lightning builds the train loader, after utils/training_run.py "
-    "wrote the run directory; every sample's FPS is known once "
-    "datasets/datamodule.py SignDataModule has indexed the samples",
-)
 def test_time_without_fps(run, config: dict, data_root: Path) -> None:
     for path in data_root.glob("*/*_properties.json"):
         path.unlink()
@@ -652,13 +576,6 @@ def test_landmarks_without_landmark_files(run, config: dict, sample_root) -> Non
     run(config, "no landmarks for", f"{sample_root / name / name}.npz")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=zipfile.BadZipFile,
-    reason="bug: datasets/landmarks.py read_landmarks catches OSError, ValueError, "
-    "EOFError and KeyError, but np.load of a truncated .npz raises "
-    "zipfile.BadZipFile, which escapes from the loader as a traceback",
-)
 def test_unreadable_landmark_file(run, config: dict, data_root: Path) -> None:
     rng = np.random.default_rng(0)
     folders = sorted(folder for folder in data_root.iterdir() if folder.is_dir())
@@ -685,8 +602,9 @@ def test_zero_byte_jpeg(run, config: dict, data_root: Path) -> None:
     name = first_row(data_root)[0]
     for frame in (data_root / name).glob("*.jpg"):
         frame.write_bytes(b"")
-    run(config, f"{data_root / name / name}_", ".jpg: cannot read image")
-    assert_checkpoints_sound(config)
+    run(config, f"{data_root / name / name}_", "empty (0-byte) frame files")
+    run_dir = Path(config["general_parameters"]["path_to_save"])
+    assert not run_dir.exists(), "found when the dataset is built, before training"
 
 
 def test_truncated_jpeg_in_loader_workers(config: dict, data_root, write_config):

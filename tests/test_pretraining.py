@@ -59,7 +59,7 @@ def _write_smooth_npz(path: Path, frames: int, rng: np.random.Generator) -> None
     """A body of fixed shape whose hands circle smoothly, each clip in its own way.
 
     Rigid hands at the arms' wrists move on circles of a per-clip centre, radius,
-    speed and phase, so a hidden frame is predictable from its neighbours.
+    speed and phase; the rest of the body stays put (up to a little noise).
     """
     time = np.arange(frames, dtype=np.float32)[:, None]
     points = np.repeat(SKELETON[None], frames, axis=0)
@@ -309,6 +309,9 @@ def test_one_frame_clips_give_a_zero_loss_with_gradients(tiny_config: dict) -> N
     loss, _ = module.pretraining_loss(batch, hidden)
     assert loss.item() == 0.0
     loss.backward()
+
+
+def test_mask_ratio_must_leave_context(tiny_config: dict) -> None:
     with pytest.raises(ConfigError, match="mask_ratio"):
         PretrainingModule(tiny_config, _num_classes(tiny_config), mask_ratio=1.0)
 
@@ -342,7 +345,10 @@ def _check_weights_transfer(module, trainer, raw: dict, tmp_path: Path) -> None:
 
 
 def test_pretraining_lowers_the_masked_frame_loss(tiny_config, tmp_path) -> None:
-    module, trainer, losses = _pretrain(tiny_config, epochs=6)
+    """A few epochs on the sample data (where the signer and background are shared,
+    so much of the drop is learning the common picture; the context test above shows
+    the encoder using the visible frames)."""
+    module, trainer, losses = _pretrain(tiny_config, epochs=5)
     print("frames: val masked MSE before and per epoch", losses)
     assert losses[-1] < 0.7 * losses[0], losses
     assert losses[-1] < 0.8 * losses[1], losses

@@ -7,9 +7,16 @@ messages that name the dotted key, the bad value and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from utils.hamnosys_heads import HEAD_ORDER, NUM_CLASSES
 
@@ -19,9 +26,20 @@ WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
 
 class _Section(BaseModel):
-    """A config section: unknown keys are errors."""
+    """A config section: unknown keys are errors, and `true` is not a number."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):
+            field = cls.model_fields.get(info.field_name)  # pylint: disable=no-member
+            annotation = field.annotation if field else None
+            accepted = get_args(annotation) or (annotation,)
+            if bool not in accepted and any(t in accepted for t in (int, float)):
+                raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
 class GeneralParameters(_Section):
@@ -93,6 +111,34 @@ class AugmentationsParameters(_Section):
     color_jitter_contrast: JitterValue = 0.2
     color_jitter_saturation: JitterValue = 0.2
     color_jitter_hue: JitterValue = 0.05
+
+    @field_validator(
+        "color_jitter_brightness", "color_jitter_contrast", "color_jitter_saturation"
+    )
+    @classmethod
+    def _jitter_factor(cls, value: JitterValue) -> JitterValue:
+        low, high = (
+            value if isinstance(value, tuple) else (max(0.0, 1 - value), 1 + value)
+        )
+        if (not isinstance(value, tuple) and value < 0) or low < 0 or low > high:
+            raise ValueError(
+                f"must be a non-negative number or [min, max] with 0 <= min <= max, "
+                f"got {value}"
+            )
+        return value
+
+    @field_validator("color_jitter_hue")
+    @classmethod
+    def _jitter_hue(cls, value: JitterValue) -> JitterValue:
+        low, high = value if isinstance(value, tuple) else (-value, value)
+        if not -0.5 <= low <= high <= 0.5 or (
+            not isinstance(value, tuple) and value < 0
+        ):
+            raise ValueError(
+                f"must be in [0, 0.5] or [min, max] within [-0.5, 0.5], got {value}"
+            )
+        return value
+
     apply_rgb_shift: bool = False
     rgb_shift_r_shift_limit: int = Field(20, ge=0, le=255)
     rgb_shift_g_shift_limit: int = Field(20, ge=0, le=255)
@@ -121,14 +167,14 @@ class TrainParameters(_Section):
     accumulate_grad_batches: int = Field(1, gt=0)
     checkpoint_every_n_steps: int | None = Field(50, gt=0)
 
-    @model_validator(mode="after")
-    def _not_yet_available(self) -> TrainParameters:
-        if self.pre_training:
+    @field_validator("classification_mode")
+    @classmethod
+    def _not_empty(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
             raise ValueError(
-                "pre_training: true is not available in this version of signpipe "
-                "(set it to false)"
+                "give gloss, hamnosys or a list of both, not an empty list"
             )
-        return self
+        return value
 
     def modes(self) -> list[str]:
         """The classification modes as a list without duplicates, in the given order."""
@@ -300,7 +346,17 @@ class TrainerConfig(_Section):
     devices: int | str | list[int] | None = None
     num_nodes: int = Field(1, gt=0)
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Literal[
+        "32-true",
+        "32",
+        "16-mixed",
+        "bf16-mixed",
+        "16-true",
+        "bf16-true",
+        "64-true",
+        "64",
+        "transformer-engine",
+    ] = "32-true"
 
 
 class SignpipeConfig(_Section):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -21,14 +21,19 @@ from utils.legacy import translate_legacy
 def _model_for_path(path: tuple) -> type[BaseModel] | None:
     """The pydantic model that holds the key at `path` (for error suggestions)."""
     model: Any = SignpipeConfig
+    key_of_mapping = False
     for part in path:
+        if key_of_mapping:  # a user-chosen name in a dict (e.g. a head), not a field
+            key_of_mapping = False
+            continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
         field = model.model_fields.get(str(part))
         if field is None:
             return None
         annotation = field.annotation
-        candidates = getattr(annotation, "__args__", (annotation,))
+        key_of_mapping = get_origin(annotation) is dict
+        candidates = get_args(annotation) or (annotation,)
         model = next(
             (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
             None,
@@ -118,13 +123,39 @@ def load_raw_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: config file not found")
     try:
         with path.open(encoding="utf-8") as file:
-            raw = yaml.safe_load(file)
+            raw = yaml.load(file, Loader=_UniqueKeyLoader)  # nosec: a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
-    return raw if raw is not None else {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    if raw is None:
+        raise ConfigError(
+            f"{path}: the config file is empty; start from train_config.yml"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a YAML mapping of sections "
+            f"(general_parameters:, train_parameters:, ...), not a {type(raw).__name__}"
+        )
+    return raw
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+    """YAML's safe loader, but a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(

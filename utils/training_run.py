@@ -17,10 +17,12 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from datasets.datamodule import SignDataModule
 from models.callbacks import AtomicCheckpointIO, FreezeUntilConvergence, LastCheckpoint
 from models.lightning_module import SignRecognitionModule
+from models.pretraining import PretrainingModule
 from models.transfer import describe_transfer, load_matching_weights
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
@@ -192,11 +194,14 @@ def _callbacks(config: SignpipeConfig, save_dir: Path) -> tuple[list, ModelCheck
 
 
 def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
-    module = SignRecognitionModule.from_config(
-        config, datamodule.num_classes, datamodule.label_names
+    kind = (
+        PretrainingModule
+        if config.train_parameters.pre_training
+        else SignRecognitionModule
     )
+    module = kind.from_config(config, datamodule.num_classes, datamodule.label_names)
     for part in config.transfer.freeze_parts:
-        module.model.submodule(part)  # an unknown name fails before training
+        module.model.submodule(part, "transfer.freeze_parts")  # fails before training
     if config.transfer.checkpoint:
         report = load_matching_weights(module, config.transfer.checkpoint)
         print(describe_transfer(report))
@@ -218,21 +223,48 @@ def _validate_best(module, datamodule, best_path: str, device_args: dict) -> dic
     return evaluator.callback_metrics
 
 
+def _make_trainer(**kwargs) -> L.Trainer:
+    """Lightning's Trainer; what it rejects in `trainer` is a config error."""
+    try:
+        return L.Trainer(**kwargs)
+    except (ValueError, MisconfigurationException) as error:
+        raise ConfigError(
+            f"trainer: Lightning rejects devices={kwargs.get('devices')!r}, "
+            f"strategy={kwargs.get('strategy')!r}, "
+            f"precision={kwargs.get('precision')!r}: {error}"
+        ) from None
+
+
+def _warn_random_weights(config: SignpipeConfig) -> None:
+    extractor = config.feature_extractor
+    if config.uses_frames() and extractor.pretrained_path is None:
+        model = (
+            extractor.model_path if extractor.name == "cnn_extractor" else "resnet50"
+        )
+        print(
+            f"warning: feature_extractor.pretrained_path is not set: {model} starts "
+            "from random weights (weights come only from local files)",
+            file=sys.stderr,
+        )
+
+
 def run_training(config: SignpipeConfig, options: RunOptions) -> int:
     """Build data and model, fit, and write checkpoints, metrics.json and weights."""
     L.seed_everything(config.general_parameters.seed, workers=True, verbose=False)
     datamodule = SignDataModule(config)
     print(datamodule.describe())
     module = _build_module(config, datamodule)
+    if not config.transfer.checkpoint:
+        _warn_random_weights(config)
     device_args = trainer_device_args(config)
-    save_dir = prepare_output_dir(config)
     resume_from = None
     if options.resume:
-        resume_from = save_dir / "checkpoints" / "last.ckpt"
+        resume_from = config.general_parameters.run_dir() / "checkpoints" / "last.ckpt"
         check_resumable(resume_from, config, datamodule.num_classes)
+    save_dir = prepare_output_dir(config)
     callbacks, best = _callbacks(config, save_dir)
     train_parameters = config.train_parameters
-    trainer = L.Trainer(
+    trainer = _make_trainer(
         max_epochs=train_parameters.epochs,
         accumulate_grad_batches=train_parameters.accumulate_grad_batches,
         fast_dev_run=train_parameters.fast_dev_run,
@@ -269,11 +301,15 @@ def run_training(config: SignpipeConfig, options: RunOptions) -> int:
 def _write_results(
     config, module, results: dict, best_path: str, save_dir: Path
 ) -> None:
-    metrics = final_metrics(results, config.head_modes())
+    if config.train_parameters.pre_training:
+        metrics = {"pretrain_val_loss": float(results["val/loss"])}
+    else:
+        metrics = final_metrics(results, config.head_modes())
     metrics["checkpoint"] = best_path or None
     metrics_path = save_dir / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    print(f"validation: {json.dumps(metrics['mean_top1'])}; wrote {metrics_path}")
+    summary = metrics.get("mean_top1", metrics.get("pretrain_val_loss"))
+    print(f"validation: {json.dumps(summary)}; wrote {metrics_path}")
     weights_file = config.general_parameters.weights_file()
     if weights_file is not None:
         save_weights(module, weights_file)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import sys
 from pathlib import Path
 
 import timm
@@ -68,14 +67,8 @@ class FrameFeatureExtractor(nn.Module):
         return out
 
 
-def _check_weights_file(pretrained_path: str | None, model: str) -> None:
-    if pretrained_path is None:
-        print(
-            f"warning: feature_extractor.pretrained_path is not set: {model} starts "
-            "from random weights (weights come only from local files)",
-            file=sys.stderr,
-        )
-    elif not Path(pretrained_path).is_file():
+def _check_weights_file(pretrained_path: str | None) -> None:
+    if pretrained_path is not None and not Path(pretrained_path).is_file():
         raise ConfigError(
             f"feature_extractor.pretrained_path: '{pretrained_path}' is not an "
             "existing file (weights are read from local files only)"
@@ -94,7 +87,7 @@ def cnn_extractor(
             f"feature_extractor.model_path: '{model_path}' is not a timm model{hint} "
             "(timm.list_models() lists them)"
         )
-    _check_weights_file(pretrained_path, model_path)
+    _check_weights_file(pretrained_path)
     overlay = {"file": pretrained_path} if pretrained_path else None
     backbone = timm.create_model(
         model_path,
@@ -117,7 +110,7 @@ def resnet50_extractor(
     *, representation_size: int, pretrained_path: str | None = None
 ) -> FrameFeatureExtractor:
     """torchvision's ResNet-50, optionally with weights from a local file."""
-    _check_weights_file(pretrained_path, "resnet50")
+    _check_weights_file(pretrained_path)
     backbone = torchvision.models.resnet50(weights=None)
     if pretrained_path is not None:
         state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
