@@ -7,7 +7,7 @@ SOURCES := models datasets data_preprocessing utils tests train.py $(wildcard te
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-clean format-check format-apply lint pytest test train
+.PHONY: help venv venv-clean format-check format-apply lint pytest test train bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,3 +42,6 @@ $(SAMPLE_DATA)/test_gloss.txt: | $(VENV)/.installed
 
 train: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## train with $(CONFIG) (sample data made when missing)
 	$(PY) train.py --model_config_path $(CONFIG)
+
+bench: $(VENV)/.installed ## throughput benchmarks; writes benchmarks/results.json
+	$(PY) -m benchmarks.bench

@@ -23,9 +23,15 @@ from datasets.sign_dataset import (
     SamplingOptions,
     SignDataset,
     collate_clips,
+    decode_image,
     worker_init_fn,
 )
-from datasets.transforms import build_clip_transform, decode_size_hint
+from datasets.frame_cache import FrameCache
+from datasets.transforms import (
+    build_clip_transform,
+    build_resize_crop,
+    decode_size_hint,
+)
 from models.heads import IGNORE_INDEX
 from utils.config import SignpipeConfig
 from utils.errors import DataError
@@ -171,9 +177,21 @@ class SignDataModule(L.LightningDataModule):
         self.train_samples = splits["train"]
         self.val_samples = splits["val"]
         self.test_samples = splits["test"]
+        self.cache = self._frame_cache(samples) if general.frame_cache else None
         # Building the datasets checks sampling and transforms before any training.
         self.dataset(self.train_samples, train=True)
         self.dataset(self.val_samples, train=False)
+
+    def _frame_cache(self, samples: list[Sample]) -> FrameCache:
+        augmentations = self.config.augmentations_parameters
+        return FrameCache.build_or_open(
+            [sample for sample in samples if sample.frame_paths],
+            Path(self.config.general_parameters.frame_cache_dir).expanduser(),
+            resize=augmentations.resize_size,
+            size=augmentations.center_crop_size,
+            transform=build_resize_crop(augmentations),
+            decode=decode_image,
+        )
 
     def dataset(self, samples: list[Sample], *, train: bool) -> SignDataset:
         """The dataset over `samples`, with train or evaluation transforms."""
@@ -187,10 +205,13 @@ class SignDataModule(L.LightningDataModule):
                 default_fps=config.train_parameters.default_fps,
             ),
             train=train,
-            transform=build_clip_transform(augmentations, train=train),
+            transform=build_clip_transform(
+                augmentations, train=train, resized=self.cache is not None
+            ),
             landmarks=config.landmarks_parameters if config.uses_landmarks() else None,
             size_hint=decode_size_hint(augmentations),
             seed=config.general_parameters.seed,
+            cache=self.cache,
         )
 
     def loader(self, samples: list[Sample], *, train: bool) -> DataLoader:

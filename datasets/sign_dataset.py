@@ -11,6 +11,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from datasets.frame_cache import FrameCache
 from datasets.index import Sample
 from datasets.landmarks import (
     flip_horizontally,
@@ -60,6 +61,8 @@ class SignDataset(Dataset):
         landmarks: the landmark options, or None when landmarks are not used.
         size_hint: decode JPEGs at about this size (draft mode), or None.
         seed: base seed for the random choices.
+        cache: decoded, resized frames to read instead of the JPEGs (then `transform`
+            holds only the random augmentations).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class SignDataset(Dataset):
         landmarks: LandmarksParameters | None = None,
         size_hint: int | None = None,
         seed: int = 0,
+        cache: FrameCache | None = None,
     ) -> None:
         self.samples = samples
         self.sampling = sampling
@@ -80,6 +84,7 @@ class SignDataset(Dataset):
         self.landmarks = landmarks
         self.size_hint = size_hint
         self.seed = seed
+        self.cache = cache
         self.rng = random.Random(seed)
         self._mirror = mirror_permutation(landmarks.components) if landmarks else None
         self._hands = hand_offsets(landmarks.components) if landmarks else None
@@ -107,6 +112,9 @@ class SignDataset(Dataset):
         return max(1, round(self.sampling.time * fps))
 
     def _frames(self, sample: Sample, positions: list[int]) -> torch.Tensor:
+        if self.cache is not None and sample in self.cache:
+            clip = self.cache.clip(sample, positions)
+            return (self.transform(clip) if self.transform else clip).contiguous()
         images = [
             decode_image(sample.frame_paths[i], self.size_hint) for i in positions
         ]

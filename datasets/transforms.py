@@ -43,18 +43,24 @@ class RandomGaussianBlur(torch.nn.Module):
         return v2.functional.gaussian_blur(clip, [size, size])
 
 
+def build_resize_crop(config: AugmentationsParameters) -> torch.nn.Module:
+    """The deterministic part of the clip transform: resize, then centre crop."""
+    return build_clip_transform(config, train=False)
+
+
 def build_clip_transform(
-    config: AugmentationsParameters, *, train: bool
+    config: AugmentationsParameters, *, train: bool, resized: bool = False
 ) -> torch.nn.Module:
     """Resize and centre crop for every split; random augmentations for training only.
 
     torchvision's v2 transforms draw their random parameters once per call, so applying
-    them to a whole `(T, C, H, W)` clip treats all its frames alike.
+    them to a whole `(T, C, H, W)` clip treats all its frames alike. With `resized`
+    (frames from the frame cache), resize and crop were done already.
     """
     steps: list[torch.nn.Module] = []
-    if config.apply_resize:
+    if config.apply_resize and not resized:
         steps.append(v2.Resize(config.resize_size, antialias=True))
-    if config.apply_center_crop:
+    if config.apply_center_crop and not resized:
         steps.append(v2.CenterCrop(config.center_crop_size))
     if train:
         if config.apply_random_rotation:

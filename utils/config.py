@@ -54,6 +54,8 @@ class GeneralParameters(_Section):
     path_to_save: str = "runs/default"
     seed: int = 42
     neptune: bool = False
+    frame_cache: bool = False
+    frame_cache_dir: str = "~/.cache/signpipe/frames"
 
     @model_validator(mode="after")
     def _one_annotation_file_per_root(self) -> GeneralParameters:
@@ -379,6 +381,18 @@ class SignpipeConfig(_Section):
             raise ValueError(
                 "feature_extractor.name: landmarks_extractor reads landmarks; set "
                 "train_parameters.landmarks: true"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_needs_fixed_size(self) -> SignpipeConfig:
+        augmentations = self.augmentations_parameters
+        if self.general_parameters.frame_cache and not (
+            augmentations.apply_resize and augmentations.apply_center_crop
+        ):
+            raise ValueError(
+                "general_parameters.frame_cache: needs augmentations_parameters."
+                "apply_resize and apply_center_crop (cached frames have one size)"
             )
         return self
 
