@@ -7,7 +7,7 @@ SOURCES := models datasets data_preprocessing utils tests train.py $(wildcard te
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-clean format-check format-apply lint pytest test train bench
+.PHONY: help venv venv-clean format-check format-apply lint pytest test test-slow train bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ pytest: $(VENV)/.installed ## run the tests only
 	$(PY) -m pytest
 
 test: format-check lint pytest ## format-check + lint + tests
+
+test-slow: $(VENV)/.installed ## the slow tests too (e.g. torch.compile)
+	$(PY) -m pytest -m "slow or not slow"
 
 $(SAMPLE_DATA)/test_gloss.txt: | $(VENV)/.installed
 	$(PY) -m data_preprocessing.make_sample_dataset $(SAMPLE_DATA)

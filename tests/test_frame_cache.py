@@ -32,8 +32,8 @@ def test_cached_clips_equal_decoded_clips(tiny_config, tmp_path) -> None:
         module.config.general_parameters.seed = 0
     reference = plain.dataset(plain.val_samples, train=False)
     from_cache = cached.dataset(cached.val_samples, train=False)
-    for index in range(len(reference)):
-        expected, actual = reference[index]["frames"], from_cache[index]["frames"]
+    for index, item in enumerate(reference):
+        expected, actual = item["frames"], from_cache[index]["frames"]
         assert actual.dtype == torch.uint8 and actual.shape == expected.shape
         assert torch.equal(actual, expected)
 

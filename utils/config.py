@@ -348,6 +348,8 @@ class TrainerConfig(_Section):
     devices: int | str | list[int] | None = None
     num_nodes: int = Field(1, gt=0)
     strategy: str = "auto"
+    compile: bool = False
+    channels_last: bool = True
     precision: Literal[
         "32-true",
         "32",

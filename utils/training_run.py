@@ -205,6 +205,13 @@ def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
     if config.transfer.checkpoint:
         report = load_matching_weights(module, config.transfer.checkpoint)
         print(describe_transfer(report))
+    backbone = getattr(module.model.feature_extractor, "backbone", None)
+    if backbone is not None and config.trainer.channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    if backbone is not None and config.trainer.compile:
+        # In place, so checkpoint keys stay the same; the number of real frames
+        # varies per batch, hence dynamic shapes.
+        backbone.compile(dynamic=True)
     return module
 
 
