@@ -37,8 +37,8 @@ pytest: $(VENV)/.installed ## run the tests only
 
 test: format-check lint pytest ## format-check + lint + tests
 
-test-slow: $(VENV)/.installed ## the slow tests too (e.g. torch.compile)
-	$(PY) -m pytest -m "slow or not slow"
+test-slow: $(VENV)/.installed ## all tests, with the minutes-long ones (e.g. torch.compile)
+	$(PY) -m pytest -m "manual or not manual"
 
 $(SAMPLE_DATA)/test_gloss.txt: | $(VENV)/.installed
 	$(PY) -m data_preprocessing.make_sample_dataset $(SAMPLE_DATA)

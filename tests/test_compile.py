@@ -11,7 +11,7 @@ import torch
 import train
 
 
-@pytest.mark.slow
+@pytest.mark.manual
 def test_compiled_backbone_trains_and_keeps_checkpoint_keys(tiny_config, write_config):
     config = copy.deepcopy(tiny_config)
     config["trainer"]["compile"] = True
