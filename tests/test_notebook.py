@@ -25,4 +25,6 @@ def test_walkthrough_notebook_executes(tmp_path: Path, monkeypatch: pytest.Monke
         except Exception as error:  # pragma: no cover - the message is the point
             raise AssertionError(f"notebook cell {index} failed: {error!r}") from error
     assert (tmp_path / "walkthrough_output" / "clip.png").is_file()
+    charts = list((tmp_path / "walkthrough_output" / "statistics").glob("*.png"))
+    assert len(charts) == 8, "one chart per HamNoSys column"
     assert "gloss" in namespace["outputs"]["logits"]
