@@ -11,9 +11,7 @@ MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import random
 import re
 import shutil
@@ -151,10 +149,7 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
     num_classes = {
         str(head): int(count) for head, count in hparams["num_classes"].items()
     }
-    # build_pipeline warns that the extractor "starts from random weights"; the
-    # checkpoint's weights are loaded right after, so the warning would mislead.
-    with contextlib.redirect_stderr(io.StringIO()):
-        model = build_pipeline(config, num_classes)
+    model = build_pipeline(config, num_classes)
     state = {
         key[len(_STATE_PREFIX) :]: value
         for key, value in checkpoint["state_dict"].items()
