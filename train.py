@@ -9,6 +9,7 @@ python3 train.py --model_config_path train_config.yml [--neptune] [--resume]
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from utils.cli import run_cli
@@ -66,9 +67,12 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     if args.neptune:
         overrides.append("general_parameters.neptune=true")
     flags = {
-        "checkpoint": args.checkpoint,
+        # JSON is valid YAML: paths with spaces, '#' or ':' survive the override.
+        "checkpoint": json.dumps(args.checkpoint) if args.checkpoint else None,
         "freeze_parts": (
-            "[" + args.freeze_parts + "]" if args.freeze_parts is not None else None
+            json.dumps([part.strip() for part in args.freeze_parts.split(",")])
+            if args.freeze_parts is not None
+            else None
         ),
         "freeze_until_convergence": "true" if args.freeze_until_convergence else None,
         "patience": args.patience,

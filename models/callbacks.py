@@ -71,10 +71,14 @@ class LastCheckpoint(L.Callback):
             )
             if trainer.global_step > 0:
                 self._save(trainer)
-            _say(
-                f"{self.interrupted_by}: saved {self.path} at step "
-                f"{trainer.global_step}; continue with --resume"
-            )
+                _say(
+                    f"{self.interrupted_by}: saved {self.path} at step "
+                    f"{trainer.global_step}; continue with --resume"
+                )
+            else:
+                _say(
+                    f"{self.interrupted_by}: stopped before the first step, nothing saved"
+                )
 
     @property
     def exit_code(self) -> int:
@@ -114,6 +118,7 @@ class FreezeUntilConvergence(L.Callback):
         self.lr_after_unfreeze = lr_after_unfreeze
         self.thaw_on_plateau = until_convergence and not keep_frozen
         self.frozen = True
+        self._frozen_this_epoch = True
         self.best = float("inf")
         self.stale_epochs = 0
 
@@ -134,9 +139,15 @@ class FreezeUntilConvergence(L.Callback):
         state = "frozen" if self.frozen else "trainable"
         _say(f"transfer: {', '.join(self.parts)} {state}")
 
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._frozen_this_epoch = self.frozen
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # The state the epoch trained with (a thaw at its validation takes effect next).
         for part in self.parts:
-            pl_module.log(f"freeze/{part}", float(self.frozen), on_epoch=True)
+            pl_module.log(
+                f"freeze/{part}", float(self._frozen_this_epoch), on_epoch=True
+            )
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not self.frozen or not self.thaw_on_plateau:

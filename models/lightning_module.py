@@ -32,6 +32,21 @@ def lr_factor(step: int, warmup_steps: int, multiply_lr_step: float) -> float:
     return multiply_lr_step**decays
 
 
+def check_finite(loss: torch.Tensor, step: int, batch: dict) -> None:
+    """Stop with `TrainingDivergedError` naming the step when the loss is NaN/inf.
+
+    One scalar sync per step (the progress bar reads the loss anyway); raising before
+    backward keeps the weights and the checkpoints already written intact.
+    """
+    if not torch.isfinite(loss):
+        raise TrainingDivergedError(
+            f"the training loss is {float(loss)} at optimizer step {step} (batch "
+            f"{batch['name'][:3]}...); stopped before updating the weights, so the "
+            "checkpoints already written are intact. Lower train_parameters.lr or "
+            "check the data"
+        )
+
+
 class SignRecognitionModule(L.LightningModule):
     """Trains a `SignPipeline` on batches from `SignDataModule`.
 
@@ -133,15 +148,7 @@ class SignRecognitionModule(L.LightningModule):
 
     def training_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
         loss = self.model_step(batch, "train")
-        # One scalar sync per step (the progress bar reads the loss anyway); raising
-        # before backward keeps the weights and the last checkpoint intact.
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"the training loss is {float(loss)} at optimizer step "
-                f"{self.global_step} (batch {batch['name'][:3]}...); the weights "
-                "before it are in last.ckpt. Lower train_parameters.lr or check the "
-                "data"
-            )
+        check_finite(loss, self.global_step, batch)
         return loss
 
     def validation_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:

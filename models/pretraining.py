@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from datasets.landmarks import COMPONENT_SIZES
-from models.lightning_module import lr_factor
+from models.lightning_module import check_finite, lr_factor
 from models.pipeline import SignPipeline, build_pipeline
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict, parse_config
@@ -239,6 +239,7 @@ class PretrainingModule(L.LightningModule):
         hidden = choose_masked_frames(batch["mask"], self.mask_ratio)
         loss, parts = self.pretraining_loss(batch, hidden)
         self._log_losses(loss, parts, batch, train=True)
+        check_finite(loss, self.global_step, batch)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

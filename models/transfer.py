@@ -45,8 +45,8 @@ def load_matching_weights(module: nn.Module, path: str | Path) -> dict[str, Coun
     fresh initialisation.
 
     Returns:
-        Tensor counts per readable part under "loaded", "shape differs" (re-initialised)
-        and "not in checkpoint".
+        Tensor counts per readable part: loaded, re-initialised (shape differs) and
+        new (not in the checkpoint).
     """
     source = read_state_dict(path)
     # Weights saved from the bare pipeline lack the LightningModule's "model." prefix.
@@ -63,11 +63,11 @@ def load_matching_weights(module: nn.Module, path: str | Path) -> dict[str, Coun
         )
     module.load_state_dict(loaded, strict=False)
     return {
-        "loaded": Counter(_part(k) for k in loaded),
-        "shape differs": Counter(
+        "loaded from the checkpoint": Counter(_part(k) for k in loaded),
+        "re-initialised (shape differs)": Counter(
             _part(k) for k in source if k in target and k not in loaded
         ),
-        "not in checkpoint": Counter(
+        "new (not in the checkpoint)": Counter(
             _part(k) for k in target if k not in source and k.startswith("model.")
         ),
     }
@@ -79,5 +79,5 @@ def describe_transfer(report: dict[str, Counter]) -> str:
     for kind, counts in report.items():
         if counts:
             parts = ", ".join(f"{part} ({n})" for part, n in sorted(counts.items()))
-            lines.append(f"checkpoint {kind}: {parts}")
+            lines.append(f"{kind}: {parts}")
     return "\n".join(lines)

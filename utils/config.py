@@ -67,8 +67,12 @@ class GeneralParameters(_Section):
                 f"annotation_file: {len(files)} files for {len(self.data_paths())} "
                 "data_path roots; give one per root, a single name, or null"
             )
-        if self.annotation_separator == "":
-            raise ValueError("annotation_separator: use null for whitespace, not ''")
+        separator = self.annotation_separator
+        if separator is not None and len(separator) != 1:
+            raise ValueError(
+                f"annotation_separator: one character (e.g. ',' or a tab), or null for "
+                f"any whitespace; got {separator!r}"
+            )
         return self
 
     def data_paths(self) -> list[str]:
@@ -395,6 +399,17 @@ class SignpipeConfig(_Section):
             raise ValueError(
                 "general_parameters.frame_cache: needs augmentations_parameters."
                 "apply_resize and apply_center_crop (cached frames have one size)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pretraining_trains_everything(self) -> SignpipeConfig:
+        if self.train_parameters.pre_training and (
+            self.freeze_scheduler is not None or self.transfer.freeze_parts
+        ):
+            raise ValueError(
+                "train_parameters.pre_training: pretraining trains the extractor and "
+                "encoder together; drop freeze_scheduler / transfer.freeze_parts"
             )
         return self
 

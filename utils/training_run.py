@@ -205,7 +205,8 @@ def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
     if config.transfer.checkpoint:
         report = load_matching_weights(module, config.transfer.checkpoint)
         print(describe_transfer(report))
-    backbone = getattr(module.model.feature_extractor, "backbone", None)
+    extractor = module.model.feature_extractor
+    backbone = getattr(getattr(extractor, "frames", extractor), "backbone", None)
     if backbone is not None and config.trainer.channels_last:
         backbone.to(memory_format=torch.channels_last)
     if backbone is not None and config.trainer.compile:
