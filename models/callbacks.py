@@ -76,9 +76,7 @@ class LastCheckpoint(L.Callback):
                     f"{trainer.global_step}; continue with --resume"
                 )
             else:
-                _say(
-                    f"{self.interrupted_by}: stopped before the first step, nothing saved"
-                )
+                _say(f"{self.interrupted_by}: stopped before the first step")
 
     @property
     def exit_code(self) -> int:
@@ -140,6 +138,10 @@ class FreezeUntilConvergence(L.Callback):
         _say(f"transfer: {', '.join(self.parts)} {state}")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # Applied here, in train mode: Lightning restores the modules' modes after
+        # validation (where a thaw happens), which would leave a thawed part in eval.
+        for part in self.parts:
+            self._pipeline(pl_module).set_frozen(part, self.frozen)
         self._frozen_this_epoch = self.frozen
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -160,12 +162,10 @@ class FreezeUntilConvergence(L.Callback):
             return
         self.stale_epochs += 1
         if self.stale_epochs >= self.patience:
-            self._thaw(trainer, pl_module)
+            self._thaw(trainer)
 
-    def _thaw(self, trainer, pl_module) -> None:
-        self.frozen = False
-        for part in self.parts:
-            self._pipeline(pl_module).set_frozen(part, False)
+    def _thaw(self, trainer) -> None:
+        self.frozen = False  # takes effect at the next epoch's start
         message = f"transfer: validation loss plateaued; thawed {', '.join(self.parts)}"
         if self.lr_after_unfreeze is not None:
             for config in trainer.lr_scheduler_configs:
