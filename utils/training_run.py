@@ -16,7 +16,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from datasets.datamodule import SignDataModule
@@ -27,6 +27,7 @@ from models.transfer import describe_transfer, load_matching_weights
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
 from utils.errors import ConfigError
+from utils.loggers import ContinuingCSVLogger
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
 MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parameters")
@@ -72,7 +73,7 @@ def build_loggers(config: SignpipeConfig, save_dir: Path, resume: bool) -> list:
     csv_version = _latest_version(save_dir / "logs") if resume else None
     tb_version = _latest_version(save_dir / "tensorboard") if resume else None
     loggers = [
-        CSVLogger(save_dir, name="logs", version=csv_version),
+        ContinuingCSVLogger(save_dir, name="logs", version=csv_version),
         TensorBoardLogger(
             save_dir, name="tensorboard", version=tb_version, default_hp_metric=False
         ),
@@ -298,9 +299,24 @@ def run_training(config: SignpipeConfig, options: RunOptions) -> int:
             return last.exit_code
         results = trainer.callback_metrics
         if best.best_model_path:
-            results = _validate_best(
-                module, datamodule, best.best_model_path, device_args
-            )
+            try:
+                results = _validate_best(
+                    module, datamodule, best.best_model_path, device_args
+                )
+            except (SystemExit, KeyboardInterrupt) as error:
+                code = (
+                    130
+                    if isinstance(error, KeyboardInterrupt)
+                    or (isinstance(error, SystemExit) and error.code == 1)
+                    else 143
+                )
+                print(
+                    "interrupted during the final validation: training finished and "
+                    f"{save_dir / 'checkpoints'} is complete; metrics.json was not "
+                    "written (test.py evaluates the checkpoints)",
+                    flush=True,
+                )
+                return code
     if trainer.is_global_zero:
         _write_results(config, module, results, best.best_model_path, save_dir)
     return 0
