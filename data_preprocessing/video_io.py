@@ -12,6 +12,7 @@ This module needs only PyAV, numpy and tqdm (no torch), so that the tools start 
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import re
 import sys
@@ -408,7 +409,11 @@ def run_batch(
                 progress.update()
         return results
     target = _importable(function)
-    pool = ProcessPoolExecutor(max_workers=workers)
+    # Fresh interpreters, not forks: a fork of a process that already runs
+    # MediaPipe, torch threads or a DataLoader can crash in native code.
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+    )
     try:
         # Submitted (and the workers forked) before the progress bar starts its thread.
         futures = {
