@@ -1,0 +1,140 @@
+"""benchmarks/: the generated dataset, and `--quick` writing every result key."""
+
+# pylint: disable=redefined-outer-name
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import bench
+from benchmarks.data import COMPLETE_FILE, DatasetSpec, ensure_dataset
+
+RATIOS = (
+    "loader_vs_decode",
+    "loader_vs_naive",
+    "train_vs_model_only",
+    "landmarks_train_vs_model_only",
+    "cached_loader_vs_decode",
+)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[dict, str]:
+    """`python3 -m benchmarks.bench --quick` into a temporary file: results, stdout."""
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    cache = tmp_path_factory.mktemp("bench_data")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = bench.main(["--quick", "--output", str(out), "--cache_dir", str(cache)])
+    assert code == 0
+    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
+
+
+def test_quick_run_writes_every_section(quick) -> None:
+    results, _ = quick
+    for key in (
+        "machine",
+        "dataset",
+        "config",
+        "loader",
+        "decode",
+        "naive_loader",
+        "cached_loader",
+        "train",
+        "predict",
+        "cuda",
+        "ratios",
+        "targets",
+    ):
+        assert key in results, key
+    machine = results["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["torch"]
+    assert machine["device"]
+    assert results["quick"] is True
+    assert set(results["train"]) == {"default", "landmarks"}
+    for name in ("default", "landmarks"):
+        entry = results["train"][name]
+        assert _positive(entry["clips_per_s"])
+        assert _positive(entry["model_only_clips_per_s"])
+        assert entry["flops_per_step"] > 0
+    for key in ("pil_draft", "torchvision_decode_jpeg", "limit"):
+        assert _positive(results["decode"][f"{key}_frames_per_s"])
+    assert _positive(results["loader"]["frames_per_s"])
+    assert _positive(results["naive_loader"]["frames_per_s"])
+    assert _positive(results["predict"]["clips_per_s"])
+    assert results["predict"]["clips"] == bench.QUICK.predict_clips
+
+
+def test_quick_run_ratios_are_positive_numbers(quick) -> None:
+    results, _ = quick
+    ratios = results["ratios"]
+    assert set(ratios) == set(RATIOS)
+    cached = results["cached_loader"]
+    if importlib.util.find_spec("datasets.frame_cache") is not None:
+        assert not cached.get("skipped"), cached.get("note")
+    for key in RATIOS:
+        if key == "cached_loader_vs_decode" and cached.get("skipped"):
+            assert ratios[key] is None and cached["note"]
+            continue
+        assert _positive(ratios[key]), (key, ratios[key])
+
+
+def test_quick_run_prints_the_table(quick) -> None:
+    results, printed = quick
+    for key in RATIOS:
+        assert key in printed
+    assert results["machine"]["cpu"] in printed
+    assert "wrote" in printed
+
+
+def test_cpu_run_skips_cuda_with_a_note(quick) -> None:
+    results, _ = quick
+    if results["machine"]["device"] == "cpu":
+        assert results["cuda"]["skipped"] is True and "CUDA" in results["cuda"]["note"]
+
+
+def test_bf16_peak_table() -> None:
+    assert bench.bf16_peak("NVIDIA H200") == 989e12
+    assert bench.bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
+    assert bench.bf16_peak("NVIDIA H100 PCIe") == 756e12
+    assert bench.bf16_peak("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bench.bf16_peak("Some Future GPU") is None
+
+
+def test_dataset_layout_and_reuse(tmp_path: Path) -> None:
+    spec = DatasetSpec(clips=4, frames_per_clip=5, size=48, glosses=2)
+    root, generated = ensure_dataset(spec, tmp_path, processes=1)
+    assert generated and (root / COMPLETE_FILE).is_file()
+    clips = sorted(p for p in root.iterdir() if p.is_dir())
+    assert [p.name for p in clips] == sorted(name for name, _, _ in spec.clip_names())
+    folder = clips[0]
+    frames = sorted(folder.glob("*.jpg"))
+    assert len(frames) == 5
+    with Image.open(frames[0]) as image:
+        assert image.size == (48, 48) and image.format == "JPEG"
+    with np.load(folder / f"{folder.name}.npz") as landmarks:
+        shapes = {key: landmarks[key].shape for key in landmarks.files if key != "fps"}
+    assert shapes == {
+        "pose": (5, 33, 3),
+        "left_hand": (5, 21, 3),
+        "right_hand": (5, 21, 3),
+        "face": (5, 468, 3),
+    }
+    rows = (root / "test_hamnosys.txt").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 4 and len(rows[1].split()) == 3 + 8
+    again, generated = ensure_dataset(spec, tmp_path, processes=1)
+    assert again == root and not generated
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
