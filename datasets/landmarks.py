@@ -57,9 +57,17 @@ def landmark_file(sample_dir: Path, name: str) -> Path | None:
     return None
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
+def _read_npz(
+    path: Path, components: list[str]
+) -> tuple[dict[str, np.ndarray], float | None]:
+    # Only the arrays used: an .npz decompresses each array on access, and the face
+    # (468 points) alone is most of a file.
+    wanted = {*components, "pose", "fps"}
     with np.load(path, allow_pickle=False) as data:
-        parts = {key: np.asarray(data[key], dtype=np.float32) for key in data.files}
+        keys = [key for key in data.files if key in wanted]
+        if not set(keys) - {"fps"}:  # none of the used parts: still learn T
+            keys += [key for key in data.files if key not in wanted][:1]
+        parts = {key: np.asarray(data[key], dtype=np.float32) for key in keys}
     fps = parts.pop("fps", None)
     return parts, float(fps) if fps is not None else None
 
@@ -100,7 +108,7 @@ def read_landmarks(
     """
     try:
         if path.suffix == ".npz":
-            parts, fps = _read_npz(path)
+            parts, fps = _read_npz(path, components)
         else:
             parts, fps = _read_pose(path)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:

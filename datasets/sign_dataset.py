@@ -196,14 +196,16 @@ def collate_clips(items: list[dict]) -> dict:
     key = "frames" if "frames" in items[0] else "landmarks"
     lengths = [item[key].shape[0] for item in items]
     longest = max(lengths)
+    heads = list(items[0]["labels"])
+    # One (heads, B) tensor whose rows are the heads' labels: a loader worker hands
+    # every tensor storage to the main process separately, which costs about as much
+    # as a clip's augmentations; nine heads in one storage make that one hand-over.
+    labels = torch.tensor(
+        [[item["labels"][head] for item in items] for head in heads], dtype=torch.long
+    )
     batch = {
         "mask": torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None],
-        "labels": {
-            head: torch.tensor(
-                [item["labels"][head] for item in items], dtype=torch.long
-            )
-            for head in items[0]["labels"]
-        },
+        "labels": dict(zip(heads, labels)),
         "name": [item["name"] for item in items],
     }
     if "frames" in items[0]:
