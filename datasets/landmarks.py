@@ -136,6 +136,47 @@ def read_landmarks(
     return np.concatenate(selected, axis=1), shoulders, fps
 
 
+class LandmarkMemory:
+    """Landmark files read once and kept in memory, up to a size budget.
+
+    Parsing an `.npz` costs more than everything else a landmark clip needs, and a
+    loader process reads every file once per epoch; with persistent workers each
+    keeps what it has read. Files past the budget are read from disk every time.
+
+    Args:
+        components: the parts to read (see `read_landmarks`).
+        budget_bytes: the most bytes of arrays to keep; 0 keeps nothing.
+    """
+
+    def __init__(self, components: list[str], budget_bytes: int) -> None:
+        self.components = components
+        self.budget_bytes = budget_bytes
+        self.used_bytes = 0
+        self._files: dict[Path, tuple] = {}
+
+    def __getstate__(self) -> dict:
+        # A worker process starts empty rather than receiving a pickled copy.
+        return {**self.__dict__, "used_bytes": 0, "_files": {}}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def read(self, path: Path) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+        """`read_landmarks(path, components)`, from memory when read before."""
+        found = self._files.get(path)
+        if found is not None:
+            return found
+        found = read_landmarks(path, self.components)
+        size = found[0].nbytes + (found[1].nbytes if found[1] is not None else 0)
+        if self.used_bytes + size <= self.budget_bytes:
+            found[0].setflags(write=False)  # shared by every later read
+            if found[1] is not None:
+                found[1].setflags(write=False)
+            self._files[path] = found
+            self.used_bytes += size
+        return found
+
+
 def hand_offsets(components: list[str]) -> list[int]:
     """Where each hand's 21 points start among the concatenated components."""
     offsets, offset = [], 0

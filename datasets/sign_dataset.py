@@ -14,11 +14,11 @@ from torch.utils.data import Dataset
 from datasets.frame_cache import FrameCache
 from datasets.index import Sample
 from datasets.landmarks import (
+    LandmarkMemory,
     flip_horizontally,
     hand_offsets,
     mirror_permutation,
     normalise,
-    read_landmarks,
 )
 from datasets.sampling import sample_indices
 from utils.config import LandmarksParameters
@@ -88,6 +88,11 @@ class SignDataset(Dataset):
         self.rng = random.Random(seed)
         self._mirror = mirror_permutation(landmarks.components) if landmarks else None
         self._hands = hand_offsets(landmarks.components) if landmarks else None
+        self._landmark_files = (
+            LandmarkMemory(landmarks.components, landmarks.memory_cache_mb * 2**20)
+            if landmarks
+            else None
+        )
         if sampling.time is not None and sampling.default_fps is None:
             unknown = [s.name for s in samples if s.fps is None and not s.landmark_path]
             if unknown:
@@ -156,8 +161,8 @@ class SignDataset(Dataset):
         points = shoulders = None
         fps = sample.fps
         if self.landmarks is not None:
-            points, shoulders, file_fps = read_landmarks(
-                sample.landmark_path, self.landmarks.components
+            points, shoulders, file_fps = self._landmark_files.read(
+                sample.landmark_path
             )
             fps = fps or file_fps
         positions = sample_indices(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 
 import train
+import datasets.landmarks
 from datasets.landmarks import (
     COMPONENT_SIZES,
+    LandmarkMemory,
     flip_horizontally,
     mirror_permutation,
     normalise,
@@ -77,6 +80,53 @@ def test_npz_components_and_missing_parts(tmp_path: Path) -> None:
     (tmp_path / "c.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="c.npz: cannot read landmarks"):
         read_landmarks(tmp_path / "c.npz", DEFAULT)
+
+
+def test_npz_with_none_of_the_components_gives_nan_clips_of_its_length(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "face_only.npz"
+    np.savez(path, face=np.zeros((6, 468, 3), np.float32), fps=np.array(25.0))
+    points, shoulders, fps = read_landmarks(path, ["left_hand"])
+    assert points.shape == (6, 21, 3) and np.isnan(points).all()
+    assert shoulders is None and fps == 25.0
+
+
+def test_landmark_memory_reads_each_file_once_within_its_budget(
+    tmp_path: Path, monkeypatch
+) -> None:
+    rng = np.random.default_rng(0)
+    paths = [tmp_path / f"{name}.npz" for name in "abc"]
+    for path in paths:
+        write_npz(path, 10, rng)
+    reads = []
+    original = datasets.landmarks.read_landmarks
+
+    def counting(path, components):
+        reads.append(path)
+        return original(path, components)
+
+    monkeypatch.setattr(datasets.landmarks, "read_landmarks", counting)
+    one_file = 10 * (K + 2) * 3 * 4  # points and shoulders, float32
+    memory = LandmarkMemory(DEFAULT, budget_bytes=2 * one_file)
+    first = memory.read(paths[0])
+    for _ in range(3):
+        for path in paths:
+            points, shoulders, fps = memory.read(path)
+            expected = original(path, DEFAULT)
+            np.testing.assert_array_equal(points, expected[0])
+            np.testing.assert_array_equal(shoulders, expected[1])
+            assert fps == expected[2]
+    assert memory.read(paths[0])[0] is first[0] and not first[0].flags.writeable
+    assert reads.count(paths[0]) == reads.count(paths[1]) == 1, "kept in memory"
+    assert reads.count(paths[2]) == 3, "past the budget: read every time"
+    assert len(memory) == 2 and memory.used_bytes == 2 * one_file
+    copied = pickle.loads(pickle.dumps(memory))  # what a loader worker receives
+    assert len(copied) == 0 and copied.used_bytes == 0
+    assert copied.budget_bytes == memory.budget_bytes
+    nothing = LandmarkMemory(DEFAULT, budget_bytes=0)
+    nothing.read(paths[0])
+    assert len(nothing) == 0
 
 
 def test_normalise_centres_on_shoulders_and_masks_absent_points() -> None:

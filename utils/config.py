@@ -201,6 +201,7 @@ class LandmarksParameters(_Section):
     normalize: bool = True
     apply_flip: bool = False
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+    memory_cache_mb: int = Field(256, ge=0)
 
     @model_validator(mode="after")
     def _valid_flip(self) -> LandmarksParameters:
