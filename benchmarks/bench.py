@@ -411,16 +411,10 @@ def bf16_peak(name: str) -> float | None:
     return None
 
 
-def measure_cuda(setup: Setup, inputs_dir: Path) -> dict:
-    """bf16-mixed + channels_last training and prediction on GPU 0, and the MFU."""
-    name = torch.cuda.get_device_name(0)
+def mfu_summary(name: str, train: dict) -> dict:
+    """The model FLOPs utilisation of a `measure_train` result on the GPU `name`:
+    achieved FLOP/s (FLOPs per step / batch size x clips/s) over the bf16 peak."""
     peak = bf16_peak(name)
-    config = setup.config(
-        "cuda", ["general_parameters.gpu=0", "trainer.precision=bf16-mixed"]
-    )
-    train, module, datamodule = measure_train(
-        config, setup.work, setup.scale.fit_plan(), channels_last=True
-    )
     flops_per_clip = train["flops_per_step"] / train["batch_size"]
     result = {
         "device": name,
@@ -431,6 +425,19 @@ def measure_cuda(setup: Setup, inputs_dir: Path) -> dict:
     }
     if peak is None:
         result["note"] = f"no bf16 peak known for {name}; add it to BF16_PEAK_FLOPS"
+    return result
+
+
+def measure_cuda(setup: Setup, inputs_dir: Path) -> dict:
+    """bf16-mixed + channels_last training and prediction on GPU 0, and the MFU."""
+    name = torch.cuda.get_device_name(0)
+    config = setup.config(
+        "cuda", ["general_parameters.gpu=0", "trainer.precision=bf16-mixed"]
+    )
+    train, module, datamodule = measure_train(
+        config, setup.work, setup.scale.fit_plan(), channels_last=True
+    )
+    result = mfu_summary(name, train)
     checkpoint = write_checkpoint(module, datamodule, config, setup.work / "cuda.ckpt")
     result["predict"] = measure_predict(
         checkpoint,

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from benchmarks import bench
+from benchmarks.common import QUICK, FitPlan, Setup
 from benchmarks.data import COMPLETE_FILE, DatasetSpec, ensure_dataset
 
 RATIOS = (
@@ -138,3 +140,39 @@ def test_dataset_layout_and_reuse(tmp_path: Path) -> None:
     again, generated = ensure_dataset(spec, tmp_path, processes=1)
     assert again == root and not generated
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_mfu_is_achieved_flops_over_the_bf16_peak() -> None:
+    train = {
+        "flops_per_step": 8e12,
+        "batch_size": 8,
+        "clips_per_s": 98.9,
+        "model_only_clips_per_s": 197.8,
+    }
+    summary = bench.mfu_summary("NVIDIA H200", train)
+    assert summary["mfu"] == pytest.approx(0.1)  # 1e12 FLOP per clip x 98.9 / 989e12
+    assert summary["model_only_mfu"] == pytest.approx(0.2)
+    unknown = bench.mfu_summary("Some Future GPU", train)
+    assert unknown["mfu"] is None and "BF16_PEAK_FLOPS" in unknown["note"]
+
+
+def test_bf16_channels_last_training_runs_and_counts_flops(tmp_path: Path) -> None:
+    """The GPU run's training settings (bf16-mixed, channels_last backbone), on the
+    CPU: everything but the device is exercised here."""
+    spec = DatasetSpec(clips=8, frames_per_clip=12, size=32, glosses=2)
+    root, _ = ensure_dataset(spec, tmp_path, processes=1)
+    setup = Setup(root, tmp_path / "work", QUICK)
+    config = setup.config(
+        "bf16",
+        ["trainer.precision=bf16-mixed", "general_parameters.workers=0"],
+    )
+    plan = FitPlan(warmup=1, steps=2, max_seconds=20.0)
+    result, module, _ = bench.measure_train(
+        config, setup.work, plan, channels_last=True
+    )
+    assert result["precision"] == "bf16-mixed" and result["channels_last"] is True
+    backbone = module.model.feature_extractor.backbone
+    weight = next(p for p in backbone.parameters() if p.ndim == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert _positive(result["clips_per_s"]) and _positive(result["flops_per_step"])
+    assert all(torch.isfinite(p).all() for p in module.parameters())
