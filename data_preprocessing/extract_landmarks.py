@@ -38,15 +38,15 @@ import numpy as np
 from PIL import Image
 
 from data_preprocessing.video_io import (
+    add_workers_argument,
     ItemResult,
     VideoReader,
     check_unique_names,
-    default_workers,
     find_videos,
     positive_float,
-    positive_int,
     prepare_output,
     report_failures,
+    written,
     run_batch,
 )
 from datasets.index import list_frames, read_fps
@@ -327,13 +327,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_COMPLEXITY,
         help="Holistic pose model (default: %(default)s, the one bundled offline)",
     )
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        metavar="N",
-        default=default_workers(),
-        help="parallel processes (default: min(4, CPUs) = %(default)s)",
-    )
+    add_workers_argument(parser)
     parser.add_argument(
         "--fps",
         type=positive_float,
@@ -352,8 +346,7 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         fps=args.fps,
     )
-    done = [result for result in results if result.error is None]
-    frames = sum(result.frames for result in done)
+    done, frames = written(results)
     print(
         f"wrote landmarks of {len(done)} of {len(results)} items ({frames} frames) "
         f"to {args.output}"

@@ -11,6 +11,7 @@ This module needs only PyAV, numpy and tqdm (no torch), so that the tools start 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import multiprocessing
 import os
@@ -439,6 +440,23 @@ def run_batch(
         raise
     pool.shutdown()
     return [by_index[index] for index in range(len(jobs))]
+
+
+def written(results: Sequence[ItemResult]) -> tuple[list[ItemResult], int]:
+    """The items that succeeded, and the frames they wrote in all."""
+    done = [result for result in results if result.error is None]
+    return done, sum(result.frames for result in done)
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """The `--workers N` option of the batch tools."""
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        default=default_workers(),
+        help="parallel processes (default: min(4, CPUs) = %(default)s)",
+    )
 
 
 def report_failures(results: Sequence[ItemResult], kind: str) -> int:

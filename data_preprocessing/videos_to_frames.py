@@ -31,17 +31,18 @@ from pathlib import Path
 from PIL import Image
 
 from data_preprocessing.video_io import (
+    add_workers_argument,
     ItemResult,
     VideoReader,
     check_unique_names,
     decode_video,
-    default_workers,
     find_videos,
     positive_float,
     positive_int,
     prepare_output,
     remove_frames,
     report_failures,
+    written,
     run_batch,
 )
 from utils.cli import run_cli
@@ -200,13 +201,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="shrink frames so the longest side is at most N pixels",
     )
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        metavar="N",
-        default=default_workers(),
-        help="parallel processes (default: min(4, CPUs) = %(default)s)",
-    )
+    add_workers_argument(parser)
     parser.add_argument(
         "--quality",
         type=int,
@@ -226,8 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         quality=args.quality,
     )
-    done = [result for result in results if result.error is None]
-    frames = sum(result.frames for result in done)
+    done, frames = written(results)
     print(
         f"wrote {len(done)} of {len(results)} videos ({frames} frames) to "
         f"{args.output}"
