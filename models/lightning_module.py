@@ -87,12 +87,13 @@ class SignRecognitionModule(L.LightningModule):
                 for k in (1, 5)
             }
         )
-        # Evaluation losses as metrics: summed and counted across processes, so a
-        # multi-process validation counts every sample exactly once.
-        self.eval_losses = nn.ModuleDict(
+        # Losses as metrics: summed and counted across processes when an epoch ends
+        # (no synchronisation per step), so a multi-process run's epoch losses count
+        # every sample exactly once.
+        self.stage_losses = nn.ModuleDict(
             {
                 f"{stage}_{name}": MeanMetric()
-                for stage in STAGES[1:]
+                for stage in STAGES
                 for name in ("total", *self.num_classes)
             }
         )
@@ -139,11 +140,11 @@ class SignRecognitionModule(L.LightningModule):
         return loss
 
     def _log_loss(self, stage, name, key, value, weight, log: dict) -> None:
-        if stage == "train":
-            self.log(key, value, prog_bar=name == "total", **log)
-            return
-        metric = self.eval_losses[f"{stage}_{name}"]
-        metric.update(value.detach(), weight)
+        metric = self.stage_losses[f"{stage}_{name}"]
+        if log["on_step"]:
+            metric(value.detach(), weight)  # also this batch's value, for the step
+        else:
+            metric.update(value.detach(), weight)
         self.log(key, metric, prog_bar=name == "total", **log)
 
     def training_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
