@@ -17,18 +17,18 @@ permutation, to show how much the model relies on temporal order. `full` evaluat
 test (val when there is no test split), val and test with shuffled frames, and
 bundles them with the run's best validation loss and accuracy.
 
-Without `--save` the results JSON is printed on stdout; a per-head table always goes
-to stderr. `--save` (or `--output_dir`) writes the JSON and the plots to
-`<run>/results/` (run = the folder holding the checkpoint's `checkpoints/` folder)
-or to DIR, named `<checkpoint stem>_<set>-results.json` and
-`<checkpoint stem>_<set>-<head>-<plot>.png`. The plot flags choose the plots; with
-none given, `--save` draws all three.
+The results JSON is printed on stdout and a per-head table goes to stderr. `--save`
+(or `--output_dir`) also writes the JSON and the plots to `<run>/results/` (run = the
+folder holding the checkpoint's `checkpoints/` folder) or to DIR, named
+`<checkpoint stem>_<set>-results.json` (`full`: `<checkpoint stem>_full-results.json`)
+and `<checkpoint stem>_<set>-<head>-<plot>.png`. The plot flags choose the plots of
+`partial`; with none given, `--save` draws all three. `full` draws all three for its
+test set (val when the data has no test split).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import pickle
 import re
@@ -134,50 +134,38 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^\w.+-]", "_", text)
 
 
-def load_module(checkpoint: Path):
-    """The `SignRecognitionModule` of a checkpoint, on the CPU, in eval mode.
-
-    Raises:
-        UserError: the file is missing or is not a signpipe checkpoint.
-    """
-    # pylint: disable=import-outside-toplevel
-    from models.lightning_module import SignRecognitionModule
-
-    if not checkpoint.is_file():
-        raise UserError(f"{checkpoint}: checkpoint not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            module = SignRecognitionModule.load_from_checkpoint(
-                checkpoint, map_location="cpu"
-            )
-    except UNREADABLE as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        reason = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
-        raise UserError(
-            f"{checkpoint}: cannot read it as a signpipe checkpoint ({reason[:200]})"
-        ) from None
-    module.eval()
-    return module
-
-
-def read_training_record(checkpoint: Path) -> dict:
+def read_training_record(checkpoint: Path, heads: dict[str, str]) -> dict:
     """The best validation loss and accuracy of the run that wrote `checkpoint`.
 
-    The loss is the ModelCheckpoint callback's `best_model_score` (it monitors
-    `val/loss`), else `val_loss` of `<run>/metrics.json`; the accuracies (top-1 per
-    head and mean top-1 per classification mode) come from `<run>/metrics.json`,
-    which train.py writes after validating the best checkpoint.
+    They come from the checkpoint itself (`val_metrics`: the validation metrics of
+    the epoch it was saved after; for `best.ckpt` the best epoch's). Checkpoints
+    written before it kept them fall back on the ModelCheckpoint callback's
+    `best_model_score` (it monitors `val/loss`) and `<run>/metrics.json`.
+
+    Args:
+        checkpoint: the checkpoint file.
+        heads: head -> its classification mode (for the mean top-1 per mode).
     """
-    import torch  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    import torch
+
+    from utils.evaluation import final_metrics
 
     record: dict = {"loss": None, "acc": None, "mean_top1": None, "notes": []}
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        callbacks = state.get("callbacks", {}) if isinstance(state, dict) else {}
     except UNREADABLE:
-        callbacks = {}
-    for name, callback in callbacks.items():
+        state = {}
+    state = state if isinstance(state, dict) else {}
+    if isinstance(state.get("val_metrics"), dict) and state["val_metrics"]:
+        metrics = final_metrics(state["val_metrics"], heads)
+        record["loss"] = metrics["val_loss"]
+        record["acc"] = {
+            head: values["top1"] for head, values in metrics["heads"].items()
+        }
+        record["mean_top1"] = metrics["mean_top1"]
+        return record
+    for name, callback in state.get("callbacks", {}).items():
         if not name.startswith("ModelCheckpoint") or not isinstance(callback, dict):
             continue
         score = callback.get("best_model_score")
@@ -189,7 +177,8 @@ def read_training_record(checkpoint: Path) -> dict:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         record["notes"].append(
-            f"no readable {metrics_path}: the best validation accuracy is unknown"
+            "the checkpoint holds no validation metrics and there is no readable "
+            f"{metrics_path}: the best validation accuracy is unknown"
         )
         return record
     if record["loss"] is None:
@@ -220,19 +209,35 @@ class Evaluator:
         import torch
 
         from datasets.datamodule import SignDataModule
-        from utils.config_loader import check_data_paths, parse_config
+        from utils.config_loader import check_data_paths, config_to_dict, parse_config
+        from utils.prediction import load_checkpoint
 
         self.checkpoint = checkpoint
-        self.module = load_module(checkpoint)
-        raw = copy.deepcopy(dict(self.module.hparams["config"]))
+        # The checkpoint alone rebuilds the model (no starting-weights file needed).
+        loaded = load_checkpoint(checkpoint, torch.device("cpu"))
+        if loaded.config.train_parameters.pre_training:
+            raise UserError(
+                f"{checkpoint}: a pretraining checkpoint has no trained heads to "
+                "evaluate; fine-tune it first (train.py --checkpoint), or export its "
+                "embeddings with predict.py"
+            )
+        self.model = loaded.model
+        self.label_names = loaded.label_names
+        self.num_classes = {
+            head: len(names) for head, names in self.label_names.items()
+        }
+        raw = config_to_dict(loaded.config)
         if data_path:
-            raw.setdefault("general_parameters", {})["data_path"] = (
+            raw["general_parameters"]["data_path"] = (
                 data_path[0] if len(data_path) == 1 else list(data_path)
             )
         try:
             self.config = parse_config(raw, f"{checkpoint} (its config)")
         except ConfigError as error:  # one line: the problems joined
             raise ConfigError("; ".join(str(error).splitlines())) from None
+        self.loss_weights = {
+            name: head.loss_weight for name, head in self.config.active_heads().items()
+        }
         try:
             check_data_paths(self.config)
         except ConfigError as error:
@@ -253,7 +258,7 @@ class Evaluator:
                     file=sys.stderr,
                 )
             self.device = torch.device("cpu")
-        self.module.to(self.device)
+        self.model.to(self.device)
 
     def samples(self, set_name: str) -> list:
         """The samples of a set (train, val or test); may be empty for test."""
@@ -312,14 +317,14 @@ class Evaluator:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             batches = tqdm(loader, desc=label, unit="batch", file=sys.stderr)
             predictions = evaluation.collect_predictions(
-                self.module.model, batches, self.device, expected=len(samples)
+                self.model, batches, self.device, expected=len(samples)
             )
-        problem = evaluation.check_label_range(predictions, self.module.num_classes)
+        problem = evaluation.check_label_range(predictions, self.num_classes)
         if problem:
             raise DataError(problem)
         return evaluation.evaluate_predictions(
             predictions,
-            self.module.loss_weights,
+            self.loss_weights,
             set_name=set_name,
             checkpoint=str(self.checkpoint),
             perm=perm,
@@ -343,22 +348,21 @@ def result_tag(result) -> str:
     return f"{result.set}_shuffled" if result.perm is not None else result.set
 
 
-def save_partial(
+def save_plots(
     evaluator: Evaluator, result, directory: Path, kinds: list[str]
 ) -> list[Path]:
-    """Write a set's results JSON and the chosen plots of every head."""
+    """Draw the chosen plots of every head of a set's results."""
     # pylint: disable=import-outside-toplevel
     from utils.plots import save_head_plots
 
     prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
-    written = [write_json(result.to_dict(), directory / f"{prefix}-results.json")]
-    names = evaluator.module.label_names
+    written = []
     for head, predictions in result.predictions.items():
         title = f"{evaluator.checkpoint.name}, {result_tag(result)}, {head}"
         try:
             written += save_head_plots(
                 predictions,
-                names.get(head, []),
+                evaluator.label_names.get(head, []),
                 kinds,
                 directory / f"{prefix}-{safe_name(head)}",
                 title,
@@ -368,6 +372,15 @@ def save_partial(
                 f"{directory}: cannot write the plots ({error.strerror})"
             ) from None
     return written
+
+
+def save_partial(
+    evaluator: Evaluator, result, directory: Path, kinds: list[str]
+) -> list[Path]:
+    """Write a set's results JSON and the chosen plots of every head."""
+    prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
+    written = [write_json(result.to_dict(), directory / f"{prefix}-results.json")]
+    return written + save_plots(evaluator, result, directory, kinds)
 
 
 def partial(args: argparse.Namespace) -> int:
@@ -384,13 +397,10 @@ def partial(args: argparse.Namespace) -> int:
     if args.save or args.output_dir:
         directory = results_dir(evaluator.checkpoint, args.output_dir)
         for path in save_partial(evaluator, result, directory, kinds or PLOT_KINDS):
-            print(f"wrote {path}")
-    else:
-        print(json.dumps(result.to_dict(), indent=2))
-        if kinds:
-            print(
-                "note: plots are written with --save or --output_dir", file=sys.stderr
-            )
+            print(f"wrote {path}", file=sys.stderr)
+    elif kinds:
+        print("note: plots are written with --save or --output_dir", file=sys.stderr)
+    print(json.dumps(result.to_dict(), indent=2))
     return 0
 
 
@@ -413,7 +423,7 @@ def full(args: argparse.Namespace) -> int:
     val = evaluator.evaluate("val")
     test = val if test_set == "val" else evaluator.evaluate("test")
     shuffled = evaluator.evaluate(test_set, shuffle=True)
-    record = read_training_record(checkpoint)
+    record = read_training_record(checkpoint, evaluator.config.head_modes())
     notes += record["notes"]
     bundle = CompRes(
         checkpoint=str(checkpoint),
@@ -431,9 +441,11 @@ def full(args: argparse.Namespace) -> int:
     if args.save or args.output_dir:
         directory = results_dir(checkpoint, args.output_dir)
         name = f"{safe_name(checkpoint.stem)}_full-results.json"
-        print(f"wrote {write_json(bundle.to_dict(), directory / name)}")
-    else:
-        print(json.dumps(bundle.to_dict(), indent=2))
+        written = [write_json(bundle.to_dict(), directory / name)]
+        written += save_plots(evaluator, test, directory, list(PLOT_KINDS))
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    print(json.dumps(bundle.to_dict(), indent=2))
     return 0
 
 

@@ -118,6 +118,19 @@ class SignRecognitionModule(L.LightningModule):
         """The pipeline's outputs (see `SignPipeline.forward`)."""
         return self.model(batch)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the validation metrics logged last before the save in the checkpoint
+        (for `best.ckpt`: those of the epoch that made it the best), so test.py can
+        report them from the checkpoint alone."""
+        trainer = self._trainer
+        if trainer is None:
+            return
+        checkpoint["val_metrics"] = {
+            key: float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith("val/") and torch.is_tensor(value) and value.numel() == 1
+        }
+
     def model_step(self, batch: dict, stage: str) -> torch.Tensor:
         """Loss and metrics for one batch; shared by every stage."""
         outputs = self.model(batch)

@@ -108,6 +108,23 @@ def _call_with_known(constructor: Callable, available: dict) -> nn.Module:
     return constructor(**{k: v for k, v in available.items() if k in parameters})
 
 
+def unused_model_settings(config: SignpipeConfig) -> list[str]:
+    """`feature_extractor` and `transformer` fields given a value (not their default)
+    that the chosen extractor or encoder does not take, each as `key: why`."""
+    notes = []
+    for section_name in ("feature_extractor", "transformer"):
+        section = getattr(config, section_name)
+        registry = (
+            FEATURE_EXTRACTORS if section_name == "feature_extractor" else TRANSFORMERS
+        )
+        parameters = inspect.signature(registry.get(section.name)).parameters
+        fields = type(section).model_fields
+        for key in sorted(section.model_fields_set - {"name"}):
+            if key not in parameters and getattr(section, key) != fields[key].default:
+                notes.append(f"{section_name}.{key}: {section.name} does not use it")
+    return notes
+
+
 def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignPipeline:
     """Build the pipeline a config describes.
 

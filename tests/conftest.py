@@ -17,32 +17,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # pylint: disable=wrong-import-position
+from helpers import TINY_OVERRIDES, merge
+
 from data_preprocessing.make_sample_dataset import make_sample_dataset
-
-SHARED_DATA = ROOT.parent / "shared" / "data"
-
-# Small enough for a CPU test, real enough to exercise every piece.
-TINY_OVERRIDES = {
-    "general_parameters": {"workers": 0, "ratio_train_test": 0.75},
-    "augmentations_parameters": {"resize_size": 32, "center_crop_size": 32},
-    "train_parameters": {"epochs": 1, "batch_size": 4, "num_segments": 4},
-    "feature_extractor": {"model_path": "resnet10t", "representation_size": 16},
-    "transformer": {
-        "feedforward_size": 32,
-        "num_attention_heads": 2,
-        "num_encoder_layers": 1,
-        "output_size": 16,
-    },
-}
-
-
-def _merge(base: dict, update: dict) -> dict:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +40,7 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_config(shipped_config: dict, sample_root: Path, tmp_path: Path) -> dict:
     """The shipped config, shrunk, on the tiny dataset, saving under tmp_path."""
-    config = _merge(copy.deepcopy(shipped_config), copy.deepcopy(TINY_OVERRIDES))
+    config = merge(copy.deepcopy(shipped_config), copy.deepcopy(TINY_OVERRIDES))
     config["general_parameters"]["data_path"] = str(sample_root)
     config["general_parameters"]["path_to_save"] = str(tmp_path / "run")
     return config

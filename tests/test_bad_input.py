@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 # Imported at collection, so that Lightning's log handler writes to pytest's session
@@ -24,10 +22,9 @@ import pytest
 import torch
 import yaml
 
+from helpers import run_train_process
+
 import train
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -54,18 +51,6 @@ def run(write_config, capsys):
         return check_error(code, capsys.readouterr().err, *needles)
 
     return call
-
-
-def run_process(config_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """train.py as a user runs it, in its own process."""
-    return subprocess.run(
-        [sys.executable, "train.py", "--model_config_path", str(config_path), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -126,7 +111,7 @@ def test_malformed_yaml_in_a_process(tmp_path: Path) -> None:
         "general_parameters:\n  seed: 1\ntrain_parameters: {epochs: 1\n",
         encoding="utf-8",
     )
-    result = run_process(path)
+    result = run_train_process(path)
     check_error(result.returncode, result.stderr, f"{path}:4:1: malformed YAML")
 
 
@@ -613,7 +598,7 @@ def test_truncated_jpeg_in_loader_workers(config: dict, data_root, write_config)
     for frame in (data_root / name).glob("*.jpg"):
         frame.write_bytes(frame.read_bytes()[: frame.stat().st_size // 2])
     config["general_parameters"]["workers"] = 1
-    result = run_process(write_config(config))
+    result = run_train_process(write_config(config))
     check_error(
         result.returncode,
         result.stderr,

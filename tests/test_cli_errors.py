@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_train(config_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Run train.py as a user would."""
-    return subprocess.run(
-        [sys.executable, "train.py", "--model_config_path", str(config_path), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+from helpers import run_train_process
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -42,7 +29,7 @@ def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> Non
 def test_misspelled_key(tiny_config: dict, write_config) -> None:
     config = copy.deepcopy(tiny_config)
     config["train_parameters"]["batch_sise"] = 4
-    result = run_train(write_config(config))
+    result = run_train_process(write_config(config))
     assert_user_error(result, "train_parameters.batch_sise", "batch_size")
     assert len(result.stderr.strip().splitlines()) == 2  # header + the one problem
     assert result.stderr.startswith("error: ")  # a config error comes before anything
@@ -51,14 +38,18 @@ def test_misspelled_key(tiny_config: dict, write_config) -> None:
 def test_wrong_type(tiny_config: dict, write_config) -> None:
     config = copy.deepcopy(tiny_config)
     config["train_parameters"]["lr"] = "fast"
-    assert_user_error(run_train(write_config(config)), "train_parameters.lr", "'fast'")
+    assert_user_error(
+        run_train_process(write_config(config)), "train_parameters.lr", "'fast'"
+    )
 
 
 def test_missing_data_path(tiny_config: dict, write_config, tmp_path: Path) -> None:
     config = copy.deepcopy(tiny_config)
     config["general_parameters"]["data_path"] = str(tmp_path / "no_such_dir")
     assert_user_error(
-        run_train(write_config(config)), "general_parameters.data_path", "no_such_dir"
+        run_train_process(write_config(config)),
+        "general_parameters.data_path",
+        "no_such_dir",
     )
 
 
@@ -73,7 +64,7 @@ def test_unknown_model_name(tiny_config, write_config, section, value, allowed) 
     config = copy.deepcopy(tiny_config)
     config[section]["name"] = value
     assert_user_error(
-        run_train(write_config(config)), f"{section}.name", value, allowed
+        run_train_process(write_config(config)), f"{section}.name", value, allowed
     )
 
 
@@ -81,15 +72,18 @@ def test_unknown_timm_model(tiny_config: dict, write_config) -> None:
     config = copy.deepcopy(tiny_config)
     config["feature_extractor"]["model_path"] = "resnet1O"
     assert_user_error(
-        run_train(write_config(config)), "feature_extractor.model_path", "resnet1O"
+        run_train_process(write_config(config)),
+        "feature_extractor.model_path",
+        "resnet1O",
     )
 
 
 def test_bad_override_and_missing_config(tmp_path: Path) -> None:
-    assert_user_error(run_train(tmp_path / "none.yml"), "config file not found")
+    assert_user_error(run_train_process(tmp_path / "none.yml"), "config file not found")
 
 
 def test_resume_without_checkpoint(tiny_config: dict, write_config) -> None:
     assert_user_error(
-        run_train(write_config(tiny_config), "--resume"), "no checkpoint to resume"
+        run_train_process(write_config(tiny_config), "--resume"),
+        "no checkpoint to resume",
     )

@@ -6,8 +6,12 @@ import copy
 
 import pytest
 
+from helpers import ROOT
+from models.pipeline import unused_model_settings
 from utils.config_loader import apply_overrides, load_config, parse_config
 from utils.errors import ConfigError
+
+CONFIG = ROOT / "train_config.yml"
 
 
 def test_shipped_config_validates(shipped_config: dict) -> None:
@@ -113,3 +117,62 @@ def test_malformed_yaml_names_file_and_line(tmp_path) -> None:
 def test_missing_config_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yml")
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ([], []),
+        (
+            ['transformer.pretrained_path="/somewhere"'],
+            ["transformer.pretrained_path: sign_language_transformer does not use it"],
+        ),
+        (
+            [
+                "feature_extractor.name=resnet50_extractor",
+                "feature_extractor.model_path=efficientnet_b0",
+            ],
+            ["feature_extractor.model_path: resnet50_extractor does not use it"],
+        ),
+        (
+            ["landmarks_parameters.apply_flip=true"],
+            [
+                "landmarks_parameters.apply_flip: landmarks are not read "
+                "(train_parameters.landmarks is false)"
+            ],
+        ),
+        (
+            ["train_parameters.default_fps=25"],
+            ["train_parameters.default_fps: only used with train_parameters.time"],
+        ),
+        (
+            ["transfer.patience=5"],
+            ["transfer.patience: only used with transfer.freeze_until_convergence"],
+        ),
+        (
+            ['general_parameters.frame_cache_dir="/tmp/frames"'],
+            [
+                "general_parameters.frame_cache_dir: only used with "
+                "general_parameters.frame_cache"
+            ],
+        ),
+        # Given, but at the default value: nothing to say.
+        (["transfer.patience=3", "train_parameters.default_fps=null"], []),
+    ],
+)
+def test_settings_that_are_never_read_are_named(overrides, expected) -> None:
+    config = load_config(CONFIG, overrides)
+    assert config.unused_settings() + unused_model_settings(config) == expected
+
+
+def test_used_settings_are_not_named() -> None:
+    config = load_config(
+        CONFIG,
+        [
+            "train_parameters.time=1.0",
+            "train_parameters.default_fps=25",
+            "train_parameters.landmarks=true",
+            "landmarks_parameters.apply_flip=true",
+        ],
+    )
+    assert not config.unused_settings() + unused_model_settings(config)

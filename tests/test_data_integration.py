@@ -11,6 +11,8 @@ from typing import Callable
 import pytest
 import torch
 
+from helpers import HEARAI_TITLES
+
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from datasets.datamodule import SignDataModule
@@ -18,30 +20,10 @@ from datasets.index import Sample
 from datasets.sign_dataset import decode_image
 from utils.config_loader import parse_config
 from utils.errors import ConfigError, DataError
+from utils.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
 
-HAMNOSYS_HEADS = [
-    "symmetry_operator",
-    "hand_shape_base_form",
-    "hand_shape_thumb_position",
-    "hand_shape_bending",
-    "hand_position_finger_direction",
-    "hand_position_palm_orientation",
-    "hand_location_x",
-    "hand_location_y",
-]
+# HAMNOSYS_HEADS: the eight heads in column order (test_hamnosys pins HEAD_ORDER).
 HEADS = ["gloss", *HAMNOSYS_HEADS]
-# HearAI's column titles for the HamNoSys heads, in the same order ("Handhape" as
-# shipped by HearAI).
-HEARAI_TITLES = [
-    "Symmetry operator",
-    "Dom hand - Handshape - base form",
-    "Dom hand - Handhape - Thumb position",
-    "Dom hand - Handshape - Bending",
-    "Dom hand - Handposition - Ext finger direction",
-    "Dom hand - Handposition - Palm orientation",
-    "Dom hand - Handlocation - Frontal plane l/r",
-    "Dom hand - Handlocation - Frontal plane t/b",
-]
 CLIPS_PER_GLOSS = 4
 SPLIT_OF_CLIP = {0: "train", 1: "train", 2: "val", 3: "test"}
 

@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from helpers import HEARAI_TITLES
+
 from datasets.annotations import check_label_ranges, read_annotation_file
 from datasets.datamodule import SignDataModule, split_samples
 from datasets.index import (
@@ -30,29 +32,10 @@ from models.heads import IGNORE_INDEX
 from utils.config import AugmentationsParameters, SignpipeConfig
 from utils.config_loader import parse_config
 from utils.errors import DataError
+from utils.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
 
-# The HamNoSys heads in the documented column order (DESIGN.md section 4).
-HAMNOSYS_HEADS = [
-    "symmetry_operator",
-    "hand_shape_base_form",
-    "hand_shape_thumb_position",
-    "hand_shape_bending",
-    "hand_position_finger_direction",
-    "hand_position_palm_orientation",
-    "hand_location_x",
-    "hand_location_y",
-]
-# HearAI's real column titles for those heads, same order ("Handhape" as shipped).
-HEARAI_TITLES = [
-    "Symmetry operator",
-    "Dom hand - Handshape - base form",
-    "Dom hand - Handhape - Thumb position",
-    "Dom hand - Handshape - Bending",
-    "Dom hand - Handposition - Ext finger direction",
-    "Dom hand - Handposition - Palm orientation",
-    "Dom hand - Handlocation - Frontal plane l/r",
-    "Dom hand - Handlocation - Frontal plane t/b",
-]
+# HAMNOSYS_HEADS: the HamNoSys heads in the documented column order (DESIGN.md
+# section 4; test_hamnosys pins HEAD_ORDER to it), HEARAI_TITLES their HearAI titles.
 HEARAI_HEADER = "name start end " + " ".join(f'"{t}"' for t in HEARAI_TITLES)
 SHADE = 12  # frame <idx> is painted grey level idx * SHADE, so a clip shows its frames
 

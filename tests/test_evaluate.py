@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from helpers import merge, tiny_overrides
+
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from datasets.datamodule import SignDataModule
@@ -38,19 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KS = (1, 5, 10)
 PLOTS = ("confusion_matrix", "heatmap", "bar_graph")
 NOT_HEADS = {"average_loss", "samples", "set", "checkpoint", "perm", "shannon_entropy"}
-# Small enough for a CPU test (as conftest's TINY_OVERRIDES).
-TINY = {
-    "general_parameters": {"workers": 0, "seed": 7},
-    "augmentations_parameters": {"resize_size": 32, "center_crop_size": 32},
-    "train_parameters": {"epochs": 1, "batch_size": 4, "num_segments": 4},
-    "feature_extractor": {"model_path": "resnet10t", "representation_size": 16},
-    "transformer": {
-        "feedforward_size": 32,
-        "num_attention_heads": 2,
-        "num_encoder_layers": 1,
-        "output_size": 16,
-    },
-}
+# The tiny test config, seeded.
+TINY = tiny_overrides({"general_parameters": {"seed": 7}})
 
 
 def load_cli() -> ModuleType:
@@ -79,16 +70,6 @@ def add_split_column(root: Path) -> None:
         header, *rows = path.read_text(encoding="utf-8").splitlines()
         lines = [f"{header} split"] + [f"{r} {split_of(r.split()[0])}" for r in rows]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def merge(base: dict, update: dict) -> dict:
-    """Deep-merge `update` into `base`."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +200,8 @@ def test_partial_val_save_writes_json_and_plots(trained, capsys):
             assert_png(results / f"best_val-{head}-{plot}.png")
     assert result["average_loss"] > 0
     captured = capsys.readouterr()
-    assert "wrote" in captured.out and "average loss" in captured.err
+    assert "wrote" in captured.err and "average loss" in captured.err
+    assert json.loads(captured.out) == result, "the JSON is printed as well"
 
 
 def test_partial_metrics_match_an_independent_computation(trained, tmp_path, capsys):
@@ -277,8 +259,13 @@ def test_shuffle_frames_reports_a_permutation_and_its_entropy(
 
 def test_full_writes_the_bundle_with_the_training_record(trained, capsys):
     assert run_cli("full", trained["checkpoint"], "--save") == 0
-    capsys.readouterr()
-    bundle = read_json(trained["run"] / "results" / "best_full-results.json")
+    captured = capsys.readouterr()
+    results = trained["run"] / "results"
+    bundle = read_json(results / "best_full-results.json")
+    assert json.loads(captured.out) == bundle, "printed and saved"
+    for head in ["gloss", *trained["config"]["heads"]["hamnosys"]]:
+        for plot in PLOTS:  # the three plots per head, of the test set
+            assert_png(results / f"best_test-{head}-{plot}.png")
     metrics = read_json(trained["run"] / "metrics.json")
     checkpoint = torch.load(trained["checkpoint"], map_location="cpu")
     state = next(
@@ -297,6 +284,57 @@ def test_full_writes_the_bundle_with_the_training_record(trained, capsys):
     assert_matches(bundle["test"], independent_results(trained["checkpoint"], "test"))
     # The val result agrees with the val evaluation of the best checkpoint in training.
     assert bundle["val"]["average_loss"] == pytest.approx(metrics["val_loss"], abs=1e-4)
+
+
+def _edited_checkpoint(source: Path, target: Path, edit) -> Path:
+    """A copy of a checkpoint whose saved config `edit(config)` changed."""
+    checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+    edit(checkpoint["hyper_parameters"]["config"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, target)
+    return target
+
+
+def test_checkpoints_carry_their_validation_record(trained, tmp_path, capsys):
+    checkpoint = torch.load(trained["checkpoint"], map_location="cpu")
+    metrics = read_json(trained["run"] / "metrics.json")
+    saved = checkpoint["val_metrics"]
+    assert saved["val/loss"] == pytest.approx(metrics["val_loss"], abs=1e-5)
+    assert saved["val/gloss/top1"] == pytest.approx(metrics["heads"]["gloss"]["top1"])
+    # A copy away from its run folder (no metrics.json there) keeps the record.
+    copy = tmp_path / "elsewhere" / "model.ckpt"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(trained["checkpoint"]).read_bytes())
+    assert run_cli("full", copy) == 0
+    bundle = json.loads(capsys.readouterr().out)
+    assert bundle["best_val_loss"] == pytest.approx(metrics["val_loss"], abs=1e-5)
+    for head, values in metrics["heads"].items():
+        assert bundle["best_val_acc"][head] == pytest.approx(values["top1"])
+    assert bundle["best_val_mean_top1"] == pytest.approx(metrics["mean_top1"])
+    assert not bundle["notes"]
+
+
+def test_evaluation_needs_no_starting_weights_file(trained, tmp_path, capsys):
+    def gone(config):
+        config["feature_extractor"]["pretrained_path"] = str(tmp_path / "gone.pth")
+
+    moved = _edited_checkpoint(trained["checkpoint"], tmp_path / "moved.ckpt", gone)
+    assert run_cli("partial", moved, "val") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert_matches(result, independent_results(trained["checkpoint"], "val"))
+
+
+def test_a_pretraining_checkpoint_is_refused_with_a_reason(trained, tmp_path, capsys):
+    def pretraining(config):
+        config["train_parameters"]["pre_training"] = True
+
+    checkpoint = _edited_checkpoint(
+        trained["checkpoint"], tmp_path / "pretrain.ckpt", pretraining
+    )
+    assert run_cli("partial", checkpoint, "val") == 2
+    err = capsys.readouterr().err
+    assert "pretraining checkpoint has no trained heads" in err
+    assert "Traceback" not in err
 
 
 def test_full_without_a_test_split_evaluates_val(trained, sample_root, capsys):
@@ -321,15 +359,15 @@ def test_user_errors_exit_2_with_one_line(trained, sample_root, tmp_path, capsys
     needle = str(checkpoint)
     if case == "missing":
         argv[1] = tmp_path / "nothing.ckpt"
-        needle = "checkpoint not found"
+        needle = "does not exist or is not a file"
     elif case == "unreadable":
         argv[1] = tmp_path / "text.ckpt"
         argv[1].write_text("not a checkpoint", encoding="utf-8")
-        needle = "cannot read it as a signpipe checkpoint"
+        needle = "not a readable PyTorch checkpoint"
     elif case == "not_signpipe":
         argv[1] = tmp_path / "weights.ckpt"
         torch.save({"state_dict": {"w": torch.zeros(2)}}, argv[1])
-        needle = "cannot read it as a signpipe checkpoint"
+        needle = "not a signpipe checkpoint"
     elif case == "unknown_set":
         argv[2] = "dev"
         needle = "unknown set 'dev'"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import random
 import shutil
 from pathlib import Path
@@ -15,6 +14,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
+from helpers import (
+    AUTSL_FRAMES,
+    AUTSL_VIDEO,
+    merge,
+    needs_mediapipe,
+    needs_video,
+    tiny_overrides,
+)
 
 import predict
 import train
@@ -28,52 +36,24 @@ from utils.config_loader import parse_config
 from utils.errors import DataError
 from utils.prediction import ClipOptions, clip_positions, list_inputs
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-AUTSL_VIDEO = SHARED / "video" / "autsl_sample" / "signer0_sample1000_color.mp4"
-AUTSL_FRAMES = 43
-needs_video = pytest.mark.skipif(
-    not AUTSL_VIDEO.is_file(), reason="../shared/data (the real AUTSL video) is absent"
-)
-needs_mediapipe = pytest.mark.skipif(
-    importlib.util.find_spec("mediapipe") is None,
-    reason="mediapipe is not installed (pip install -r requirements-landmarks.txt)",
-)
 KINDS = ["spatial", "temporal", "CLS", "probabilities"]
 NUM_SEGMENTS = 4
 # Different extractor and encoder sizes, so that a mixed-up embedding shows.
 SPATIAL_SIZE, TEMPORAL_SIZE = 24, 16
-TINY = {
-    "general_parameters": {"workers": 0, "ratio_train_test": 0.75},
-    "augmentations_parameters": {"resize_size": 32, "center_crop_size": 32},
-    "train_parameters": {"epochs": 1, "batch_size": 4, "num_segments": NUM_SEGMENTS},
-    "feature_extractor": {
-        "model_path": "resnet10t",
-        "representation_size": SPATIAL_SIZE,
-    },
-    "transformer": {
-        "feedforward_size": 32,
-        "num_attention_heads": 2,
-        "num_encoder_layers": 1,
-        "output_size": TEMPORAL_SIZE,
-    },
-}
-
-
-def _merged(base: dict, update: dict) -> dict:
-    base = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = _merged(base[key], value)
-        else:
-            base[key] = value
-    return base
+TINY = tiny_overrides(
+    {
+        "train_parameters": {"num_segments": NUM_SEGMENTS},
+        "feature_extractor": {"representation_size": SPATIAL_SIZE},
+        "transformer": {"output_size": TEMPORAL_SIZE},
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(shipped_config, sample_root, tmp_path_factory) -> Path:
     """A checkpoint of the shipped config, shrunk, after one epoch of train.py."""
     base = tmp_path_factory.mktemp("predict_run")
-    config = _merged(shipped_config, TINY)
+    config = merge(copy.deepcopy(shipped_config), copy.deepcopy(TINY))
     config["general_parameters"]["data_path"] = str(sample_root)
     config["general_parameters"]["path_to_save"] = str(base / "run")
     path = base / "config.yml"
@@ -334,7 +314,7 @@ def landmark_model(
 ) -> tuple[Path, SignRecognitionModule]:
     """An untrained landmarks-only model, and its checkpoint in the layout train.py
     writes (hyper_parameters + state_dict): predict.py needs nothing else."""
-    raw = _merged(shipped_config, TINY)
+    raw = merge(copy.deepcopy(shipped_config), copy.deepcopy(TINY))
     raw["train_parameters"].update(landmarks=True, classification_mode="gloss")
     raw["feature_extractor"] = {
         "name": "landmarks_extractor",

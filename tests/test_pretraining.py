@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import quiet_cpu_trainer
+
 from datasets.datamodule import SignDataModule
 from models.lightning_module import SignRecognitionModule
 from models.pretraining import (
@@ -114,16 +116,7 @@ def _pretrain(raw: dict, epochs: int) -> tuple[PretrainingModule, L.Trainer, lis
         config, datamodule.num_classes, datamodule.label_names
     )
     recorder = _ValLosses()
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_cpu_trainer(epochs, recorder)
     before = trainer.validate(module, datamodule=datamodule, verbose=False)
     recorder.losses.clear()
     trainer.fit(module, datamodule=datamodule)

@@ -36,6 +36,8 @@ import torch
 import yaml
 from torch.nn import functional as F
 
+from helpers import merge, tiny_overrides
+
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from datasets.datamodule import SignDataModule
@@ -56,23 +58,18 @@ VAL_SAMPLES = 3
 TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH
 RUN_TIMEOUT_S = 420
 
-OVERRIDES = {
-    "general_parameters": {"workers": 0, "ratio_train_test": 0.85, "seed": 7},
-    "augmentations_parameters": {"resize_size": 32, "center_crop_size": 32},
-    "train_parameters": {
-        "epochs": EPOCHS,
-        "batch_size": 2,
-        "num_segments": 4,
-        "checkpoint_every_n_steps": EVERY_N_STEPS,
-    },
-    "feature_extractor": {"model_path": "test_convnext", "representation_size": 16},
-    "transformer": {
-        "feedforward_size": 32,
-        "num_attention_heads": 2,
-        "num_encoder_layers": 1,
-        "output_size": 16,
-    },
-}
+# The tiny test config, seeded, on `test_convnext`, with checkpoints every few steps.
+OVERRIDES = tiny_overrides(
+    {
+        "general_parameters": {"ratio_train_test": 0.85, "seed": 7},
+        "train_parameters": {
+            "epochs": EPOCHS,
+            "batch_size": 2,
+            "checkpoint_every_n_steps": EVERY_N_STEPS,
+        },
+        "feature_extractor": {"model_path": "test_convnext"},
+    }
+)
 
 # Runs train.py as `python train.py ARGS` does, with two additions for the tests:
 # Ctrl-C raises KeyboardInterrupt as in a terminal (even where the test runner's
@@ -96,21 +93,12 @@ runpy.run_path("train.py", run_name="__main__")
 """
 
 
-def _merge(base: dict, update: dict) -> dict:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def make_config(shipped: dict, data: Path, save: Path, **sections: dict) -> dict:
     """The shipped config on the reliability data, shrunk, saving to `save`."""
-    config = _merge(copy.deepcopy(shipped), copy.deepcopy(OVERRIDES))
+    config = merge(copy.deepcopy(shipped), copy.deepcopy(OVERRIDES))
     config["general_parameters"]["data_path"] = str(data)
     config["general_parameters"]["path_to_save"] = str(save)
-    return _merge(config, copy.deepcopy(sections))
+    return merge(config, copy.deepcopy(sections))
 
 
 def write_yaml(config: dict, path: Path) -> Path:

@@ -9,12 +9,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from helpers import quiet_cpu_trainer
+
 from datasets.datamodule import SignDataModule
 from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from models.lightning_module import SignRecognitionModule, lr_factor
 from utils.config import FreezeSchedulerConfig
 from utils.config_loader import parse_config
+from utils.errors import ConfigError
+from utils.training_run import trainer_device_args
 
 # --- loss ---------------------------------------------------------------------------
 
@@ -163,16 +167,7 @@ def _fit_with_schedule(tiny_config: dict, mode: str, epochs: int) -> tuple:
     datamodule = SignDataModule(config)
     module = SignRecognitionModule(raw, datamodule.num_classes)
     recorder = _Recorder()
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_cpu_trainer(epochs, recorder)
     trainer.fit(module, datamodule=datamodule)
     return recorder.states, module
 
@@ -204,3 +199,36 @@ def test_freeze_schedule_per_step(tiny_config: dict) -> None:
         {k: s[k] for k in ("feature_extractor", "transformer")} for s in states[:5]
     ] == EXPECTED
     assert [s["step"] for s in states[:5]] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "gpu,devices,expected",
+    [
+        (1, None, [1]),
+        (1, 1, [1]),
+        (0, 2, 2),
+        (1, [0, 1], [0, 1]),
+        (-1, None, 1),
+    ],
+)
+def test_trainer_devices_follow_the_gpu_index(
+    shipped_config, monkeypatch, gpu, devices, expected
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    raw = copy.deepcopy(shipped_config)
+    raw["general_parameters"]["gpu"] = gpu
+    raw.setdefault("trainer", {})["devices"] = devices
+    args = trainer_device_args(parse_config(raw))
+    assert args["devices"] == expected
+    assert args["accelerator"] == ("cpu" if gpu < 0 else "gpu")
+
+
+def test_a_gpu_index_with_a_device_count_is_ambiguous(shipped_config, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    raw = copy.deepcopy(shipped_config)
+    raw["general_parameters"]["gpu"] = 1
+    raw.setdefault("trainer", {})["devices"] = 2
+    with pytest.raises(ConfigError, match=r"trainer.devices: \[1, 2\]"):
+        trainer_device_args(parse_config(raw))

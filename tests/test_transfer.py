@@ -18,37 +18,18 @@ import pytest
 import torch
 import yaml
 
+from helpers import merge, tiny_overrides
+
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from utils.config_loader import load_config
 
-# Small enough for a CPU test (as conftest's TINY_OVERRIDES). A batch of 8 on the
-# 9 training clips of the sample data: 2 steps per epoch, every step logged.
-TINY = {
-    "general_parameters": {"workers": 0, "ratio_train_test": 0.75},
-    "augmentations_parameters": {"resize_size": 32, "center_crop_size": 32},
-    "train_parameters": {"epochs": 1, "batch_size": 8, "num_segments": 4},
-    "feature_extractor": {"model_path": "resnet10t", "representation_size": 16},
-    "transformer": {
-        "feedforward_size": 32,
-        "num_attention_heads": 2,
-        "num_encoder_layers": 1,
-        "output_size": 16,
-    },
-}
+# The tiny test config with a batch of 8: on the 9 training clips of the sample
+# data, 2 steps per epoch, every step logged.
+TINY = tiny_overrides({"train_parameters": {"batch_size": 8}})
 EXTRACTOR = "model.feature_extractor."
 ENCODER = "model.transformer."
 THAW_LINE = re.compile(r"transfer: .*thawed feature_extractor.*\(epoch (\d+)\)")
-
-
-def merge(base: dict, update: dict) -> dict:
-    """Deep-merge `update` into `base`."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def make_config(shipped: dict, data: Path, save: Path, **train_parameters) -> dict:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import shutil
 import sys
@@ -16,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import AUTSL_FRAMES, AUTSL_VIDEO, needs_mediapipe, needs_video
+
 import train
 from data_preprocessing import extract_landmarks, videos_to_frames
 from data_preprocessing.video_io import decode_video, fitted_size
@@ -23,16 +24,6 @@ from datasets.index import list_frames
 from datasets.landmarks import read_landmarks
 from utils.errors import DataError, UserError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-AUTSL_VIDEO = SHARED / "video" / "autsl_sample" / "signer0_sample1000_color.mp4"
-AUTSL_FRAMES = 43
-needs_video = pytest.mark.skipif(
-    not AUTSL_VIDEO.is_file(), reason="../shared/data (the real AUTSL video) is absent"
-)
-needs_mediapipe = pytest.mark.skipif(
-    importlib.util.find_spec("mediapipe") is None,
-    reason="mediapipe is not installed (pip install -r requirements-landmarks.txt)",
-)
 PARTS = {"pose": 33, "face": 468, "left_hand": 21, "right_hand": 21}
 
 

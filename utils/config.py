@@ -449,6 +449,45 @@ class SignpipeConfig(_Section):
             for name, head in self.heads.group(mode).items()
         }
 
+    def unused_settings(self) -> list[str]:
+        """Settings given a value (not their default) that this config never reads,
+        each as `key: why`, so a user sees that changing them changes nothing."""
+
+        def changed(section: BaseModel, keys: tuple[str, ...]) -> list[str]:
+            fields = type(section).model_fields
+            return [
+                key
+                for key in keys
+                if key in section.model_fields_set
+                and getattr(section, key) != fields[key].default
+            ]
+
+        notes = []
+        if not self.uses_landmarks():
+            keys = tuple(LandmarksParameters.model_fields)
+            for key in changed(self.landmarks_parameters, keys):
+                notes.append(
+                    f"landmarks_parameters.{key}: landmarks are not read "
+                    "(train_parameters.landmarks is false)"
+                )
+        if self.train_parameters.time is None:
+            for key in changed(self.train_parameters, ("default_fps",)):
+                notes.append(
+                    f"train_parameters.{key}: only used with train_parameters.time"
+                )
+        if not self.transfer.freeze_until_convergence:
+            for key in changed(self.transfer, ("patience", "lr_after_unfreeze")):
+                notes.append(
+                    f"transfer.{key}: only used with transfer.freeze_until_convergence"
+                )
+        if not self.general_parameters.frame_cache:
+            for key in changed(self.general_parameters, ("frame_cache_dir",)):
+                notes.append(
+                    f"general_parameters.{key}: only used with "
+                    "general_parameters.frame_cache"
+                )
+        return notes
+
     def head_modes(self) -> dict[str, str]:
         """Which classification mode (head group) each active head belongs to."""
         return {

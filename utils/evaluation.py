@@ -496,3 +496,27 @@ def format_table(result: EvalRes) -> str:
         f"n: labelled samples. average loss: {cell(result.average_loss, 0, 4)}"
     )
     return "\n".join(lines)
+
+
+def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
+    """metrics.json's numbers from logged validation metrics (`val/loss`,
+    `val/<head>/top1`, ...): val loss, top-1/top-5/loss per head, mean top-1 per
+    group (`heads`: head -> its classification mode)."""
+
+    def value(key: str) -> float | None:
+        metric = callback_metrics.get(key)
+        return None if metric is None else float(metric)
+
+    per_head = {
+        head: {k: value(f"val/{head}/{k}") for k in ("top1", "top5", "loss")}
+        for head in heads
+    }
+    groups: dict[str, list[float]] = {}
+    for head, group in heads.items():
+        if per_head[head]["top1"] is not None:
+            groups.setdefault(group, []).append(per_head[head]["top1"])
+    return {
+        "val_loss": value("val/loss"),
+        "heads": per_head,
+        "mean_top1": {group: sum(v) / len(v) for group, v in groups.items()},
+    }

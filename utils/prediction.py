@@ -128,7 +128,7 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         # weights_only: a checkpoint is data; nothing in it gets executed.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pylint: disable=broad-exception-caught
-        reason = (str(error).strip().splitlines() or [""])[0]
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
         raise UserError(
             f"checkpoint {path}: not a readable PyTorch checkpoint "
             f"({type(error).__name__}: {reason})"

@@ -22,11 +22,13 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from datasets.datamodule import SignDataModule
 from models.callbacks import AtomicCheckpointIO, FreezeUntilConvergence, LastCheckpoint
 from models.lightning_module import SignRecognitionModule
+from models.pipeline import unused_model_settings
 from models.pretraining import PretrainingModule
 from models.transfer import describe_transfer, load_matching_weights
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
 from utils.errors import ConfigError
+from utils.evaluation import final_metrics
 from utils.loggers import ContinuingCSVLogger
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
@@ -98,7 +100,15 @@ def trainer_device_args(config: SignpipeConfig) -> dict:
                 f"machine ({torch.cuda.device_count()} found); use -1 for the CPU"
             )
         accelerator = "gpu"
-        devices = section.devices if section.devices is not None else [gpu]
+        devices = section.devices
+        if devices is None or str(devices) == "1":  # one GPU: the one `gpu` names
+            devices = [gpu]
+        elif gpu > 0 and isinstance(devices, int):
+            raise ConfigError(
+                f"trainer.devices: {devices} means the first {devices} GPUs "
+                f"(0..{devices - 1}), but general_parameters.gpu is {gpu}; list the "
+                f"GPUs instead, e.g. trainer.devices: {list(range(gpu, gpu + devices))}"
+            )
     else:
         accelerator = "cpu"
         devices = section.devices if section.devices is not None else 1
@@ -108,28 +118,6 @@ def trainer_device_args(config: SignpipeConfig) -> dict:
         "num_nodes": section.num_nodes,
         "strategy": section.strategy,
         "precision": section.precision,
-    }
-
-
-def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
-    """metrics.json: val loss, top-1/top-5/loss per head, mean top-1 per group."""
-
-    def value(key: str) -> float | None:
-        metric = callback_metrics.get(key)
-        return None if metric is None else float(metric)
-
-    per_head = {
-        head: {k: value(f"val/{head}/{k}") for k in ("top1", "top5", "loss")}
-        for head in heads
-    }
-    groups: dict[str, list[float]] = {}
-    for head, group in heads.items():
-        if per_head[head]["top1"] is not None:
-            groups.setdefault(group, []).append(per_head[head]["top1"])
-    return {
-        "val_loss": value("val/loss"),
-        "heads": per_head,
-        "mean_top1": {group: sum(v) / len(v) for group, v in groups.items()},
     }
 
 
@@ -259,6 +247,8 @@ def _warn_random_weights(config: SignpipeConfig) -> None:
 
 def run_training(config: SignpipeConfig, options: RunOptions) -> int:
     """Build data and model, fit, and write checkpoints, metrics.json and weights."""
+    for note in config.unused_settings() + unused_model_settings(config):
+        print(f"note: {note}", file=sys.stderr)
     L.seed_everything(config.general_parameters.seed, workers=True, verbose=False)
     datamodule = SignDataModule(config)
     print(datamodule.describe())
