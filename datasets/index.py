@@ -20,7 +20,7 @@ from datasets.annotations import (
 )
 from datasets.landmarks import landmark_file
 from models.heads import IGNORE_INDEX
-from utils.config import SignpipeConfig
+from utils.config import AnnotationSource, SignpipeConfig
 from utils.errors import DataError
 from utils.hamnosys_heads import head_class_names
 
@@ -107,7 +107,7 @@ def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
 
 
 def read_root_annotations(
-    config: SignpipeConfig, root: Path, annotation_file: str | None
+    config: SignpipeConfig, root: Path, annotation_file: AnnotationSource
 ) -> list[AnnotationRow]:
     """All annotation rows of one dataset root, every active head filled in.
 
@@ -115,21 +115,46 @@ def read_root_annotations(
         config: the validated config.
         root: the dataset root.
         annotation_file: one file holding every active head's columns (relative to
-            the root or absolute), or None for `test_<mode>.txt` per head group.
+            the root or absolute); or such a file per split (`{train, val, test}`:
+            each row gets its file's split, and without a val file the train
+            file's rows are split into train and val by `ratio_train_test`); or
+            None for `test_<mode>.txt` per head group.
     """
     head_modes = config.head_modes()
     separator = config.general_parameters.annotation_separator
-    if annotation_file is not None:
-        path = Path(annotation_file)
-        path = path if path.is_absolute() else root / path
-        files = [read_annotation_file(path, list(head_modes), separator)]
+
+    def read(name: str, heads: list[str]) -> list[AnnotationRow]:
+        path = Path(name)
+        return read_annotation_file(
+            path if path.is_absolute() else root / path, heads, separator
+        )
+
+    if isinstance(annotation_file, dict):
+        rows, seen = [], {}
+        for split, name in annotation_file.items():
+            fixed = split if split != "train" or "val" in annotation_file else None
+            for row in _join_rows([read(name, list(head_modes))]):
+                if row.split is not None and row.split != split:
+                    raise DataError(
+                        f"{row.source}: split column says {row.split!r}, but the row "
+                        f"is in the {split} file"
+                    )
+                if row.name in seen:
+                    raise DataError(
+                        f"{row.source}: sample {row.name} is also in {seen[row.name]}; "
+                        "a sample belongs to one split file"
+                    )
+                seen[row.name] = row.source
+                row.split = fixed
+                rows.append(row)
+    elif annotation_file is not None:
+        rows = _join_rows([read(annotation_file, list(head_modes))])
     else:
         files = []
         for mode in config.train_parameters.modes():
             heads = [head for head, group in head_modes.items() if group == mode]
-            path = root / f"test_{mode}.txt"
-            files.append(read_annotation_file(path, heads, separator))
-    rows = _join_rows(files)
+            files.append(read(f"test_{mode}.txt", heads))
+        rows = _join_rows(files)
     for row in rows:
         for head in head_modes:
             row.labels.setdefault(head, IGNORE_INDEX)

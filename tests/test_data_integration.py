@@ -268,6 +268,72 @@ def test_conflicting_split_between_joined_files_is_an_error(
         SignDataModule(parse_config(configure(tiny_config, [root])))
 
 
+def write_split_files(root: Path, splits: dict[str, set[int]]) -> dict[str, str]:
+    """The joint annotation file cut into one file per split (by clip index)."""
+    write_joint_file(root, root / "all.txt")
+    header, *rows = read_table(root / "all.txt")
+    files = {}
+    for split, clips in splits.items():
+        chosen = [row for row in rows if clip_index(row[0]) in clips]
+        files[split] = f"labels_{split}.txt"
+        write_table(root / files[split], [header] + chosen)
+    return files
+
+
+def test_split_files_fix_train_val_and_test(
+    tiny_config, write_config, tmp_path, capsys
+) -> None:
+    root = make_root(tmp_path / "data", 3)
+    splits = {"train": {0, 1}, "val": {2}, "test": {3}}
+    files = write_split_files(root, splits)
+    config = configure(tiny_config, [root], annotation_file=files)
+    module = SignDataModule(parse_config(config))
+    for split, samples in [
+        ("train", module.train_samples),
+        ("val", module.val_samples),
+        ("test", module.test_samples),
+    ]:
+        assert {clip_index(s.name) for s in samples} == splits[split]
+    assert "6 train / 3 val / 3 test" in module.describe()
+    assert (
+        module.train_samples[0].labels == labels_of(root)[module.train_samples[0].name]
+    )
+    config["train_parameters"]["fast_dev_run"] = True
+    assert run(write_config, config) == 0
+    assert "6 train / 3 val / 3 test" in capsys.readouterr().out
+
+
+def test_without_a_val_file_the_train_file_gives_val(tiny_config, tmp_path) -> None:
+    root = make_root(tmp_path / "data", 3)
+    files = write_split_files(root, {"train": {0, 1, 2}, "test": {3}})
+    module = SignDataModule(
+        parse_config(configure(tiny_config, [root], annotation_file=files))
+    )
+    assert {clip_index(s.name) for s in module.test_samples} == {3}
+    carved = module.train_samples + module.val_samples
+    assert {clip_index(s.name) for s in carved} == {0, 1, 2} and len(carved) == 9
+    assert module.val_samples and module.train_samples
+
+
+def test_split_files_must_not_share_samples_or_disagree(tiny_config, tmp_path) -> None:
+    root = make_root(tmp_path / "data", 3)
+    files = write_split_files(root, {"train": {0, 1, 2}, "test": {2, 3}})
+    with pytest.raises(DataError, match="is also in .*labels_train.txt"):
+        SignDataModule(
+            parse_config(configure(tiny_config, [root], annotation_file=files))
+        )
+    files = write_split_files(root, {"train": {0, 1, 2}, "test": {3}})
+    add_column(root / files["test"], "split", lambda name: "val")
+    with pytest.raises(DataError, match="split column says 'val'.* in the test file"):
+        SignDataModule(
+            parse_config(configure(tiny_config, [root], annotation_file=files))
+        )
+    with pytest.raises(ConfigError, match="need a train file"):
+        parse_config(
+            configure(tiny_config, [root], annotation_file={"test": "labels_test.txt"})
+        )
+
+
 # --- 3. per-root annotation files -----------------------------------------------------
 
 

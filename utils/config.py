@@ -42,11 +42,16 @@ class _Section(BaseModel):
         return value
 
 
+#: One root's annotations: a file, a file per split (`{train: ..., val: ...,
+#: test: ...}`), or None for `test_<mode>.txt`.
+AnnotationSource = str | dict[Literal["train", "val", "test"], str] | None
+
+
 class GeneralParameters(_Section):
     """Where the data is, where results go, and run-wide settings."""
 
     data_path: str | list[str] = "data/sample"
-    annotation_file: str | list[str] | None = None
+    annotation_file: AnnotationSource | list[AnnotationSource] = None
     annotation_separator: str | None = None
     ratio_train_test: float = Field(0.8, gt=0.0, lt=1.0)
     workers: int = Field(2, ge=0)
@@ -67,6 +72,12 @@ class GeneralParameters(_Section):
                 f"annotation_file: {len(files)} files for {len(self.data_paths())} "
                 "data_path roots; give one per root, a single name, or null"
             )
+        for source in files if isinstance(files, list) else [files]:
+            if isinstance(source, dict) and source.get("train") is None:
+                raise ValueError(
+                    f"annotation_file: split files {dict(source)} need a train file "
+                    "(val and test are optional)"
+                )
         separator = self.annotation_separator
         if separator is not None and len(separator) != 1:
             raise ValueError(
@@ -90,8 +101,8 @@ class GeneralParameters(_Section):
         path = Path(self.path_to_save)
         return path if path.suffix in WEIGHTS_SUFFIXES else None
 
-    def annotation_files(self) -> list[str | None]:
-        """The annotation file of each root (None = test_<mode>.txt)."""
+    def annotation_files(self) -> list[AnnotationSource]:
+        """The annotation source of each root (None = test_<mode>.txt)."""
         files = self.annotation_file
         if isinstance(files, list):
             return files
