@@ -68,16 +68,15 @@ from data_preprocessing.video_io import (
     report_failures,
 )
 from utils.cli import run_cli
+from utils.checkpoints import LoadedModel, load_checkpoint
 from utils.prediction import (
     EMBEDDING_KINDS,
     ClipOptions,
-    LoadedModel,
     PredictionDataset,
     PredictionInput,
     check_extraction,
     collate_inputs,
     list_inputs,
-    load_checkpoint,
     resolve_kind,
 )
 

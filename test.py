@@ -210,7 +210,7 @@ class Evaluator:
 
         from datasets.datamodule import SignDataModule
         from utils.config_loader import check_data_paths, config_to_dict, parse_config
-        from utils.prediction import load_checkpoint
+        from utils.checkpoints import load_checkpoint
 
         self.checkpoint = checkpoint
         # The checkpoint alone rebuilds the model (no starting-weights file needed).

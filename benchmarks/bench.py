@@ -22,18 +22,20 @@ the system temp dir, see `benchmarks.data`) and the `train_config.yml` settings:
 
 Writes the results as JSON and prints a table; `--quick` is a seconds-long smoke run
 with tiny counts (its numbers are not meaningful).
+
+This module is the command line, the run (each stage in turn, timed) and the table;
+the measurements live in `benchmarks.loaders`, `benchmarks.training`,
+`benchmarks.prediction` and `benchmarks.gpu`, the machine info and the load of other
+processes in `benchmarks.machine`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import logging
 import os
-import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -41,15 +43,8 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-import lightning as L
-import PIL
 import torch
-import torchvision
-from PIL import features
-from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
 
-import predict
 from benchmarks.common import (
     CONFIG_FILE,
     FULL,
@@ -57,27 +52,22 @@ from benchmarks.common import (
     QUICK,
     REPO,
     TARGETS,
-    FitPlan,
     Scale,
     Setup,
-    rate,
     ratio,
 )
 from benchmarks.data import DatasetSpec, ensure_dataset
+from benchmarks.gpu import measure_cuda
 from benchmarks.loaders import (
     measure_cached_loader,
     measure_decode,
     measure_loader,
     measure_naive_loader,
 )
-from datasets.datamodule import SignDataModule
-from datasets.sign_dataset import collate_clips
-from models.heads import weighted_multi_head_loss
-from models.lightning_module import SignRecognitionModule
+from benchmarks.machine import busy_cpu_seconds, machine_info, other_cpu_share
+from benchmarks.prediction import link_inputs, measure_predict, write_checkpoint
+from benchmarks.training import measure_train
 from utils.config import SignpipeConfig
-from utils.config_loader import config_to_dict
-from utils.prediction import ClipOptions, list_inputs, load_checkpoint
-from utils.training_run import trainer_device_args
 
 #: The landmarks-only variant of the default config.
 LANDMARK_OVERRIDES = [
@@ -87,20 +77,6 @@ LANDMARK_OVERRIDES = [
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results.json"
 #: Warn when other processes took this share of the machine's CPU time during the run.
 LOAD_WARNING = 0.1
-#: Dense bf16 tensor peak FLOP/s by GPU name (first match wins).
-BF16_PEAK_FLOPS = (
-    ("H100 PCIe", 756e12),
-    ("H100", 989e12),
-    ("H200", 989e12),
-    ("GH200", 989e12),
-    ("B200", 2250e12),
-    ("A100", 312e12),
-    ("L40S", 362e12),
-    ("L4", 121e12),
-    ("A10G", 70e12),
-    ("A10", 125e12),
-    ("RTX 4090", 165e12),
-)
 
 
 @contextlib.contextmanager
@@ -124,329 +100,6 @@ def quiet():
         finally:
             for logger, level in zip(loggers, levels):
                 logger.setLevel(level)
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict:
-    """The machine and software the figures were measured with."""
-    cores = (
-        len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()
-    )
-    cuda = torch.cuda.is_available()
-    return {
-        "cpu": cpu_model(),
-        "cores": cores,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "lightning": L.__version__,
-        "pillow": PIL.__version__,
-        "pillow_libjpeg_turbo": bool(features.check_feature("libjpeg_turbo")),
-        "torch_threads": torch.get_num_threads(),
-        "device": f"cuda: {torch.cuda.get_device_name(0)}" if cuda else "cpu",
-        # Other processes on the machine skew the figures: see the load at the start.
-        "load_average_start": list(os.getloadavg()),
-    }
-
-
-# --- training -------------------------------------------------------------------------
-
-
-class StepTimes(L.Callback):
-    """The wall-clock end of every training step and its clips; stops the fit once
-    the timed steps took the plan's `max_seconds`."""
-
-    def __init__(self, plan: FitPlan) -> None:
-        self.warmup = plan.warmup
-        self.max_seconds = plan.max_seconds
-        self.ends: list[float] = []
-        self.clips: list[int] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-        self.ends.append(time.perf_counter())
-        self.clips.append(int(batch["mask"].shape[0]))
-        timed = len(self.ends) > self.warmup
-        if timed and self.ends[-1] - self.ends[self.warmup - 1] > self.max_seconds:
-            trainer.should_stop = True
-
-    def summary(self) -> dict:
-        """Clips/s of the steps after the warm-up."""
-        clips = sum(self.clips[self.warmup :])
-        seconds = self.ends[-1] - self.ends[self.warmup - 1]
-        steps = len(self.ends) - self.warmup
-        return {
-            "clips_per_s": rate(clips, seconds),
-            "steps_per_s": rate(steps, seconds),
-            "steps": steps,
-            "clips": clips,
-            "seconds": seconds,
-        }
-
-
-class InMemoryEpoch:
-    """One epoch of pre-collated batches, the same every epoch; no loader at all."""
-
-    def __init__(self, batches: list[dict]) -> None:
-        self.batches = batches
-
-    def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def _to_device(value, device: torch.device):
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {key: _to_device(item, device) for key, item in value.items()}
-    return value
-
-
-def _build_module(
-    config: SignpipeConfig, datamodule: SignDataModule, channels_last: bool
-) -> SignRecognitionModule:
-    L.seed_everything(config.general_parameters.seed, verbose=False)
-    with contextlib.redirect_stderr(io.StringIO()):
-        module = SignRecognitionModule.from_config(
-            config, datamodule.num_classes, datamodule.label_names
-        )
-    backbone = getattr(module.model.feature_extractor, "backbone", None)
-    if backbone is not None and channels_last:
-        backbone.to(memory_format=torch.channels_last)
-    return module
-
-
-def _fit(module, config: SignpipeConfig, data, plan: FitPlan, root: Path) -> dict:
-    """Fit `module` on `data` as planned; the timed steps' summary."""
-    times = StepTimes(plan)
-    steps = plan.warmup + plan.steps
-    trainer = L.Trainer(
-        max_steps=steps,
-        max_epochs=-1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[times],
-        default_root_dir=root,
-        **trainer_device_args(config),
-    )
-    if isinstance(data, SignDataModule):
-        trainer.fit(module, datamodule=data)
-    else:
-        trainer.fit(module, train_dataloaders=data)
-    return times.summary()
-
-
-def _memory_batches(datamodule: SignDataModule) -> list[dict]:
-    """One epoch of training batches, collated in memory (train transforms applied),
-    batched as the training loader batches them (the last one may be short)."""
-    loader = DataLoader(
-        datamodule.dataset(datamodule.train_samples, train=True),
-        batch_size=datamodule.config.train_parameters.batch_size,
-        shuffle=True,
-        num_workers=0,
-        collate_fn=collate_clips,
-    )
-    return list(loader)
-
-
-def train_step_flops(module: SignRecognitionModule, batch: dict) -> int:
-    """FLOPs of one training step (forward, loss, backward), counted on the CPU."""
-    module.cpu().train()
-    with FlopCounterMode(display=False) as counter:
-        outputs = module.model(batch)
-        loss, _ = weighted_multi_head_loss(
-            outputs["logits"], batch["labels"], module.loss_weights
-        )
-        loss.backward()
-    module.zero_grad(set_to_none=True)
-    return int(counter.get_total_flops())
-
-
-def measure_train(
-    config: SignpipeConfig,
-    work: Path,
-    plan: FitPlan,
-    channels_last: bool = False,
-) -> tuple[dict, SignRecognitionModule, SignDataModule]:
-    """End-to-end training clips/s against the model step on in-memory batches.
-
-    Both fit a fresh module (same seed) with Lightning as `plan` says and time the
-    steps after the warm-up; the only difference is where batches come from: the
-    DataModule's loader, or one epoch of the same batches held in memory (so both
-    cross the same epoch boundaries).
-    """
-    # As training runs do (`trainer.channels_last`, where the config has it).
-    channels_last = channels_last or getattr(config.trainer, "channels_last", False)
-    datamodule = SignDataModule(config)
-    module = _build_module(config, datamodule, channels_last)
-    end_to_end = _fit(module, config, datamodule, plan, work)
-    batches = _memory_batches(datamodule)
-    device = torch.device("cuda", 0) if config.general_parameters.gpu >= 0 else None
-    data = InMemoryEpoch(
-        [_to_device(b, device) for b in batches] if device else batches
-    )
-    memory_module = _build_module(config, datamodule, channels_last)
-    model_only = _fit(memory_module, config, data, plan, work)
-    flops = train_step_flops(memory_module, batches[0])
-    batch_size = config.train_parameters.batch_size
-    result = {
-        "clips_per_s": end_to_end["clips_per_s"],
-        "model_only_clips_per_s": model_only["clips_per_s"],
-        "train_vs_model_only": ratio(
-            end_to_end["clips_per_s"], model_only["clips_per_s"]
-        ),
-        "end_to_end": end_to_end,
-        "model_only": model_only,
-        "batch_size": batch_size,
-        "workers": config.general_parameters.workers,
-        "precision": config.trainer.precision,
-        "channels_last": channels_last,
-        "flops_per_step": flops,
-        "achieved_flops_per_s": flops / batch_size * end_to_end["clips_per_s"],
-    }
-    return result, module, datamodule
-
-
-# --- prediction -----------------------------------------------------------------------
-
-
-def write_checkpoint(
-    module: SignRecognitionModule, datamodule: SignDataModule, config, path: Path
-) -> Path:
-    """A checkpoint with what predict.py reads (hyper-parameters and weights)."""
-    torch.save(
-        {
-            "hyper_parameters": {
-                "config": config_to_dict(config),
-                "num_classes": dict(datamodule.num_classes),
-                "label_names": datamodule.label_names,
-            },
-            "state_dict": module.cpu().state_dict(),
-        },
-        path,
-    )
-    return path
-
-
-def _link_inputs(data_root: Path, count: int, target: Path) -> Path:
-    """A folder holding `count` of the dataset's frame folders (as links)."""
-    target.mkdir(parents=True, exist_ok=True)
-    folders = sorted(p for p in data_root.iterdir() if p.is_dir())[:count]
-    for folder in folders:
-        link = target / folder.name
-        try:
-            link.symlink_to(folder, target_is_directory=True)
-        except OSError:
-            shutil.copytree(folder, link)
-    return target
-
-
-def measure_predict(
-    checkpoint: Path, inputs_dir: Path, work: Path, workers: int, bf16: bool = False
-) -> dict:
-    """Clips/s of predict.py's CLS export (library call, as `predict.main` runs it),
-    after a warm-up export of a few inputs; the checkpoint load is not timed."""
-    loaded = load_checkpoint(checkpoint)
-    options = ClipOptions.from_config(loaded.config, all_frames=False)
-    inputs = list_inputs(inputs_dir)
-    timings = []
-    for name, subset in (("warmup", inputs[:8]), ("timed", inputs)):
-        writer = predict.OutputWriter(
-            work / f"predict-{name}", "CLS", loaded.label_names
-        )
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if bf16
-            else contextlib.nullcontext()
-        )
-        start = time.perf_counter()
-        with autocast, contextlib.redirect_stderr(io.StringIO()):  # tqdm's bar
-            results = predict.run_prediction(
-                loaded, subset, writer, options=options, batch_size=8, workers=workers
-            )
-        timings.append(time.perf_counter() - start)
-        failed = [r for r in results if r.error is not None]
-        if failed:
-            raise RuntimeError(f"predict failed on {failed[0].name}: {failed[0].error}")
-    return {
-        "clips_per_s": rate(len(inputs), timings[-1]),
-        "clips": len(inputs),
-        "seconds": timings[-1],
-        "workers": workers,
-        "batch_size": 8,
-        "kind": "CLS",
-        "device": str(loaded.device),
-    }
-
-
-# --- CUDA -----------------------------------------------------------------------------
-
-
-def bf16_peak(name: str) -> float | None:
-    """The GPU's dense bf16 peak FLOP/s from `BF16_PEAK_FLOPS`, None if unknown."""
-    for key, peak in BF16_PEAK_FLOPS:
-        if key.lower() in name.lower():
-            return peak
-    return None
-
-
-def mfu_summary(name: str, train: dict) -> dict:
-    """The model FLOPs utilisation of a `measure_train` result on the GPU `name`:
-    achieved FLOP/s (FLOPs per step / batch size x clips/s) over the bf16 peak."""
-    peak = bf16_peak(name)
-    flops_per_clip = train["flops_per_step"] / train["batch_size"]
-    result = {
-        "device": name,
-        "bf16_peak_flops_per_s": peak,
-        "train": train,
-        "mfu": ratio(flops_per_clip * train["clips_per_s"], peak),
-        "model_only_mfu": ratio(flops_per_clip * train["model_only_clips_per_s"], peak),
-    }
-    if peak is None:
-        result["note"] = f"no bf16 peak known for {name}; add it to BF16_PEAK_FLOPS"
-    return result
-
-
-def measure_cuda(setup: Setup, inputs_dir: Path) -> dict:
-    """bf16-mixed + channels_last training and prediction on GPU 0, and the MFU."""
-    name = torch.cuda.get_device_name(0)
-    config = setup.config(
-        "cuda", ["general_parameters.gpu=0", "trainer.precision=bf16-mixed"]
-    )
-    train, module, datamodule = measure_train(
-        config, setup.work, setup.scale.fit_plan(), channels_last=True
-    )
-    result = mfu_summary(name, train)
-    checkpoint = write_checkpoint(module, datamodule, config, setup.work / "cuda.ckpt")
-    result["predict"] = measure_predict(
-        checkpoint,
-        inputs_dir,
-        setup.work / "cuda",
-        config.general_parameters.workers,
-        bf16=True,
-    )
-    return result
 
 
 # --- the run -------------------------------------------------------------------------
@@ -489,7 +142,7 @@ def _training(setup: Setup, config: SignpipeConfig, stages: Stages) -> dict:
     results = {"train": {"default": default, "landmarks": landmarks}}
     stages.start("predict")
     checkpoint = write_checkpoint(module, datamodule, config, work / "bench.ckpt")
-    inputs_dir = _link_inputs(setup.data_root, scale.predict_clips, work / "inputs")
+    inputs_dir = link_inputs(setup.data_root, scale.predict_clips, work / "inputs")
     results["predict"] = measure_predict(
         checkpoint, inputs_dir, work, config.general_parameters.workers
     )
@@ -508,27 +161,6 @@ def _training(setup: Setup, config: SignpipeConfig, stages: Stages) -> dict:
         # Written without a GPU at hand: keep the CPU figures if this part breaks.
         results["cuda"] = {"error": f"{type(error).__name__}: {error}"}
     return results
-
-
-def busy_cpu_seconds() -> tuple[float, float] | None:
-    """CPU seconds used so far by the whole machine (/proc/stat) and by this process
-    and its reaped children; None where /proc/stat is missing."""
-    try:
-        fields = Path("/proc/stat").read_text(encoding="utf-8").split("\n", 1)[0]
-    except OSError:
-        return None
-    ticks = [int(value) for value in fields.split()[1:9]]
-    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    own = os.times()
-    return busy, own.user + own.system + own.children_user + own.children_system
-
-
-def other_cpu_share(start, end, seconds: float, cores: int) -> float | None:
-    """The share of the machine's CPU time that other processes used in between."""
-    if start is None or end is None:
-        return None
-    others = (end[0] - start[0]) - (end[1] - start[1])
-    return max(0.0, others) / max(seconds * cores, 1e-9)
 
 
 def run_benchmarks(scale: Scale, cache_root: Path | None, quick: bool) -> dict:

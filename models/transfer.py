@@ -23,9 +23,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"--checkpoint: '{path}' is not an existing file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint is data; nothing in it gets executed.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pylint: disable=broad-exception-caught
-        raise ConfigError(f"--checkpoint: cannot read '{path}' ({error})") from None
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
+        raise ConfigError(
+            f"--checkpoint: cannot read '{path}' ({type(error).__name__}: {reason})"
+        ) from None
     state = (
         checkpoint.get("state_dict", checkpoint)
         if isinstance(checkpoint, dict)

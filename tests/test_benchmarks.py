@@ -19,6 +19,8 @@ from PIL import Image
 from benchmarks import bench
 from benchmarks.common import QUICK, FitPlan, Setup
 from benchmarks.data import COMPLETE_FILE, DatasetSpec, ensure_dataset
+from benchmarks.gpu import bf16_peak, mfu_summary
+from benchmarks.training import measure_train
 
 RATIOS = (
     "loader_vs_decode",
@@ -77,7 +79,7 @@ def test_quick_run_writes_every_section(quick) -> None:
     assert _positive(results["loader"]["frames_per_s"])
     assert _positive(results["naive_loader"]["frames_per_s"])
     assert _positive(results["predict"]["clips_per_s"])
-    assert results["predict"]["clips"] == bench.QUICK.predict_clips
+    assert results["predict"]["clips"] == QUICK.predict_clips
 
 
 def test_quick_run_ratios_are_positive_numbers(quick) -> None:
@@ -109,11 +111,11 @@ def test_cpu_run_skips_cuda_with_a_note(quick) -> None:
 
 
 def test_bf16_peak_table() -> None:
-    assert bench.bf16_peak("NVIDIA H200") == 989e12
-    assert bench.bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
-    assert bench.bf16_peak("NVIDIA H100 PCIe") == 756e12
-    assert bench.bf16_peak("NVIDIA A100-SXM4-80GB") == 312e12
-    assert bench.bf16_peak("Some Future GPU") is None
+    assert bf16_peak("NVIDIA H200") == 989e12
+    assert bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
+    assert bf16_peak("NVIDIA H100 PCIe") == 756e12
+    assert bf16_peak("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bf16_peak("Some Future GPU") is None
 
 
 def test_dataset_layout_and_reuse(tmp_path: Path) -> None:
@@ -149,10 +151,10 @@ def test_mfu_is_achieved_flops_over_the_bf16_peak() -> None:
         "clips_per_s": 98.9,
         "model_only_clips_per_s": 197.8,
     }
-    summary = bench.mfu_summary("NVIDIA H200", train)
+    summary = mfu_summary("NVIDIA H200", train)
     assert summary["mfu"] == pytest.approx(0.1)  # 1e12 FLOP per clip x 98.9 / 989e12
     assert summary["model_only_mfu"] == pytest.approx(0.2)
-    unknown = bench.mfu_summary("Some Future GPU", train)
+    unknown = mfu_summary("Some Future GPU", train)
     assert unknown["mfu"] is None and "BF16_PEAK_FLOPS" in unknown["note"]
 
 
@@ -167,9 +169,7 @@ def test_bf16_channels_last_training_runs_and_counts_flops(tmp_path: Path) -> No
         ["trainer.precision=bf16-mixed", "general_parameters.workers=0"],
     )
     plan = FitPlan(warmup=1, steps=2, max_seconds=20.0)
-    result, module, _ = bench.measure_train(
-        config, setup.work, plan, channels_last=True
-    )
+    result, module, _ = measure_train(config, setup.work, plan, channels_last=True)
     assert result["precision"] == "bf16-mixed" and result["channels_last"] is True
     backbone = module.model.feature_extractor.backbone
     weight = next(p for p in backbone.parameters() if p.ndim == 4)

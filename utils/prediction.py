@@ -1,6 +1,7 @@
-"""For `predict.py`: checkpoint -> pipeline, videos and frame folders -> clips.
+"""For `predict.py`: videos and frame folders -> clips for a checkpoint's model.
 
-Everything comes from the checkpoint: the model, its config (evaluation transforms,
+Everything comes from the checkpoint (`utils.checkpoints.load_checkpoint`): the model,
+its config (evaluation transforms,
 `num_segments` / `time` sampling, landmarks) and the class names. An input (a video
 file or a frame folder) becomes one clip the way `SignDataset` builds evaluation clips:
 deterministic, evenly spread frames (`sample_indices(train=False)`), resized and
@@ -11,7 +12,6 @@ MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 import shutil
@@ -35,16 +35,13 @@ from datasets.landmarks import hand_offsets, landmark_file, normalise, read_land
 from datasets.sampling import sample_indices
 from datasets.sign_dataset import collate_clips, decode_image
 from datasets.transforms import build_clip_transform, decode_size_hint
-from models.pipeline import SignPipeline, build_pipeline
 from utils.config import LandmarksParameters, SignpipeConfig
-from utils.config_loader import parse_config
 from utils.errors import DataError, UserError
 
 #: What `predict.py --embedding_kind` writes per input.
 EMBEDDING_KINDS = ("spatial", "temporal", "CLS", "probabilities")
 #: Video frames are resized/cropped in chunks of this many while decoding.
 VIDEO_CHUNK = 64
-_STATE_PREFIX = "model."
 
 
 def resolve_kind(text: str) -> str:
@@ -54,124 +51,6 @@ def resolve_kind(text: str) -> str:
             return kind
     allowed = ", ".join(EMBEDDING_KINDS)
     raise UserError(f"--embedding_kind: unknown kind '{text}'; allowed: {allowed}")
-
-
-@dataclass
-class LoadedModel:
-    """A checkpoint's pipeline (eval mode, on its device) and what it was trained with.
-
-    Attributes:
-        model: the pipeline (`model(batch)` gives logits and embeddings).
-        config: the checkpoint's validated config.
-        label_names: head -> class names, in class-id order, for every head.
-        device: where the model runs.
-    """
-
-    model: SignPipeline
-    config: SignpipeConfig
-    label_names: dict[str, list[str]]
-    device: torch.device
-
-
-def choose_device(config: SignpipeConfig) -> torch.device:
-    """CUDA when the config's `gpu` is >= 0 and CUDA is available, else the CPU."""
-    gpu = config.general_parameters.gpu
-    if gpu >= 0 and torch.cuda.is_available():
-        return torch.device("cuda", gpu if gpu < torch.cuda.device_count() else 0)
-    return torch.device("cpu")
-
-
-def _model_config(raw: dict) -> tuple[dict, str | None]:
-    """The saved config without pretrained weight paths the checkpoint makes needless.
-
-    The checkpoint's weights replace the extractor's starting weights, so its file is
-    not needed. A HuBERT directory sets the encoder's shape, so it is kept while it
-    exists; the dropped one is returned for the error message.
-    """
-    raw = copy.deepcopy(raw)
-    extractor = raw.get("feature_extractor")
-    if isinstance(extractor, dict) and extractor.get("pretrained_path"):
-        extractor["pretrained_path"] = None
-    transformer, dropped = raw.get("transformer"), None
-    if isinstance(transformer, dict) and transformer.get("pretrained_path"):
-        if not Path(transformer["pretrained_path"]).is_dir():
-            dropped = transformer["pretrained_path"]
-            transformer["pretrained_path"] = None
-    return raw, dropped
-
-
-def _label_names(hparams: dict, num_classes: dict[str, int]) -> dict[str, list[str]]:
-    """Every head's class names; the class id as text where the checkpoint has none."""
-    saved = hparams.get("label_names") or {}
-    names = {}
-    for head, count in num_classes.items():
-        known = [str(name) for name in saved.get(head, [])]
-        names[head] = [known[i] if i < len(known) else str(i) for i in range(count)]
-    return names
-
-
-def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedModel:
-    """Rebuild a `train.py` checkpoint's pipeline from its config and load its weights.
-
-    Args:
-        path: a checkpoint `train.py` wrote (`checkpoints/best.ckpt`, `last.ckpt`).
-        device: where to run; None chooses from the config (see `choose_device`).
-
-    Raises:
-        UserError: the file is missing, not a PyTorch checkpoint, not a signpipe
-            checkpoint, or its weights do not fit the model its config describes.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist or is not a file")
-    try:
-        # weights_only: a checkpoint is data; nothing in it gets executed.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pylint: disable=broad-exception-caught
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
-        raise UserError(
-            f"checkpoint {path}: not a readable PyTorch checkpoint "
-            f"({type(error).__name__}: {reason})"
-        ) from None
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else {}
-    if (
-        not isinstance(hparams, dict)
-        or not isinstance(hparams.get("config"), dict)
-        or not isinstance(hparams.get("num_classes"), dict)
-        or not isinstance(checkpoint.get("state_dict"), dict)
-    ):
-        raise UserError(
-            f"checkpoint {path}: not a signpipe checkpoint (expected hyper_parameters "
-            "with config and num_classes, and a state_dict, as train.py writes them)"
-        )
-    raw, dropped = _model_config(hparams["config"])
-    config = parse_config(raw, source=f"in checkpoint {path}")
-    num_classes = {
-        str(head): int(count) for head, count in hparams["num_classes"].items()
-    }
-    model = build_pipeline(config, num_classes)
-    state = {
-        key[len(_STATE_PREFIX) :]: value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith(_STATE_PREFIX)
-    }
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        hint = (
-            f"; it was trained from the HuBERT model in {dropped}, which no longer "
-            "exists and sets the encoder's shape"
-            if dropped
-            else ""
-        )
-        first = str(error).strip().splitlines()
-        raise UserError(
-            f"checkpoint {path}: its weights do not fit the model its config "
-            f"describes{hint} ({' '.join(line.strip() for line in first[:2])})"
-        ) from None
-    device = device or choose_device(config)
-    model.to(device).eval()
-    return LoadedModel(model, config, _label_names(hparams, num_classes), device)
 
 
 @dataclass(frozen=True)
