@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from models.pipeline import build_pipeline
+from models.transformers.hubert import encoder_config
 from utils.config import SignpipeConfig
 from utils.errors import TrainingDivergedError
 from utils.config_loader import config_to_dict, parse_config
@@ -121,7 +122,11 @@ class SignRecognitionModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep the validation metrics logged last before the save in the checkpoint
         (for `best.ckpt`: those of the epoch that made it the best), so test.py can
-        report them from the checkpoint alone."""
+        report them from the checkpoint alone; and a HuBERT encoder's shape, so the
+        model rebuilds without its pretrained directory."""
+        hubert = encoder_config(self.model)
+        if hubert is not None:
+            checkpoint["hubert_config"] = hubert
         trainer = self._trainer
         if trainer is None:
             return

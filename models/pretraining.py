@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from datasets.landmarks import COMPONENT_SIZES
 from models.lightning_module import check_finite, lr_factor
 from models.pipeline import SignPipeline, build_pipeline
+from models.transformers.hubert import encoder_config
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict, parse_config
 from utils.errors import ConfigError
@@ -166,6 +167,13 @@ class PretrainingModule(L.LightningModule):
     ) -> PretrainingModule:
         """Build from a validated config."""
         return cls(config_to_dict(config), num_classes, label_names)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep a HuBERT encoder's shape, so the model rebuilds without its
+        pretrained directory (see `SignRecognitionModule.on_save_checkpoint`)."""
+        hubert = encoder_config(self.model)
+        if hubert is not None:
+            checkpoint["hubert_config"] = hubert
 
     def forward(self, batch: dict, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reconstructions at every position, from the encoder with `hidden` masked.

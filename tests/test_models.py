@@ -145,6 +145,49 @@ def test_hubert_loads_local_pretrained_directory(tiny_config, tmp_path) -> None:
     assert out["cls"].shape == (1, 24)
 
 
+def test_hubert_checkpoint_rebuilds_without_its_pretrained_directory(
+    tiny_config, tmp_path
+) -> None:
+    # pylint: disable=import-outside-toplevel
+    import shutil
+
+    from transformers import HubertConfig, HubertModel
+
+    from models.lightning_module import SignRecognitionModule
+    from utils.checkpoints import load_checkpoint
+
+    config = HubertConfig(  # pylint: disable=unexpected-keyword-arg
+        hidden_size=24,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=40,
+        num_conv_pos_embeddings=4,
+        num_conv_pos_embedding_groups=4,
+        do_stable_layer_norm=True,
+    )
+    HubertModel(config).save_pretrained(tmp_path / "hubert")
+    raw = copy.deepcopy(tiny_config)
+    raw["transformer"]["name"] = "hubert_transformer"
+    raw["transformer"]["pretrained_path"] = str(tmp_path / "hubert")
+    module = SignRecognitionModule(raw, NUM_CLASSES).eval()
+    checkpoint = {"hyper_parameters": dict(module.hparams)}
+    checkpoint["state_dict"] = module.state_dict()
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["hubert_config"]["intermediate_size"] == 40
+    torch.save(checkpoint, tmp_path / "model.ckpt")
+    shutil.rmtree(tmp_path / "hubert")  # e.g. the checkpoint moved to another machine
+    loaded = load_checkpoint(tmp_path / "model.ckpt", torch.device("cpu"))
+    batch = {
+        "frames": torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8),
+        "mask": torch.tensor([[True, True, True], [True, True, False]]),
+    }
+    with torch.no_grad():
+        expected, got = module.model(batch), loaded.model(batch)
+    assert torch.allclose(expected["cls"], got["cls"], atol=1e-6)
+    for head in NUM_CLASSES:
+        assert torch.allclose(expected["logits"][head], got["logits"][head], atol=1e-6)
+
+
 def test_local_datasets_package_does_not_break_transformers() -> None:
     """Our `datasets/` shadows Hugging Face's; HuBERT must still build from the root."""
     code = (

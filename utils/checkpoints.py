@@ -8,12 +8,14 @@ and loaded with the weights; starting weights named in the config are not needed
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from models.pipeline import SignPipeline, build_pipeline
+from models.transformers.hubert import save_encoder_shape
 from utils.config import SignpipeConfig
 from utils.config_loader import parse_config
 from utils.errors import UserError
@@ -51,7 +53,8 @@ def _model_config(raw: dict) -> tuple[dict, str | None]:
 
     The checkpoint's weights replace the extractor's starting weights, so its file is
     not needed. A HuBERT directory sets the encoder's shape, so it is kept while it
-    exists; the dropped one is returned for the error message.
+    exists; a dropped one is returned (rebuilt from the checkpoint's `hubert_config`
+    when it has one, else named in the error message).
     """
     raw = copy.deepcopy(raw)
     extractor = raw.get("feature_extractor")
@@ -114,7 +117,19 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
     num_classes = {
         str(head): int(count) for head, count in hparams["num_classes"].items()
     }
-    model = build_pipeline(config, num_classes)
+    hubert = checkpoint.get("hubert_config")
+    if dropped and isinstance(hubert, dict):
+        # The HuBERT directory the run started from is gone; the checkpoint keeps
+        # the encoder's shape, and its weights replace the directory's anyway.
+        with tempfile.TemporaryDirectory(prefix="signpipe-hubert-") as folder:
+            shaped = copy.deepcopy(raw)
+            shaped["transformer"]["pretrained_path"] = str(
+                save_encoder_shape(hubert, Path(folder))
+            )
+            model = build_pipeline(parse_config(shaped), num_classes)
+        dropped = None
+    else:
+        model = build_pipeline(config, num_classes)
     state = {
         key[len(_STATE_PREFIX) :]: value
         for key, value in checkpoint["state_dict"].items()

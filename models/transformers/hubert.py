@@ -86,3 +86,20 @@ class HubertTransformer(nn.Module):
         tokens, full_mask = self.cls(self.input_projection(features), mask)
         encoded = self.encoder(tokens, attention_mask=full_mask).last_hidden_state
         return encoded[:, 0], encoded[:, 1:]
+
+
+def encoder_config(model: nn.Module) -> dict | None:
+    """The HuBERT encoder's `transformers` config of a pipeline (None when it has no
+    HuBERT encoder): saved in checkpoints, so that a model started from a pretrained
+    directory can be rebuilt where that directory does not exist."""
+    transformer = getattr(model, "transformer", None)
+    if not isinstance(transformer, HubertTransformer):
+        return None
+    return transformer.encoder.config.to_dict()
+
+
+def save_encoder_shape(config: dict, directory: Path) -> Path:
+    """A HuBERT directory of `config`'s shape (random weights) for
+    `transformer.pretrained_path`, when a checkpoint's own weights replace them."""
+    HubertModel(HubertConfig.from_dict(config)).save_pretrained(directory)
+    return directory
