@@ -122,22 +122,32 @@ def test_cnn_extractor_loads_local_weights(tiny_config, tmp_path) -> None:
         assert torch.equal(loaded.feature_extractor.backbone.state_dict()[name], tensor)
 
 
-def test_hubert_loads_local_pretrained_directory(tiny_config, tmp_path) -> None:
+def hubert_config_on_a_saved_model(tiny_config: dict, folder: Path, **shape) -> dict:
+    """The tiny config with `hubert_transformer` started from a small HuBERT saved
+    in `folder` (hidden size 24, `shape` overriding the rest)."""
     from transformers import HubertConfig, HubertModel  # pylint: disable=C0415
 
     config = HubertConfig(  # pylint: disable=unexpected-keyword-arg
-        hidden_size=24,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_conv_pos_embeddings=4,
-        num_conv_pos_embedding_groups=4,
-        do_stable_layer_norm=True,
+        **{
+            "hidden_size": 24,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "num_conv_pos_embeddings": 4,
+            "num_conv_pos_embedding_groups": 4,
+            "do_stable_layer_norm": True,
+            **shape,
+        }
     )
-    HubertModel(config).save_pretrained(tmp_path / "hubert")
+    HubertModel(config).save_pretrained(folder)
     raw = copy.deepcopy(tiny_config)
     raw["transformer"]["name"] = "hubert_transformer"
-    raw["transformer"]["pretrained_path"] = str(tmp_path / "hubert")
+    raw["transformer"]["pretrained_path"] = str(folder)
+    return raw
+
+
+def test_hubert_loads_local_pretrained_directory(tiny_config, tmp_path) -> None:
+    raw = hubert_config_on_a_saved_model(tiny_config, tmp_path / "hubert")
     pipeline = build_pipeline(parse_config(raw), NUM_CLASSES)
     assert pipeline.transformer.out_dim == 24
     frames = torch.randint(0, 256, (1, 2, 3, 32, 32), dtype=torch.uint8)
@@ -151,24 +161,12 @@ def test_hubert_checkpoint_rebuilds_without_its_pretrained_directory(
     # pylint: disable=import-outside-toplevel
     import shutil
 
-    from transformers import HubertConfig, HubertModel
-
     from models.lightning_module import SignRecognitionModule
     from utils.checkpoints import load_checkpoint
 
-    config = HubertConfig(  # pylint: disable=unexpected-keyword-arg
-        hidden_size=24,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=40,
-        num_conv_pos_embeddings=4,
-        num_conv_pos_embedding_groups=4,
-        do_stable_layer_norm=True,
+    raw = hubert_config_on_a_saved_model(
+        tiny_config, tmp_path / "hubert", intermediate_size=40
     )
-    HubertModel(config).save_pretrained(tmp_path / "hubert")
-    raw = copy.deepcopy(tiny_config)
-    raw["transformer"]["name"] = "hubert_transformer"
-    raw["transformer"]["pretrained_path"] = str(tmp_path / "hubert")
     module = SignRecognitionModule(raw, NUM_CLASSES).eval()
     checkpoint = {"hyper_parameters": dict(module.hparams)}
     checkpoint["state_dict"] = module.state_dict()
