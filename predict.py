@@ -67,8 +67,9 @@ from data_preprocessing.video_io import (
     prepare_output,
     report_failures,
 )
-from utils.cli import run_cli
 from utils.checkpoints import LoadedModel, load_checkpoint
+from utils.cli import run_cli
+from utils.errors import UserError
 from utils.prediction import (
     EMBEDDING_KINDS,
     ClipOptions,
@@ -155,11 +156,14 @@ class OutputWriter:
         output: OUTPUT_DIR.
         kind: the embedding kind.
         label_names: head -> class names.
+        heads_trained: False for a pretraining checkpoint: its heads never learned,
+            so predictions.csv gets no rows.
     """
 
     output: Path
     kind: str
     label_names: dict[str, list[str]]
+    heads_trained: bool = True
     predictions: dict[str, list[list]] = field(default_factory=dict)
     frames: dict[str, list] = field(default_factory=dict)
 
@@ -195,6 +199,7 @@ class OutputWriter:
         self.predictions[meta["name"]] = [
             [meta["name"], head, *self._top(head, p)]
             for head, p in probabilities.items()
+            if self.heads_trained
         ]
         self.frames[meta["name"]] = [
             meta["name"],
@@ -308,8 +313,23 @@ def _run(args: argparse.Namespace) -> int:
     kind = resolve_kind(args.embedding_kind)
     inputs = list_inputs(args.input)
     loaded = load_checkpoint(args.checkpoint)
+    pretraining = loaded.config.train_parameters.pre_training
+    if pretraining and kind == "probabilities":
+        raise UserError(
+            f"{args.checkpoint}: a pretraining checkpoint has no trained heads, so no "
+            "probabilities; export spatial, temporal or CLS embeddings, or fine-tune "
+            "it first (train.py --checkpoint)"
+        )
+    if pretraining:
+        print(
+            "note: a pretraining checkpoint has no trained heads: "
+            f"{PREDICTIONS_FILE} gets no rows",
+            file=sys.stderr,
+        )
     options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
-    writer = OutputWriter(args.output, kind, loaded.label_names)
+    writer = OutputWriter(
+        args.output, kind, loaded.label_names, heads_trained=not pretraining
+    )
     start = time.perf_counter()
     results = run_prediction(
         loaded,

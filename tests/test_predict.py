@@ -287,6 +287,24 @@ def test_user_errors_exit_2_with_one_line(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pretraining_checkpoint_exports_embeddings_but_no_predictions(
+    checkpoint, frame_dir, tmp_path, capsys
+):
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved["hyper_parameters"]["config"]["train_parameters"]["pre_training"] = True
+    pretrained = tmp_path / "pretrain.ckpt"
+    torch.save(saved, pretrained)
+    assert run(pretrained, frame_dir[0], tmp_path / "probs", "probabilities") == 2
+    err = capsys.readouterr().err
+    assert "no trained heads" in err and not (tmp_path / "probs").exists()
+    assert run(pretrained, frame_dir[0], tmp_path / "cls", "CLS") == 0
+    assert "predictions.csv gets no rows" in capsys.readouterr().err
+    lines = (tmp_path / "cls" / "predictions.csv").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("input,head,top1"), "header only"
+    written = sorted(path.stem for path in (tmp_path / "cls").glob("*.npy"))
+    assert written == sorted(frame_dir[1])
+
+
 def test_frame_folder_images_sort_numerically(frame_dir):
     (item,) = [item for item in list_inputs(frame_dir[0]) if item.name == "loose"]
     assert [path.name for path in item.frame_paths] == [
