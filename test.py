@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import re
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 from utils.cli import run_cli
@@ -42,18 +40,6 @@ from utils.errors import ConfigError, DataError, UserError
 
 SETS = ("train", "val", "test")
 PLOT_KINDS = ("confusion_matrix", "heatmap", "bar_graph")
-UNREADABLE = (
-    OSError,
-    RuntimeError,
-    EOFError,
-    KeyError,
-    TypeError,
-    ValueError,
-    AttributeError,
-    IndexError,
-    pickle.UnpicklingError,
-    zipfile.BadZipFile,
-)
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +120,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^\w.+-]", "_", text)
 
 
-def read_training_record(checkpoint: Path, heads: dict[str, str]) -> dict:
+def read_training_record(checkpoint: Path, loaded, heads: dict[str, str]) -> dict:
     """The best validation loss and accuracy of the run that wrote `checkpoint`.
 
     They come from the checkpoint itself (`val_metrics`: the validation metrics of
@@ -144,34 +130,22 @@ def read_training_record(checkpoint: Path, heads: dict[str, str]) -> dict:
 
     Args:
         checkpoint: the checkpoint file.
+        loaded: its `utils.checkpoints.LoadedModel`.
         heads: head -> its classification mode (for the mean top-1 per mode).
     """
-    # pylint: disable=import-outside-toplevel
-    import torch
-
+    # pylint: disable-next=import-outside-toplevel
     from utils.evaluation import final_metrics
 
     record: dict = {"loss": None, "acc": None, "mean_top1": None, "notes": []}
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except UNREADABLE:
-        state = {}
-    state = state if isinstance(state, dict) else {}
-    if isinstance(state.get("val_metrics"), dict) and state["val_metrics"]:
-        metrics = final_metrics(state["val_metrics"], heads)
+    if loaded.val_metrics:
+        metrics = final_metrics(loaded.val_metrics, heads)
         record["loss"] = metrics["val_loss"]
         record["acc"] = {
             head: values["top1"] for head, values in metrics["heads"].items()
         }
         record["mean_top1"] = metrics["mean_top1"]
         return record
-    for name, callback in state.get("callbacks", {}).items():
-        if not name.startswith("ModelCheckpoint") or not isinstance(callback, dict):
-            continue
-        score = callback.get("best_model_score")
-        if callback.get("monitor") == "val/loss" and score is not None:
-            record["loss"] = float(score)
-            break
+    record["loss"] = loaded.best_val_loss
     metrics_path = run_dir(checkpoint) / "metrics.json"
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
@@ -221,6 +195,7 @@ class Evaluator:
                 "evaluate; fine-tune it first (train.py --checkpoint), or export its "
                 "embeddings with predict.py"
             )
+        self.loaded = loaded
         self.model = loaded.model
         self.label_names = loaded.label_names
         self.num_classes = {
@@ -235,9 +210,7 @@ class Evaluator:
             self.config = parse_config(raw, f"{checkpoint} (its config)")
         except ConfigError as error:  # one line: the problems joined
             raise ConfigError("; ".join(str(error).splitlines())) from None
-        self.loss_weights = {
-            name: head.loss_weight for name, head in self.config.active_heads().items()
-        }
+        self.loss_weights = self.config.loss_weights()
         try:
             check_data_paths(self.config)
         except ConfigError as error:
@@ -423,7 +396,9 @@ def full(args: argparse.Namespace) -> int:
     val = evaluator.evaluate("val")
     test = val if test_set == "val" else evaluator.evaluate("test")
     shuffled = evaluator.evaluate(test_set, shuffle=True)
-    record = read_training_record(checkpoint, evaluator.config.head_modes())
+    record = read_training_record(
+        checkpoint, evaluator.loaded, evaluator.config.head_modes()
+    )
     notes += record["notes"]
     bundle = CompRes(
         checkpoint=str(checkpoint),

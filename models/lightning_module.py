@@ -72,9 +72,7 @@ class SignRecognitionModule(L.LightningModule):
         self.config: SignpipeConfig = parse_config(config)
         self.num_classes = dict(num_classes)
         self.model = build_pipeline(self.config, self.num_classes)
-        self.loss_weights = {
-            name: head.loss_weight for name, head in self.config.active_heads().items()
-        }
+        self.loss_weights = self.config.loss_weights()
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{head}_top{k}": MulticlassAccuracy(

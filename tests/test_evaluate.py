@@ -314,6 +314,23 @@ def test_checkpoints_carry_their_validation_record(trained, tmp_path, capsys):
     assert not bundle["notes"]
 
 
+def test_older_checkpoints_fall_back_on_the_run_record(trained, capsys):
+    saved = torch.load(trained["checkpoint"], map_location="cpu", weights_only=False)
+    del saved["val_metrics"]  # as checkpoints written before they carried it
+    older = Path(trained["checkpoint"]).with_name("older.ckpt")
+    torch.save(saved, older)
+    try:
+        assert run_cli("full", older) == 0
+    finally:
+        older.unlink()
+    bundle = json.loads(capsys.readouterr().out)
+    metrics = read_json(trained["run"] / "metrics.json")
+    state = next(v for k, v in saved["callbacks"].items() if "ModelCheckpoint" in k)
+    assert bundle["best_val_loss"] == pytest.approx(float(state["best_model_score"]))
+    assert bundle["best_val_acc"] == {h: v["top1"] for h, v in metrics["heads"].items()}
+    assert bundle["best_val_mean_top1"] == metrics["mean_top1"]
+
+
 def test_evaluation_needs_no_starting_weights_file(trained, tmp_path, capsys):
     def gone(config):
         config["feature_extractor"]["pretrained_path"] = str(tmp_path / "gone.pth")

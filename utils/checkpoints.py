@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,12 +32,31 @@ class LoadedModel:
         config: the checkpoint's validated config.
         label_names: head -> class names, in class-id order, for every head.
         device: where the model runs.
+        val_metrics: the validation metrics logged before the checkpoint was saved
+            (`val/loss`, `val/<head>/top1`, ...); empty for older checkpoints.
+        best_val_loss: the ModelCheckpoint callback's best `val/loss`, if recorded.
     """
 
     model: SignPipeline
     config: SignpipeConfig
     label_names: dict[str, list[str]]
     device: torch.device
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    best_val_loss: float | None = None
+
+
+def _best_val_loss(checkpoint: dict) -> float | None:
+    """The ModelCheckpoint callback's `best_model_score` when it monitors `val/loss`."""
+    callbacks = checkpoint.get("callbacks")
+    for name, state in (callbacks if isinstance(callbacks, dict) else {}).items():
+        if (
+            name.startswith("ModelCheckpoint")
+            and isinstance(state, dict)
+            and state.get("monitor") == "val/loss"
+            and state.get("best_model_score") is not None
+        ):
+            return float(state["best_model_score"])
+    return None
 
 
 def choose_device(config: SignpipeConfig) -> torch.device:
@@ -151,4 +170,12 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         ) from None
     device = device or choose_device(config)
     model.to(device).eval()
-    return LoadedModel(model, config, _label_names(hparams, num_classes), device)
+    val_metrics = checkpoint.get("val_metrics")
+    return LoadedModel(
+        model,
+        config,
+        _label_names(hparams, num_classes),
+        device,
+        val_metrics=dict(val_metrics) if isinstance(val_metrics, dict) else {},
+        best_val_loss=_best_val_loss(checkpoint),
+    )

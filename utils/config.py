@@ -499,6 +499,10 @@ class SignpipeConfig(_Section):
                 )
         return notes
 
+    def loss_weights(self) -> dict[str, float]:
+        """Each active head's loss weight."""
+        return {name: head.loss_weight for name, head in self.active_heads().items()}
+
     def head_modes(self) -> dict[str, str]:
         """Which classification mode (head group) each active head belongs to."""
         return {
