@@ -18,9 +18,12 @@ def user_error_message(error: BaseException) -> str:
 
 
 def run_cli(command: Callable[[], int]) -> int:
-    """Run `command`; print a `UserError` as `error: ...` on stderr and return 2."""
+    """Run `command`; print a `UserError` (its notes, then `error: ...`) on stderr and
+    return 2."""
     try:
         return command()
     except UserError as error:
+        for note in error.notes:
+            print(note, file=sys.stderr)
         print(f"error: {user_error_message(error)}", file=sys.stderr)
         return USER_ERROR_EXIT_CODE

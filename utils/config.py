@@ -7,39 +7,31 @@ messages that name the dotted key, the bad value and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+# Re-exported: the sections of their own modules are part of the schema here.
+from utils.config_augmentations import (  # pylint: disable=unused-import
+    AugmentationsParameters,
+    JitterValue,
 )
-
-from utils.hamnosys_heads import HEAD_ORDER, NUM_CLASSES
+from utils.config_model import (
+    FeatureExtractorConfig,
+    HeadConfig,
+    HeadsConfig,
+    TransformerConfig,
+)
+from utils.config_section import Section
+from utils.errors import quote
 
 CLASSIFICATION_MODES = ("gloss", "hamnosys")
 LANDMARKS_EXTRACTOR = "landmarks_extractor"
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
-
-
-class _Section(BaseModel):
-    """A config section: unknown keys are errors, and `true` is not a number."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool):
-            field = cls.model_fields.get(info.field_name)  # pylint: disable=no-member
-            annotation = field.annotation if field else None
-            accepted = get_args(annotation) or (annotation,)
-            if bool not in accepted and any(t in accepted for t in (int, float)):
-                raise ValueError(f"expected a number, got {str(value).lower()}")
-        return value
+#: The most frames sampled per clip (`num_segments`).
+MAX_FRAMES_PER_CLIP = 10_000
+#: The largest step count (`warmup_steps`, `checkpoint_every_n_steps`).
+MAX_STEPS = 100_000_000
 
 
 #: One root's annotations: a file, a file per split (`{train: ..., val: ...,
@@ -47,20 +39,30 @@ class _Section(BaseModel):
 AnnotationSource = str | dict[Literal["train", "val", "test"], str] | None
 
 
-class GeneralParameters(_Section):
+class GeneralParameters(Section):
     """Where the data is, where results go, and run-wide settings."""
 
     data_path: str | list[str] = "data/sample"
     annotation_file: AnnotationSource | list[AnnotationSource] = None
     annotation_separator: str | None = None
     ratio_train_test: float = Field(0.8, gt=0.0, lt=1.0)
-    workers: int = Field(2, ge=0)
-    gpu: int = Field(-1, ge=-1)
+    workers: int = Field(2, ge=0, le=256)
+    gpu: int = Field(-1, ge=-1, le=255)
     path_to_save: str = "runs/default"
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # the range numpy and Lightning take
     neptune: bool = False
     frame_cache: bool = False
     frame_cache_dir: str = "~/.cache/signpipe/frames"
+
+    @field_validator("path_to_save")
+    @classmethod
+    def _a_run_directory(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "give the run directory (e.g. runs/default) or a weights file name; "
+                "an empty path would write into the current directory"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_annotation_file_per_root(self) -> GeneralParameters:
@@ -75,14 +77,14 @@ class GeneralParameters(_Section):
         for source in files if isinstance(files, list) else [files]:
             if isinstance(source, dict) and source.get("train") is None:
                 raise ValueError(
-                    f"annotation_file: split files {dict(source)} need a train file "
-                    "(val and test are optional)"
+                    f"annotation_file: split files {quote(dict(source))} need a train "
+                    "file (val and test are optional)"
                 )
         separator = self.annotation_separator
         if separator is not None and len(separator) != 1:
             raise ValueError(
                 f"annotation_separator: one character (e.g. ',' or a tab), or null for "
-                f"any whitespace; got {separator!r}"
+                f"any whitespace; got {quote(separator)}"
             )
         return self
 
@@ -109,80 +111,25 @@ class GeneralParameters(_Section):
         return [files] * len(self.data_paths())
 
 
-JitterValue = float | tuple[float, float]
-
-
-class AugmentationsParameters(_Section):
-    """Clip augmentations; train only, one random draw per clip."""
-
-    apply_resize: bool = True
-    apply_center_crop: bool = True
-    apply_random_erasing: bool = False
-    apply_random_rotation: bool = False
-    apply_color_jitter: bool = False
-    resize_size: int = Field(128, gt=0)
-    center_crop_size: int = Field(112, gt=0)
-    random_erasing_probability: float = Field(0.25, ge=0.0, le=1.0)
-    random_rotation_degree: float = Field(5.0, ge=0.0, le=180.0)
-    color_jitter_brightness: JitterValue = 0.2
-    color_jitter_contrast: JitterValue = 0.2
-    color_jitter_saturation: JitterValue = 0.2
-    color_jitter_hue: JitterValue = 0.05
-
-    @field_validator(
-        "color_jitter_brightness", "color_jitter_contrast", "color_jitter_saturation"
-    )
-    @classmethod
-    def _jitter_factor(cls, value: JitterValue) -> JitterValue:
-        low, high = (
-            value if isinstance(value, tuple) else (max(0.0, 1 - value), 1 + value)
-        )
-        if (not isinstance(value, tuple) and value < 0) or low < 0 or low > high:
-            raise ValueError(
-                f"must be a non-negative number or [min, max] with 0 <= min <= max, "
-                f"got {value}"
-            )
-        return value
-
-    @field_validator("color_jitter_hue")
-    @classmethod
-    def _jitter_hue(cls, value: JitterValue) -> JitterValue:
-        low, high = value if isinstance(value, tuple) else (-value, value)
-        if not -0.5 <= low <= high <= 0.5 or (
-            not isinstance(value, tuple) and value < 0
-        ):
-            raise ValueError(
-                f"must be in [0, 0.5] or [min, max] within [-0.5, 0.5], got {value}"
-            )
-        return value
-
-    apply_rgb_shift: bool = False
-    rgb_shift_r_shift_limit: int = Field(20, ge=0, le=255)
-    rgb_shift_g_shift_limit: int = Field(20, ge=0, le=255)
-    rgb_shift_b_shift_limit: int = Field(20, ge=0, le=255)
-    apply_blur: bool = False
-    blur_limit: int = Field(7, ge=3)
-
-
-class TrainParameters(_Section):
+class TrainParameters(Section):
     """What to train and for how long."""
 
     classification_mode: (
         Literal["gloss", "hamnosys"] | list[Literal["gloss", "hamnosys"]]
     ) = "hamnosys"
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(8, gt=0)
+    epochs: int = Field(10, gt=0, le=1_000_000)
+    batch_size: int = Field(8, gt=0, le=65_536)
     lr: float = Field(3.0e-4, gt=0.0)
-    num_segments: int = Field(8, gt=0)
-    time: float | None = Field(None, gt=0.0)
+    num_segments: int = Field(8, gt=0, le=MAX_FRAMES_PER_CLIP)
+    time: float | None = Field(None, gt=0.0, le=3600.0)
     fast_dev_run: bool = False
     pre_training: bool = False
     landmarks: bool = False
-    warmup_steps: int = Field(20, ge=0)
+    warmup_steps: int = Field(20, ge=0, le=MAX_STEPS)
     multiply_lr_step: float = Field(0.999, gt=0.0, le=1.0)
-    default_fps: float | None = Field(None, gt=0.0)
-    accumulate_grad_batches: int = Field(1, gt=0)
-    checkpoint_every_n_steps: int | None = Field(50, gt=0)
+    default_fps: float | None = Field(None, gt=0.0, le=10_000.0)
+    accumulate_grad_batches: int = Field(1, gt=0, le=10_000)
+    checkpoint_every_n_steps: int | None = Field(50, gt=0, le=MAX_STEPS)
 
     @field_validator("classification_mode")
     @classmethod
@@ -205,21 +152,21 @@ class TrainParameters(_Section):
 LandmarkComponent = Literal["pose", "face", "left_hand", "right_hand"]
 
 
-class LandmarksParameters(_Section):
+class LandmarksParameters(Section):
     """Which landmarks to read and how to prepare them (with `landmarks: true`)."""
 
     components: list[LandmarkComponent] = ["pose", "left_hand", "right_hand"]
     normalize: bool = True
     apply_flip: bool = False
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
-    memory_cache_mb: int = Field(256, ge=0)
+    memory_cache_mb: int = Field(256, ge=0, le=1_048_576)  # 1 TiB
 
     @model_validator(mode="after")
     def _valid_flip(self) -> LandmarksParameters:
         if not self.components or len(set(self.components)) != len(self.components):
             raise ValueError(
                 f"components: list each of pose, face, left_hand, right_hand at most "
-                f"once (at least one), got {self.components}"
+                f"once (at least one), got {quote(self.components)}"
             )
         if self.apply_flip and "face" in self.components:
             raise ValueError(
@@ -231,84 +178,7 @@ class LandmarksParameters(_Section):
         return self
 
 
-class FeatureExtractorConfig(_Section):
-    """The per-frame feature extractor."""
-
-    name: str = "cnn_extractor"
-    model_path: str = "resnet18"
-    pretrained_path: str | None = None
-    representation_size: int = Field(256, gt=0)
-
-
-class TransformerConfig(_Section):
-    """The temporal encoder over the per-frame features."""
-
-    name: str = "sign_language_transformer"
-    feedforward_size: int = Field(512, gt=0)
-    num_attention_heads: int = Field(4, gt=0)
-    num_encoder_layers: int = Field(2, gt=0)
-    output_size: int = Field(256, gt=0)
-    dropout_rate: float = Field(0.1, ge=0.0, lt=1.0)
-    pretrained_path: str | None = None
-
-    @model_validator(mode="after")
-    def _heads_divide_size(self) -> TransformerConfig:
-        if self.output_size % self.num_attention_heads:
-            raise ValueError(
-                f"output_size ({self.output_size}) must be divisible by "
-                f"num_attention_heads ({self.num_attention_heads})"
-            )
-        return self
-
-
-class HeadConfig(_Section):
-    """One classification head."""
-
-    num_class: int | Literal["auto"] = "auto"
-    loss_weight: float = Field(1.0, ge=0.0)
-
-    @model_validator(mode="after")
-    def _at_least_two_classes(self) -> HeadConfig:
-        if self.num_class != "auto" and self.num_class < 2:
-            raise ValueError(
-                f"num_class must be at least 2 or 'auto', not {self.num_class}"
-            )
-        return self
-
-
-class HeadModelConfig(_Section):
-    """The shape of every head: hidden layers before the classifier, dropout."""
-
-    additional_layers: int = Field(0, ge=0)
-    dropout_rate: float = Field(0.0, ge=0.0, lt=1.0)
-
-
-class HeadsConfig(_Section):
-    """The heads, grouped by classification mode, and their shared shape."""
-
-    model: HeadModelConfig = HeadModelConfig()
-    gloss: dict[str, HeadConfig] = {"gloss": HeadConfig(num_class=2400)}
-    hamnosys: dict[str, HeadConfig] = {
-        head: HeadConfig(num_class=NUM_CLASSES[head], loss_weight=1 / len(HEAD_ORDER))
-        for head in HEAD_ORDER
-    }
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> HeadsConfig:
-        names = [*self.gloss, *self.hamnosys]
-        duplicated = sorted({name for name in names if names.count(name) > 1})
-        if duplicated:
-            raise ValueError(f"head name '{duplicated[0]}' is used in both groups")
-        if "model" in names:
-            raise ValueError("'model' is reserved for heads.model, not a head name")
-        return self
-
-    def group(self, mode: str) -> dict[str, HeadConfig]:
-        """The heads of one classification mode."""
-        return getattr(self, mode)
-
-
-class FreezeSchedulerConfig(_Section):
+class FreezeSchedulerConfig(Section):
     """Which submodules are frozen when (True = frozen)."""
 
     model_params: dict[str, list[bool]]
@@ -323,7 +193,7 @@ class FreezeSchedulerConfig(_Section):
         if any(repeat <= 0 for repeat in self.freeze_pattern_repeats):
             raise ValueError(
                 f"freeze_pattern_repeats: every entry must be positive, "
-                f"got {self.freeze_pattern_repeats}"
+                f"got {quote(self.freeze_pattern_repeats)}"
             )
         expected = len(self.freeze_pattern_repeats)
         for name, pattern in self.model_params.items():
@@ -336,13 +206,13 @@ class FreezeSchedulerConfig(_Section):
         return self
 
 
-class TransferConfig(_Section):
+class TransferConfig(Section):
     """Starting from another run's weights, with parts frozen until a plateau."""
 
     checkpoint: str | None = None
     freeze_parts: list[str] = []
     freeze_until_convergence: bool = False
-    patience: int = Field(3, gt=0)
+    patience: int = Field(3, gt=0, le=10_000)
     lr_after_unfreeze: float | None = Field(None, gt=0.0)
     keep_frozen: bool = False
 
@@ -358,11 +228,11 @@ class TransferConfig(_Section):
         return self
 
 
-class TrainerConfig(_Section):
+class TrainerConfig(Section):
     """Passed through to Lightning's Trainer (several devices and machines)."""
 
-    devices: int | str | list[int] | None = None
-    num_nodes: int = Field(1, gt=0)
+    devices: Annotated[int, Field(le=4096)] | str | list[int] | None = None
+    num_nodes: int = Field(1, gt=0, le=10_000)
     strategy: str = "auto"
     compile: bool = False
     channels_last: bool = True
@@ -379,7 +249,7 @@ class TrainerConfig(_Section):
     ] = "32-true"
 
 
-class SignpipeConfig(_Section):
+class SignpipeConfig(Section):
     """The whole `train_config.yml`."""
 
     general_parameters: GeneralParameters = GeneralParameters()
@@ -473,7 +343,7 @@ class SignpipeConfig(_Section):
                 and getattr(section, key) != fields[key].default
             ]
 
-        notes = []
+        notes = self.augmentations_parameters.unused_settings()
         if not self.uses_landmarks():
             keys = tuple(LandmarksParameters.model_fields)
             for key in changed(self.landmarks_parameters, keys):

@@ -14,8 +14,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from utils.config import SignpipeConfig
-from utils.errors import ConfigError
+from utils.errors import ConfigError, quote, shorten, with_notes
 from utils.legacy import translate_legacy
+
+#: The most values (scalars, lists, mappings) a config may expand to; aliases
+#: (`*name`) count once per use. A config has a few hundred.
+MAX_YAML_VALUES = 100_000
+#: The most problems one error message lists.
+MAX_PROBLEMS = 20
 
 
 def _model_for_path(path: tuple) -> type[BaseModel] | None:
@@ -43,14 +49,18 @@ def _model_for_path(path: tuple) -> type[BaseModel] | None:
 
 def _describe_error(error: dict) -> str:
     """One line for one pydantic error: dotted key, value, what is allowed."""
-    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+    loc = tuple(
+        part
+        for part in error["loc"]
+        if not str(part).startswith(("function-", "constrained-"))
+    )
     # Drop the union branch names pydantic inserts (e.g. 'str', 'list[str]').
     loc = tuple(
         part
         for part in loc
         if not (isinstance(part, str) and ("[" in part or part in ("str", "int")))
     )
-    key = ".".join(str(part) for part in loc)
+    key = shorten(".".join(str(part) for part in loc))
     kind = error["type"]
     if kind == "extra_forbidden":
         parent = _model_for_path(loc[:-1])
@@ -65,12 +75,16 @@ def _describe_error(error: dict) -> str:
         if key and " " not in field_name and field_name != message:
             return f"{key}.{message}"  # a section's validator naming its own field
         return f"{key + ': ' if key else ''}{message}"
-    return f"{key}: {message}, got {error.get('input')!r}"
+    return f"{key}: {message}, got {quote(error.get('input'))}"
 
 
 def format_validation_error(error: ValidationError) -> str:
-    """All problems of a validation error, one line each, without duplicates."""
+    """The problems of a validation error, one line each, without duplicates (the
+    first `MAX_PROBLEMS`, then how many more)."""
     lines = list(dict.fromkeys(_describe_error(e) for e in error.errors()))
+    if len(lines) > MAX_PROBLEMS:
+        more = len(lines) - MAX_PROBLEMS
+        lines = lines[:MAX_PROBLEMS] + [f"... and {more} more problem(s)"]
     return "\n".join(lines)
 
 
@@ -90,12 +104,14 @@ def _parse_override(override: str) -> tuple[list[str], Any]:
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(
-            f"--set {override!r}: expected dotted.key=value, "
+            f"--set {quote(override)}: expected dotted.key=value, "
             "e.g. --set train_parameters.epochs=1"
         )
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+        parsed = _load_yaml(value) if value.strip() else None
+    except YamlLimitError as error:
+        raise ConfigError(f"--set {shorten(key)}: {error}") from None
+    except (yaml.YAMLError, ValueError, RecursionError):
         parsed = value
     return key.strip().split("."), parsed
 
@@ -109,11 +125,76 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 raise ConfigError(
-                    f"--set {override!r}: {'.'.join(keys[:depth + 1])} is not a section"
+                    f"--set {quote(override)}: {'.'.join(keys[:depth + 1])} is not a "
+                    "section"
                 )
             node = child
         node[keys[-1]] = value
     return raw
+
+
+class YamlLimitError(yaml.YAMLError):
+    """A YAML document that expands past `MAX_YAML_VALUES`, or into itself."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the node graph becomes once every alias is expanded (counted
+    without expanding it, and no further than just past `MAX_YAML_VALUES`)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the nodes whose values are being counted
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        children = _children(node)
+        if counted:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_YAML_VALUES:
+                return sizes[id(node)]
+        elif id(node) in open_nodes:
+            mark = node.start_mark
+            raise YamlLimitError(
+                f"line {mark.line + 1}: an alias repeats a structure inside itself"
+            )
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+class _ConfigLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+    """YAML's safe loader, but a key given twice in one mapping is an error, and so
+    is a document that aliases expand past `MAX_YAML_VALUES` values."""
+
+    def construct_document(self, node):
+        if _expanded_size(node) > MAX_YAML_VALUES:
+            raise YamlLimitError(
+                f"the YAML expands to more than {MAX_YAML_VALUES} values (each "
+                "alias *name repeats what it names); a config has a few hundred"
+            )
+        return super().construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {quote(key)}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(stream: Any) -> Any:
+    return yaml.load(stream, Loader=_ConfigLoader)  # nosec: a SafeLoader
 
 
 def load_raw_config(path: str | Path) -> dict:
@@ -123,7 +204,9 @@ def load_raw_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: config file not found")
     try:
         with path.open(encoding="utf-8") as file:
-            raw = yaml.load(file, Loader=_UniqueKeyLoader)  # nosec: a SafeLoader
+            raw = _load_yaml(file)
+    except YamlLimitError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -131,6 +214,12 @@ def load_raw_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply") from None
+    except ValueError as error:  # a value YAML recognises but Python cannot hold
+        raise ConfigError(
+            f"{path}: unreadable YAML value: {shorten(str(error))}"
+        ) from None
     if raw is None:
         raise ConfigError(
             f"{path}: the config file is empty; start from train_config.yml"
@@ -141,21 +230,6 @@ def load_raw_config(path: str | Path) -> dict:
             f"(general_parameters:, train_parameters:, ...), not a {type(raw).__name__}"
         )
     return raw
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
-    """YAML's safe loader, but a key given twice in one mapping is an error."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(
@@ -169,12 +243,19 @@ def load_config(
         path: the YAML file.
         overrides: `dotted.key=value` strings (as `--set`).
         notes: if given, receives one line per translated legacy key.
+
+    Raises:
+        ConfigError: naming the file or key; its `notes` hold the translation
+            notes, so that a key the user never wrote is explained first.
     """
     raw = load_raw_config(path)
     legacy_notes = translate_legacy(raw)
     if notes is not None:
         notes.extend(legacy_notes)
-    return parse_config(apply_overrides(raw, overrides or []), str(path))
+    try:
+        return parse_config(apply_overrides(raw, overrides or []), str(path))
+    except ConfigError as error:
+        raise with_notes(error, legacy_notes) from None
 
 
 def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
@@ -183,7 +264,8 @@ def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
         path = Path(root) if base is None else base / root
         if not path.is_dir():
             raise ConfigError(
-                f"general_parameters.data_path: '{root}' is not an existing directory"
+                f"general_parameters.data_path: {quote(root)} is not an existing "
+                "directory"
             )
 
 

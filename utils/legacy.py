@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from utils.errors import ConfigError
+from utils.errors import ConfigError, quote, with_notes
 
 MISSING = object()
 
@@ -46,8 +46,8 @@ def _move(
     old, new = ".".join(source), ".".join(target)
     if current is not MISSING and current != value:
         raise ConfigError(
-            f"{old} (HearAI's name) and {new} are both set, to {value!r} and "
-            f"{current!r}; keep only {new}"
+            f"{old} (HearAI's name) and {new} are both set, to {quote(value)} and "
+            f"{quote(current)}; keep only {new}"
         )
     section[target[1]] = value
     notes.append(f"note: {old} is now {new}")
@@ -102,8 +102,21 @@ def _null_sections(raw: dict, notes: list[str]) -> None:
 
 
 def translate_legacy(raw: dict) -> list[str]:
-    """Rewrite HearAI keys in a raw config dict in place; return one note per key."""
+    """Rewrite HearAI keys in a raw config dict in place; return one note per key.
+
+    Raises:
+        ConfigError: a HearAI key that contradicts its current name; its `notes`
+            hold the keys translated before it.
+    """
     notes: list[str] = []
+    try:
+        _translate(raw, notes)
+    except ConfigError as error:
+        raise with_notes(error, notes) from None
+    return notes
+
+
+def _translate(raw: dict, notes: list[str]) -> None:
     _null_sections(raw, notes)
     for source, target in RENAMED.items():
         section = raw.get(source[0])
@@ -115,4 +128,3 @@ def translate_legacy(raw: dict) -> list[str]:
         if isinstance(section, dict) and key in section:
             section.pop(key)
             notes.append(f"note: {section_name}.{key} is not used: {instead}")
-    return notes
