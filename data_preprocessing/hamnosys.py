@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,28 +33,39 @@ from tqdm import tqdm
 from data_preprocessing.hamnosys_parser import MISSING, HeadLabels, decode, parse_heads
 from utils import hamnosys_heads as H
 from utils.cli import run_cli
-from utils.errors import DataError, UserError
+from utils.errors import DataError, UserError, quote, shorten
 
 DEFAULT_RANGE = (0, 0)
 
 
 def _check_name(name: str, where: str) -> None:
     if not name or any(char.isspace() for char in name):
-        raise DataError(f"{where}: sample name {name!r} is empty or has whitespace")
+        raise DataError(
+            f"{where}: sample name {quote(name)} is empty or has whitespace"
+        )
+    if name.startswith("#"):
+        raise DataError(
+            f"{where}: sample name {quote(name)} starts with '#', which makes its "
+            "line a comment in the annotation file; rename it"
+        )
 
 
 def _json_lexicon(text: str, path: Path) -> dict[str, str]:
     def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        keys = [key for key, _ in pairs]
-        twice = sorted({key for key in keys if keys.count(key) > 1})
+        counts = Counter(key for key, _ in pairs)
+        twice = sorted(key for key, count in counts.items() if count > 1)
         if twice:
-            raise DataError(f"{path}: key(s) listed twice: {', '.join(twice)}")
+            raise DataError(f"{path}: key(s) listed twice: {shorten(', '.join(twice))}")
         return dict(pairs)
 
     try:
         data = json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise DataError(
+            f'{path}: nested too deeply; expected {{name: {{"hamnosys": ...}}}}'
+        ) from None
     if not isinstance(data, dict):
         raise DataError(
             f'{path}: expected a JSON object {{name: {{"hamnosys": ...}}}}, '
@@ -61,10 +73,10 @@ def _json_lexicon(text: str, path: Path) -> dict[str, str]:
         )
     entries = {}
     for name, value in data.items():
-        _check_name(name, f"{path}: entry {name!r}")
+        _check_name(name, f"{path}: entry {quote(name)}")
         hamnosys = value.get("hamnosys") if isinstance(value, dict) else value
         if not isinstance(hamnosys, str):
-            raise DataError(f'{path}: entry {name!r} has no "hamnosys" string')
+            raise DataError(f'{path}: entry {quote(name)} has no "hamnosys" string')
         entries[name] = hamnosys
     return entries
 
@@ -126,8 +138,9 @@ def read_ranges(path: Path) -> dict[str, tuple[int, int]]:
             continue
         if not ranges and tokens[0].lower() == "name":
             continue  # a header line
-        if len(tokens) != 3 or not all(t.isdigit() for t in tokens[1:]):
-            raise DataError(f"{where}: expected 'name start end', found {line!r}")
+        # ASCII only: str.isdigit() also accepts digits such as '²' that int() refuses.
+        if len(tokens) != 3 or not all(t.isascii() and t.isdigit() for t in tokens[1:]):
+            raise DataError(f"{where}: expected 'name start end', found {quote(line)}")
         start, end = int(tokens[1]), int(tokens[2])
         if start > end:
             raise DataError(f"{where}: start {start} is after end {end}")

@@ -62,14 +62,26 @@ def _symbol_rows() -> list[tuple[str, str, str]]:
     ]
 
 
+@lru_cache(maxsize=1)
+def _names() -> dict[str, str]:
+    """`symbol_names`, built once: the parser looks symbols up for every entry."""
+    return {char: name for char, name, _ in _symbol_rows()}
+
+
+@lru_cache(maxsize=1)
+def _categories() -> dict[str, str]:
+    """`symbol_categories`, built once."""
+    return {name: kind for _, name, kind in _symbol_rows()}
+
+
 def symbol_names() -> dict[str, str]:
     """`{character: symbol name}` for the 209 HamNoSys 4.0 symbols."""
-    return {char: name for char, name, _ in _symbol_rows()}
+    return dict(_names())
 
 
 def symbol_categories() -> dict[str, str]:
     """`{symbol name: category}` (handshape_base, location, movement, ...)."""
-    return {name: kind for _, name, kind in _symbol_rows()}
+    return dict(_categories())
 
 
 def decode(text: str) -> list[str]:
@@ -78,7 +90,7 @@ def decode(text: str) -> list[str]:
     Raises:
         DataError: naming the position and codepoint of an unknown character.
     """
-    table = symbol_names()
+    table = _names()
     names = []
     for position, char in enumerate(text):
         if char not in table:
@@ -175,10 +187,13 @@ def _first_alternatives(names: list[str]) -> list[str]:
     return kept
 
 
-def _group_end(names: list[str], start: int) -> tuple[int | None, int | None]:
-    """The matching ``hamparend`` of the group at `start` and its top-level plus."""
+def _group_end(
+    names: list[str], start: int, stop: int
+) -> tuple[int | None, int | None]:
+    """The matching ``hamparend`` (before `stop`) of the group at `start` and its
+    top-level plus."""
     depth, plus = 0, None
-    for index in range(start, len(names)):
+    for index in range(start, stop):
         if names[index] == "hamparbegin":
             depth += 1
         elif names[index] == "hamparend":
@@ -190,14 +205,14 @@ def _group_end(names: list[str], start: int) -> tuple[int | None, int | None]:
     return None, plus
 
 
-def _unclosed_group_end(names: list[str], start: int, plus: int) -> int:
-    """Where an unclosed group ``hamparbegin X hamplus Y`` ends: Y is taken to
-    span the symbols of the same parts of a sign (handshape, ...) as X."""
-    kinds = symbol_categories()
+def _unclosed_group_end(names: list[str], start: int, plus: int, stop: int) -> int:
+    """Where an unclosed group ``hamparbegin X hamplus Y`` ends (before `stop`): Y is
+    taken to span the symbols of the same parts of a sign (handshape, ...) as X."""
+    kinds = _categories()
     parts = [part for part in _PARTS if part & {kinds[n] for n in names[start:plus]}]
     allowed = set().union(*parts)
     end = plus + 1
-    while end < len(names) and (
+    while end < stop and (
         kinds[names[end]] in allowed or names[end] in _SKIPPED | {"hambetween"}
     ):
         end += 1
@@ -205,20 +220,25 @@ def _unclosed_group_end(names: list[str], start: int, plus: int) -> int:
 
 
 def _dominant_hand(names: list[str]) -> list[str]:
-    """Replaces every ``hamparbegin X hamplus Y hamparend`` by ``X``."""
+    """Replaces every ``hamparbegin X hamplus Y hamparend`` by ``X`` (groups inside
+    X included), without recursion: a string of thousands of nested groups is read
+    like any other."""
     kept: list[str] = []
-    index = 0
-    while index < len(names):
-        if names[index] == "hamparbegin":
-            end, plus = _group_end(names, index)
-            if plus is not None:
-                if end is None:
-                    end = _unclosed_group_end(names, index + 1, plus)
-                kept.extend(_dominant_hand(names[index + 1 : plus]))
-                index = end + 1
-                continue
-        kept.append(names[index])
-        index += 1
+    # (start, stop) spans still to read; the span read last was pushed last.
+    spans = [(0, len(names))]
+    while spans:
+        index, stop = spans.pop()
+        while index < stop:
+            if names[index] == "hamparbegin":
+                end, plus = _group_end(names, index, stop)
+                if plus is not None:
+                    if end is None:
+                        end = _unclosed_group_end(names, index + 1, plus, stop)
+                    spans.append((end + 1, stop))
+                    index, stop = index + 1, plus  # read X, then the rest
+                    continue
+            kept.append(names[index])
+            index += 1
     return kept
 
 
@@ -306,7 +326,7 @@ def _parse_orientation(cursor: _Cursor, result: HeadLabels) -> None:
 
 def _read_location(cursor: _Cursor) -> tuple[int, list[str]]:
     """Reads ``[lr] location... [lr]``: the L/R class and the location symbols."""
-    kinds = symbol_categories()
+    kinds = _categories()
     where = H.LR_CENTRE
     if cursor.peek() in H.LR_BEFORE:
         where = H.LR_BEFORE[cursor.take()]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from data_preprocessing.hamnosys import main
+from data_preprocessing.hamnosys import main, read_lexicon
 from data_preprocessing.hamnosys_parser import (
     HeadLabels,
     decode,
@@ -569,6 +570,13 @@ def test_two_hand_groups_use_the_dominant_hand() -> None:
     assert result.complete and result.labels["hand_shape_base_form"] == 1
 
 
+def test_thousands_of_nested_groups_parse_like_one() -> None:
+    depth = 3000  # deeper than Python's recursion limit
+    nested = ["hamparbegin"] * depth + ["hamflathand"]
+    nested += ["hamplus", "hamfist", "hamparend"] * depth
+    assert labels(*nested, *ORIENTATION) == labels(*HAND, *ORIENTATION)
+
+
 def test_symbols_missing_from_the_dgs_lexicon() -> None:
     result = parse(
         "hamfinger2345",
@@ -690,6 +698,8 @@ def test_cli_reports_undecodable_entries(tmp_path: Path) -> None:
         ("space.json", '{"a b": "\ue000"}', "is empty or has whitespace"),
         ("empty.json", "{}", "the lexicon has no entries"),
         ("dup.json", '{"a": "\ue000", "a": "\ue001"}', "key(s) listed twice: a"),
+        ("deep.json", '{"a": ' + "[" * 10**5 + "]" * 10**5 + "}", "nested too deeply"),
+        ("hash.json", '{"#a": "\ue000"}', "sample name '#a' starts with '#'"),
         ("notab.tsv", "a \ue000\n", "notab.tsv:1: expected name<TAB>hamnosys"),
         (
             "twice.tsv",
@@ -726,6 +736,8 @@ def test_cli_bad_lexicon_exits_2(
         ("good 5 2\n", "ranges.txt:1: start 5 is after end 2"),
         ("good 1 2\ngood 1 2\n", "ranges.txt:2: good is listed twice"),
         ("good -1 2\n", "ranges.txt:1: expected 'name start end'"),
+        ("good \u00b2 5\n", "ranges.txt:1: expected 'name start end'"),
+        ("good 1 \u0663\n", "ranges.txt:1: expected 'name start end'"),
     ],
 )
 def test_cli_bad_ranges_exit_2(
@@ -737,6 +749,15 @@ def test_cli_bad_ranges_exit_2(
     args = [str(lexicon), str(tmp_path / "out.txt"), "--ranges"]
     assert main([*args, str(tmp_path / "ranges.txt")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_duplicate_check_is_linear(tmp_path: Path) -> None:
+    entries = {f"s{index}": "\ue000" for index in range(40_000)}
+    lexicon = tmp_path / "lexicon.json"
+    lexicon.write_text(json.dumps(entries), encoding="utf-8")
+    started = time.monotonic()
+    assert read_lexicon(lexicon) == entries
+    assert time.monotonic() - started < 5  # quadratically: about a minute
 
 
 def test_cli_refuses_to_overwrite_the_lexicon(tmp_path: Path) -> None:
