@@ -1,8 +1,8 @@
 """Train a multi-head sign recognizer from a YAML config.
 
 python3 train.py --model_config_path train_config.yml [--neptune] [--resume]
-                 [--checkpoint CKPT] [--freeze_parts a,b] [--freeze_until_convergence]
-                 [--lr_after_unfreeze LR] [--keep_frozen]
+                 [--check_data] [--checkpoint CKPT] [--freeze_parts a,b]
+                 [--freeze_until_convergence] [--lr_after_unfreeze LR] [--keep_frozen]
                  [--set train_parameters.epochs=1 ...]
 """
 
@@ -30,6 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--resume",
         action="store_true",
         help="continue from <path_to_save>/checkpoints/last.ckpt",
+    )
+    parser.add_argument(
+        "--check_data",
+        action="store_true",
+        help="decode every frame and landmark file once, list the bad ones, and exit "
+        "without training",
     )
     parser.add_argument(
         "--set",
@@ -97,6 +103,11 @@ def train(args: argparse.Namespace) -> int:
     """Validate the config first (fast), then import the heavy parts and train."""
     config = load_run_config(args)
     # torch and Lightning load only after the config checks passed.
+    if args.check_data:
+        # pylint: disable-next=import-outside-toplevel
+        from datasets.check import check_data
+
+        return check_data(config)
     # pylint: disable-next=import-outside-toplevel
     from utils.training_run import RunOptions, run_training
 

@@ -15,11 +15,17 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets.files import read_text
+from utils.config_model import MAX_NUM_CLASS
 from utils.errors import DataError
 
 MISSING_TOKENS = {"", "-1", "nan", "none", "null", "na"}
 # A missing label; the value cross-entropy ignores by default (torch's ignore_index).
 IGNORE_INDEX = -100
+# The largest class index a label may have, checked as each label is read: a typo such
+# as 1000000000000 would otherwise size a `num_class: auto` head (and its optimizer
+# state) to that many classes before anything else looks at it.
+MAX_CLASS_INDEX = MAX_NUM_CLASS - 1
 MAX_REPORTED = 20
 SPLITS = ("train", "val", "test")
 SPECIAL_COLUMNS = ("split", "signer")
@@ -150,7 +156,24 @@ def parse_label(token: str, head: str, where: str) -> int:
             f"{where}: head {head}: label {token!r} is not a class index "
             "(a whole number >= 0, or -1/nan for missing)"
         )
+    if value > MAX_CLASS_INDEX:
+        raise DataError(
+            f"{where}: head {head}: label {token!r} is above the largest class index "
+            f"{MAX_CLASS_INDEX} (a head has at most {MAX_NUM_CLASS} classes)"
+        )
     return int(value)
+
+
+def check_sample_name(name: str, where: str) -> None:
+    """Raise `DataError` unless `name` is one folder name: it names a folder inside
+    the dataset root, so a path (`../x`, `/x`, `a/b`) would read data outside it."""
+    if not name:
+        raise DataError(f"{where}: the sample name is empty")
+    if name in (".", "..") or any(char in name for char in "/\\\0"):
+        raise DataError(
+            f"{where}: sample name {name!r} is a path; a name is the name of a folder "
+            "in the dataset root (no '/', '\\', '.' or '..')"
+        )
 
 
 def read_annotation_file(
@@ -169,12 +192,7 @@ def read_annotation_file(
     Raises:
         DataError: listing every bad line (file:line and the reason).
     """
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read the annotation file ({error})") from None
+    lines = read_text(path, "annotation file").splitlines()
     rows: list[AnnotationRow] = []
     errors: list[str] = []
     columns = Columns({head: 3 + index for index, head in enumerate(heads)})
@@ -218,8 +236,7 @@ def _parse_row(tokens: list[str], columns: Columns, where: str) -> AnnotationRow
             f"(name start end and the labels), found {len(tokens)}"
         )
     name, start, end = tokens[0], tokens[1], tokens[2]
-    if not name:
-        raise DataError(f"{where}: the sample name is empty")
+    check_sample_name(name, where)
     if not (_is_int(start) and _is_int(end)):
         raise DataError(
             f"{where}: start and end must be frame numbers, got {start} {end}"

@@ -5,21 +5,22 @@ When JPEG decoding is the bottleneck, training reads the cache instead: a clip's
 sampled frames are a slice of the map, no decoding at all. Random augmentations still
 run per clip on top of it. The cache file's name is a hash of the frame files (paths,
 sizes, modification times) and the frame size, so a changed dataset builds a new one.
+The files and how they are written are in `datasets.cache_files`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.cache_files import CacheFiles, read_cache, write_cache
 from datasets.index import Sample
-from utils.errors import DataError
 
 
 def _fingerprint(samples: list[Sample], size: int, resize: int) -> str:
@@ -75,7 +76,8 @@ class FrameCache:
         transform,
         decode,
     ) -> FrameCache:
-        """Open the cache for these samples, building it first when it is missing.
+        """Open the cache for these samples, building it first when it is missing or
+        damaged (a note says so).
 
         Args:
             samples: the clips (with frames) to cache.
@@ -84,35 +86,30 @@ class FrameCache:
             size: the side of the cached (cropped) frames.
             transform: resize + centre crop of a `(T, C, H, W)` uint8 clip.
             decode: `decode(path, size_hint) -> (H, W, 3)` uint8 array.
+
+        Raises:
+            ConfigError: when `cache_dir` cannot be created, lacks the space, or a
+                write fails (the partial file is removed).
         """
-        cache_dir = Path(cache_dir)
         name = _fingerprint(samples, size, resize)
-        array_path = cache_dir / f"frames-{name}.npy"
-        index_path = cache_dir / f"frames-{name}.json"
-        if array_path.is_file() and index_path.is_file():
-            offsets = json.loads(index_path.read_text(encoding="utf-8"))
-            return cls(array_path, offsets)
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise DataError(
-                f"general_parameters.frame_cache_dir: cannot create '{cache_dir}' "
-                f"({error.strerror})"
-            ) from None
-        total = sum(len(sample.frame_paths) for sample in samples)
-        temporary = cache_dir / f".frames-{name}.npy.tmp-{os.getpid()}"
-        array = np.lib.format.open_memmap(
-            temporary, mode="w+", dtype=np.uint8, shape=(total, 3, size, size)
-        )
-        offsets, offset = {}, 0
-        for sample in tqdm(samples, desc="building the frame cache", unit="clip"):
-            clip = np.stack([decode(path, resize) for path in sample.frame_paths])
-            frames = transform(torch.from_numpy(clip).permute(0, 3, 1, 2))
-            array[offset : offset + len(frames)] = frames.numpy()
-            offsets[cls.key(sample)] = offset
-            offset += len(frames)
-        array.flush()
-        del array
-        os.replace(temporary, array_path)
-        index_path.write_text(json.dumps(offsets), encoding="utf-8")
-        return cls(array_path, offsets)
+        files = CacheFiles(Path(cache_dir), name)
+        shape = (sum(len(sample.frame_paths) for sample in samples), 3, size, size)
+        keys = [cls.key(sample) for sample in samples]
+        if files.array.exists() or files.index.exists():
+            offsets, problem = read_cache(files, shape, keys)
+            if offsets is not None:
+                return cls(files.array, offsets)
+            print(
+                f"note: the frame cache {files.array} is damaged ({problem}); "
+                "rebuilding it",
+                file=sys.stderr,
+            )
+        clips = _clips(samples, resize, transform, decode)
+        return cls(files.array, write_cache(files, shape, keys, clips))
+
+
+def _clips(samples: list[Sample], resize: int, transform, decode) -> Iterator:
+    """Each sample's frames decoded, resized and cropped: `(T, C, size, size)` uint8."""
+    for sample in tqdm(samples, desc="building the frame cache", unit="clip"):
+        clip = np.stack([decode(path, resize) for path in sample.frame_paths])
+        yield transform(torch.from_numpy(clip).permute(0, 3, 1, 2)).numpy()

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets.annotations import (
+    IGNORE_INDEX,
     MAX_REPORTED,
     AnnotationRow,
     check_label_ranges,
     read_annotation_file,
 )
+from datasets.files import EMPTY, exists, path_problem, read_text
 from datasets.landmarks import landmark_file
-from models.heads import IGNORE_INDEX
+from datasets.sampling import check_fps
 from utils.config import AnnotationSource, SignpipeConfig
 from utils.errors import DataError
 from utils.hamnosys_heads import head_class_names
@@ -59,15 +61,17 @@ def list_frames(sample_dir: Path, name: str) -> dict[int, Path]:
 def read_fps(sample_dir: Path, name: str) -> float | None:
     """The FPS from `<name>_properties.json`, if the file exists."""
     path = sample_dir / f"{name}_properties.json"
-    if not path.is_file():
+    if not exists(path):
         return None
     try:
-        fps = json.loads(path.read_text(encoding="utf-8")).get("FPS")
-        return float(fps) if fps else None
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
+        properties = json.loads(read_text(path, "properties file"))
+    except (json.JSONDecodeError, RecursionError) as error:
         raise DataError(
             f"{path}: not a JSON object with a numeric FPS ({error})"
         ) from None
+    if not isinstance(properties, dict):
+        raise DataError(f"{path}: not a JSON object with a numeric FPS")
+    return check_fps(properties.get("FPS"), str(path))
 
 
 def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
@@ -161,18 +165,32 @@ def read_root_annotations(
     return rows
 
 
+def _listed(items: list[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _frame_problems(row: AnnotationRow, paths: list[Path]) -> str | None:
+    """The frames that are empty or not readable files (a FIFO, a dangling link)."""
+    found = [(path, path_problem(path, empty_ok=False)) for path in paths]
+    empty = [str(path) for path, problem in found if problem == EMPTY]
+    other = [
+        f"{path} {problem}" for path, problem in found if problem not in (None, EMPTY)
+    ]
+    lines = [f"{row.source}: frame file {_listed(other, 1)}"] if other else []
+    if empty:
+        lines.append(f"{row.source}: empty (0-byte) frame files {_listed(empty)}")
+    return "\n".join(lines) or None
+
+
 def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str | None]:
     frames = list_frames(sample_dir, row.name)
     wanted = range(row.start, row.end + 1)
     missing = [index for index in wanted if index not in frames]
     if not missing:
         paths = [frames[index] for index in wanted]
-        empty = [str(path) for path in paths if path.stat().st_size == 0]
-        if empty:
-            more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
-            shown = ", ".join(empty[:3])
-            return [], f"{row.source}: empty (0-byte) frame files {shown}{more}"
-        return paths, None
+        problem = _frame_problems(row, paths)
+        return ([], problem) if problem else (paths, None)
     shown = ", ".join(str(index) for index in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return [], (
@@ -188,8 +206,9 @@ def index_samples(
     samples, problems = [], []
     for row in rows:
         sample_dir = root / row.name
-        if not sample_dir.is_dir():
-            problems.append(f"{row.source}: sample folder {sample_dir} not found")
+        problem = path_problem(sample_dir, folder=True)
+        if problem:
+            problems.append(f"{row.source}: sample folder {sample_dir} {problem}")
             continue
         frame_paths: list[Path] = []
         if frames:
@@ -204,6 +223,15 @@ def index_samples(
                 f"(expected {sample_dir / row.name}.npz or .pose)"
             )
             continue
+        problem = path_problem(landmark_path) if landmark_path else None
+        if problem:
+            problems.append(f"{row.source}: landmark file {landmark_path} {problem}")
+            continue
+        try:
+            fps = read_fps(sample_dir, row.name)
+        except DataError as error:
+            problems.append(str(error))
+            continue
         samples.append(
             Sample(
                 name=row.name,
@@ -212,7 +240,7 @@ def index_samples(
                 labels=row.labels,
                 frame_paths=frame_paths,
                 landmark_path=landmark_path,
-                fps=read_fps(sample_dir, row.name),
+                fps=fps,
                 split=row.split,
                 signer=row.signer,
                 root=str(root),
@@ -223,6 +251,26 @@ def index_samples(
         tail = [f"... and {more} more"] if more > 0 else []
         raise DataError("\n".join(problems[:MAX_REPORTED] + tail))
     return samples
+
+
+def index_roots(config: SignpipeConfig) -> dict[str, tuple[list, list[Sample]]]:
+    """Every dataset root of the config -> its annotation rows and its samples.
+
+    Raises:
+        DataError: for the first root with bad annotations, frames or landmarks.
+    """
+    general = config.general_parameters
+    indexed = {}
+    for root, annotation_file in zip(general.data_paths(), general.annotation_files()):
+        rows = read_root_annotations(config, Path(root), annotation_file)
+        samples = index_samples(
+            rows,
+            Path(root),
+            frames=config.uses_frames(),
+            landmarks=config.uses_landmarks(),
+        )
+        indexed[root] = (rows, samples)
+    return indexed
 
 
 def resolve_num_classes(config: SignpipeConfig, rows: list[AnnotationRow]) -> dict:
@@ -251,9 +299,11 @@ def read_gloss_names(roots: list[str]) -> dict[int, str]:
     where: dict[int, str] = {}
     for root in roots:
         path = Path(root) / GLOSS_NAMES_FILE
-        if not path.is_file():
+        if not exists(path):
             continue
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(
+            read_text(path, "gloss names file").splitlines(), 1
+        ):
             parts = line.split(maxsplit=1)
             if len(parts) < 2 or not parts[0].isdigit():
                 continue  # the header, blank or comment lines

@@ -8,11 +8,14 @@ give the same K.
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from datasets.files import exists, require_file
+from datasets.sampling import check_fps
 from utils.errors import DataError
 
 # MediaPipe Holistic: points kept per component, and .pose component names.
@@ -48,13 +51,43 @@ POSE_MIRROR_PAIRS = (
 )
 
 
+# What numpy and pose-format raise on a damaged or garbage file (a .pose header is
+# parsed field by field: a bad byte is a struct error, a bad name a UnicodeDecodeError,
+# a bad version NotImplementedError, a bad count an IndexError or a huge allocation).
+UNREADABLE_FILE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    IndexError,
+    NotImplementedError,
+    MemoryError,
+    OverflowError,
+    struct.error,
+    zipfile.BadZipFile,
+)
+
+
 def landmark_file(sample_dir: Path, name: str) -> Path | None:
-    """The sample's landmark file (`<name>.npz`, else `<name>.pose`), if any."""
+    """The sample's landmark file (`<name>.npz`, else `<name>.pose`), if any (it may
+    still be something other than a file: `read_landmarks` says what)."""
     for suffix in (".npz", ".pose"):
         path = sample_dir / f"{name}{suffix}"
-        if path.is_file():
+        if exists(path):
             return path
     return None
+
+
+def _one_fps(value: np.ndarray | None, path: Path) -> float | None:
+    """The `fps` array of a landmark file as one frame rate."""
+    if value is None:
+        return None
+    if value.size != 1:
+        raise DataError(
+            f"{path}: fps holds {value.size} values of shape {value.shape}; expected "
+            "one number"
+        )
+    return check_fps(value.item(), f"{path}: fps")
 
 
 def _read_npz(
@@ -67,9 +100,11 @@ def _read_npz(
         keys = [key for key in data.files if key in wanted]
         if not set(keys) - {"fps"}:  # none of the used parts: still learn T
             keys += [key for key in data.files if key not in wanted][:1]
-        parts = {key: np.asarray(data[key], dtype=np.float32) for key in keys}
-    fps = parts.pop("fps", None)
-    return parts, float(fps) if fps is not None else None
+        parts = {
+            key: np.asarray(data[key], dtype=np.float32) for key in keys if key != "fps"
+        }
+        fps = np.asarray(data["fps"]) if "fps" in keys else None
+    return parts, _one_fps(fps, path)
 
 
 def _read_pose(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
@@ -89,7 +124,7 @@ def _read_pose(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
         if component.name in names:
             parts[names[component.name]] = points[:, offset : offset + size]
         offset += size
-    return parts, float(pose.body.fps) if pose.body.fps else None
+    return parts, check_fps(pose.body.fps, f"{path}: fps")
 
 
 def read_landmarks(
@@ -106,13 +141,15 @@ def read_landmarks(
         `(T, K, 3)` float32 with NaN for absent points, the `(T, 2, 3)` left and right
         shoulders (None when the file has no pose), and the FPS if the file has one.
     """
+    require_file(path, "landmark file")
     try:
         if path.suffix == ".npz":
             parts, fps = _read_npz(path, components)
         else:
             parts, fps = _read_pose(path)
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: cannot read landmarks ({error})") from None
+    except UNREADABLE_FILE_ERRORS as error:
+        reason = (str(error) or type(error).__name__)[:200]
+        raise DataError(f"{path}: cannot read landmarks ({reason})") from None
     frames = {part.shape[0] for part in parts.values() if part.ndim == 3}
     if len(frames) != 1:
         raise DataError(f"{path}: landmark arrays must be (T, K, 3) with one T")
@@ -134,6 +171,16 @@ def read_landmarks(
     if pose is not None and pose.ndim == 3 and pose.shape[1] > RIGHT_SHOULDER:
         shoulders = pose[:, [LEFT_SHOULDER, RIGHT_SHOULDER], :3]
     return np.concatenate(selected, axis=1), shoulders, fps
+
+
+def require_rows(path: Path, points: np.ndarray, rows: int) -> None:
+    """Raise `DataError` unless the file's `points` have the `rows` frames that its
+    annotation (`end` + 1) asks for."""
+    if len(points) < rows:
+        raise DataError(
+            f"{path}: has {len(points)} frames, but the annotation asks for frame "
+            f"{rows - 1}"
+        )
 
 
 class LandmarkMemory:

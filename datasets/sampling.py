@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import random
+
+from utils.errors import DataError
+
+
+def check_fps(value: object, where: str) -> float | None:
+    """A frame rate read from a file (`*_properties.json`, a landmark file).
+
+    Args:
+        value: the value read; None, 0 or empty mean "unknown".
+        where: the file (and key) it was read from, for the error message.
+
+    Returns:
+        The frame rate, or None when unknown.
+
+    Raises:
+        DataError: when it is not a finite number >= 0.
+    """
+    if value is None or value == "" or value == 0:
+        return None
+    try:
+        fps = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        fps = math.nan
+    if isinstance(value, bool) or not math.isfinite(fps) or fps < 0:
+        raise DataError(
+            f"{where}: the FPS {repr(value)[:40]} is not a frame rate (a finite "
+            "number > 0, or 0 for unknown)"
+        )
+    return fps
 
 
 def sample_indices(

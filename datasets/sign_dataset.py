@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from datasets.frame_cache import FrameCache
+from datasets.images import decode_image
 from datasets.index import Sample
 from datasets.landmarks import (
     LandmarkMemory,
@@ -19,21 +18,11 @@ from datasets.landmarks import (
     hand_offsets,
     mirror_permutation,
     normalise,
+    require_rows,
 )
 from datasets.sampling import sample_indices
 from utils.config import LandmarksParameters
 from utils.errors import DataError
-
-
-def decode_image(path: Path, size_hint: int | None) -> np.ndarray:
-    """An RGB image as a `(H, W, 3)` uint8 array; JPEGs are decoded near `size_hint`."""
-    try:
-        with Image.open(path) as image:
-            if size_hint is not None and image.format == "JPEG":
-                image.draft("RGB", (size_hint, size_hint))
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise DataError(f"{path}: cannot read image ({error})") from None
 
 
 @dataclass
@@ -135,12 +124,8 @@ class SignDataset(Dataset):
     def _landmarks(
         self, sample: Sample, points: np.ndarray, shoulders, positions: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        require_rows(sample.landmark_path, points, sample.start + sample.length)
         indices = [sample.start + i for i in positions]
-        if indices[-1] >= len(points):
-            raise DataError(
-                f"{sample.landmark_path}: has {len(points)} frames, but the annotation "
-                f"asks for frame {sample.start + sample.length - 1}"
-            )
         clip = points[indices]
         shoulder = shoulders[indices] if shoulders is not None else None
         if self.landmarks.normalize:

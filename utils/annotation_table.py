@@ -30,6 +30,7 @@ from datasets.annotations import (
     resolve_title,
     tokenize,
 )
+from datasets.files import read_text
 from utils.errors import DataError
 from utils.hamnosys_heads import ALL_HEADS, head_class_names
 
@@ -149,12 +150,7 @@ def _read_columns(
     path: Path, separator: str | None
 ) -> tuple[list[ColumnStats], list[tuple[int, str]]]:
     """Split the file into columns of raw tokens; also the (line, problem) found."""
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read the annotation file ({error})") from None
+    lines = read_text(path, "annotation file").splitlines()
     columns: list[ColumnStats] | None = None
     width, errors = 0, []
     for number, line in enumerate(lines, start=1):

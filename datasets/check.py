@@ -1,0 +1,102 @@
+"""`train.py --check_data`: decode every frame and landmark file of the configured
+dataset once, in parallel, and list every bad file with its reason.
+
+Indexing already reports missing, empty and non-regular files; this pass finds what
+only decoding shows (a truncated JPEG, a 32-bit TIFF, a decompression bomb, a landmark
+file cut short or with a bad `fps`), so a corrupt file is not met hours into a run.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+from tqdm import tqdm
+
+from datasets.images import decode_image
+from datasets.index import Sample, index_roots, resolve_num_classes
+from datasets.landmarks import read_landmarks, require_rows
+from utils.config import SignpipeConfig
+from utils.errors import DataError
+
+
+def check_sample(sample: Sample, components: list[str]) -> list[str]:
+    """Decode one sample's frames and landmark file.
+
+    Args:
+        sample: the clip.
+        components: the landmark components to read (empty without landmarks).
+
+    Returns:
+        One `path: reason` line per bad file; empty when all are good.
+    """
+    problems = []
+    first: tuple[str, tuple[int, ...]] | None = None
+    for path in sample.frame_paths:
+        try:
+            shape = decode_image(path, None).shape
+        except DataError as error:
+            problems.append(str(error))
+            continue
+        if first is None:
+            first = (str(path), shape)
+        elif shape != first[1]:
+            problems.append(
+                f"{path}: {shape[1]}x{shape[0]} pixels, but {first[0]} is "
+                f"{first[1][1]}x{first[1][0]} (the frames of a clip share one size)"
+            )
+    if sample.landmark_path is not None:
+        try:
+            points, _, _ = read_landmarks(sample.landmark_path, components)
+            require_rows(sample.landmark_path, points, sample.start + sample.length)
+        except DataError as error:
+            problems.append(str(error))
+    return problems
+
+
+def _collect(results, total: int) -> list[str]:
+    progress = tqdm(results, total=total, desc="checking data", unit="clip")
+    return [problem for problems in progress for problem in problems]
+
+
+def find_bad_files(
+    samples: list[Sample], components: list[str], workers: int
+) -> list[str]:
+    """`check_sample` over all samples, in `workers` processes (0: in this one),
+    with a progress bar; the problems in sample order."""
+    check = partial(check_sample, components=components)
+    if not workers:
+        return _collect(map(check, samples), len(samples))
+    chunk = max(1, len(samples) // (8 * workers))
+    with ProcessPoolExecutor(workers) as executor:
+        return _collect(executor.map(check, samples, chunksize=chunk), len(samples))
+
+
+def check_data(config: SignpipeConfig) -> int:
+    """Index the dataset, check its labels, decode every file; print a summary.
+
+    Returns:
+        0 when every file is good.
+
+    Raises:
+        DataError: listing every bad file with its reason.
+    """
+    indexed = index_roots(config)
+    resolve_num_classes(config, [row for rows, _ in indexed.values() for row in rows])
+    samples = [sample for _, samples in indexed.values() for sample in samples]
+    components = (
+        list(config.landmarks_parameters.components) if config.uses_landmarks() else []
+    )
+    workers = config.general_parameters.workers
+    problems = find_bad_files(samples, components, workers)
+    files = sum(len(s.frame_paths) + (s.landmark_path is not None) for s in samples)
+    if problems:
+        raise DataError(
+            f"--check_data: {len(problems)} bad of {files} files checked:\n"
+            + "\n".join(problems)
+        )
+    roots = f"{len(indexed)} data root" + ("s" if len(indexed) > 1 else "")
+    print(
+        f"check_data: all {files} files of {len(samples)} samples in {roots} are good"
+    )
+    return 0
