@@ -70,9 +70,12 @@ def unblock_fifos():
         fifos.append(path)
         return path
 
-    threading.Timer(10, release).start()
+    timer = threading.Timer(10, release)
+    timer.daemon = True
+    timer.start()
     yield make
     done.set()
+    timer.cancel()
 
 
 @pytest.fixture
