@@ -79,20 +79,22 @@ def check_data(config: SignpipeConfig) -> int:
         0 when every file is good.
 
     Raises:
-        DataError: listing every bad file with its reason.
+        DataError: listing every missing or bad file with its reason.
     """
-    indexed = index_roots(config)
+    problems: list[str] = []
+    indexed = index_roots(config, problems)
     resolve_num_classes(config, [row for rows, _ in indexed.values() for row in rows])
     samples = [sample for _, samples in indexed.values() for sample in samples]
     components = (
         list(config.landmarks_parameters.components) if config.uses_landmarks() else []
     )
-    workers = config.general_parameters.workers
-    problems = find_bad_files(samples, components, workers)
+    problems += find_bad_files(samples, components, config.general_parameters.workers)
     files = sum(len(s.frame_paths) + (s.landmark_path is not None) for s in samples)
     if problems:
         raise DataError(
-            f"--check_data: {len(problems)} bad of {files} files checked:\n"
+            f"--check_data: {len(problems)} problem"
+            + ("s" if len(problems) > 1 else "")
+            + " in the data:\n"
             + "\n".join(problems)
         )
     roots = f"{len(indexed)} data root" + ("s" if len(indexed) > 1 else "")

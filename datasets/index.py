@@ -199,77 +199,106 @@ def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str 
     )
 
 
-def index_samples(
-    rows: list[AnnotationRow], root: Path, *, frames: bool, landmarks: bool
-) -> list[Sample]:
-    """Find every row's frames and/or landmark file; report all problems together."""
-    samples, problems = [], []
-    for row in rows:
-        sample_dir = root / row.name
-        problem = path_problem(sample_dir, folder=True)
+def _index_row(
+    row: AnnotationRow, root: Path, *, frames: bool, landmarks: bool
+) -> Sample | str:
+    """The row's sample, or what is wrong with its files."""
+    sample_dir = root / row.name
+    problem = path_problem(sample_dir, folder=True)
+    if problem:
+        return f"{row.source}: sample folder {sample_dir} {problem}"
+    frame_paths: list[Path] = []
+    if frames:
+        frame_paths, problem = _find_frames(row, sample_dir)
         if problem:
-            problems.append(f"{row.source}: sample folder {sample_dir} {problem}")
-            continue
-        frame_paths: list[Path] = []
-        if frames:
-            frame_paths, problem = _find_frames(row, sample_dir)
-            if problem:
-                problems.append(problem)
-                continue
-        landmark_path = landmark_file(sample_dir, row.name) if landmarks else None
-        if landmarks and landmark_path is None:
-            problems.append(
-                f"{row.source}: no landmarks for {row.name} "
-                f"(expected {sample_dir / row.name}.npz or .pose)"
-            )
-            continue
-        problem = path_problem(landmark_path) if landmark_path else None
-        if problem:
-            problems.append(f"{row.source}: landmark file {landmark_path} {problem}")
-            continue
-        try:
-            fps = read_fps(sample_dir, row.name)
-        except DataError as error:
-            problems.append(str(error))
-            continue
-        samples.append(
-            Sample(
-                name=row.name,
-                start=row.start,
-                length=row.end - row.start + 1,
-                labels=row.labels,
-                frame_paths=frame_paths,
-                landmark_path=landmark_path,
-                fps=fps,
-                split=row.split,
-                signer=row.signer,
-                root=str(root),
-            )
+            return problem
+    landmark_path = landmark_file(sample_dir, row.name) if landmarks else None
+    if landmarks and landmark_path is None:
+        return (
+            f"{row.source}: no landmarks for {row.name} "
+            f"(expected {sample_dir / row.name}.npz or .pose)"
         )
+    problem = path_problem(landmark_path) if landmark_path else None
+    if problem:
+        return f"{row.source}: landmark file {landmark_path} {problem}"
+    try:
+        fps = read_fps(sample_dir, row.name)
+    except DataError as error:
+        return str(error)
+    return Sample(
+        name=row.name,
+        start=row.start,
+        length=row.end - row.start + 1,
+        labels=row.labels,
+        frame_paths=frame_paths,
+        landmark_path=landmark_path,
+        fps=fps,
+        split=row.split,
+        signer=row.signer,
+        root=str(root),
+    )
+
+
+def find_samples(
+    rows: list[AnnotationRow], root: Path, *, frames: bool, landmarks: bool
+) -> tuple[list[Sample], list[str]]:
+    """Find every row's frames and/or landmark file.
+
+    Returns:
+        The samples of the rows whose files were found, and a problem line
+        (`file:line: ...`) for each other row.
+    """
+    found = [_index_row(row, root, frames=frames, landmarks=landmarks) for row in rows]
+    samples = [item for item in found if isinstance(item, Sample)]
+    return samples, [item for item in found if isinstance(item, str)]
+
+
+def _raise_all(problems: list[str]) -> None:
+    """Raise one `DataError` listing the problems (the first `MAX_REPORTED`)."""
     if problems:
         more = len(problems) - MAX_REPORTED
         tail = [f"... and {more} more"] if more > 0 else []
         raise DataError("\n".join(problems[:MAX_REPORTED] + tail))
+
+
+def index_samples(
+    rows: list[AnnotationRow], root: Path, *, frames: bool, landmarks: bool
+) -> list[Sample]:
+    """Find every row's frames and/or landmark file; report all problems together."""
+    samples, problems = find_samples(rows, root, frames=frames, landmarks=landmarks)
+    _raise_all(problems)
     return samples
 
 
-def index_roots(config: SignpipeConfig) -> dict[str, tuple[list, list[Sample]]]:
+def index_roots(
+    config: SignpipeConfig, problems: list[str] | None = None
+) -> dict[str, tuple[list[AnnotationRow], list[Sample]]]:
     """Every dataset root of the config -> its annotation rows and its samples.
 
+    Args:
+        config: the validated config.
+        problems: when given, rows whose files are missing or not files are left
+            out of the samples and their problems appended here, not raised.
+
     Raises:
-        DataError: for the first root with bad annotations, frames or landmarks.
+        DataError: for bad annotations; for missing files too, without `problems`.
     """
     general = config.general_parameters
-    indexed = {}
+    indexed, found = {}, []
     for root, annotation_file in zip(general.data_paths(), general.annotation_files()):
         rows = read_root_annotations(config, Path(root), annotation_file)
-        samples = index_samples(
+        samples, missing = find_samples(
             rows,
             Path(root),
             frames=config.uses_frames(),
             landmarks=config.uses_landmarks(),
         )
         indexed[root] = (rows, samples)
+        found += missing
+    if problems is None:
+        _raise_all(found)
+    else:
+        problems += found
     return indexed
 
 

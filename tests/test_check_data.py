@@ -42,14 +42,14 @@ def data(sample_root: Path, tiny_config: dict, tmp_path: Path, write_config, cap
     return root, check
 
 
-def used_frames(root: Path) -> list[Path]:
-    """The frames the annotation rows of `test_gloss.txt` use, in file order."""
+def used_frames(root: Path) -> list[list[Path]]:
+    """The frames each annotation row of `test_gloss.txt` uses, in file order."""
     frames = []
     for line in (root / "test_gloss.txt").read_text("utf-8").splitlines()[1:]:
         name, start, end = line.split()[:3]
-        frames += [
-            root / name / f"{name}_{i}.jpg" for i in range(int(start), int(end) + 1)
-        ]
+        frames.append(
+            [root / name / f"{name}_{i}.jpg" for i in range(int(start), int(end) + 1)]
+        )
     return frames
 
 
@@ -58,25 +58,33 @@ def test_good_data_passes_with_a_summary(data) -> None:
     code, out, _ = check()
     assert code == 0
     (summary,) = out.strip().splitlines()
-    assert f"all {len(used_frames(data_root))} files" in summary
+    assert f"all {sum(map(len, used_frames(data_root)))} files" in summary
     assert summary.endswith("are good")
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_every_bad_frame_is_listed_with_its_reason(data, workers: int) -> None:
+def test_every_bad_file_is_listed_with_its_reason(data, workers: int) -> None:
     data_root, check = data
-    frames = used_frames(data_root)
-    truncated, deep, other_size = frames[1], frames[len(frames) // 2], frames[-1]
+    clips = used_frames(data_root)
+    truncated, deep, other_size = clips[0][1], clips[5][2], clips[-1][-1]
     truncated.write_bytes(truncated.read_bytes()[:200])
     Image.new("F", (40, 40)).save(deep, format="TIFF")  # any suffix: decoded by content
     Image.new("RGB", (20, 30)).save(other_size)
+    dangling = clips[2][0]
+    dangling.unlink()
+    dangling.symlink_to(data_root / "gone.jpg")
     code, _, err = check(workers=workers)
     assert code == 2
     lines = err[err.index("error: ") :].splitlines()  # after the progress bar
-    assert lines[0] == f"error: --check_data: 3 bad of {len(frames)} files checked:"
-    assert lines[1].startswith(f"{truncated}: cannot read image")
-    assert lines[2].startswith(f"{deep}: a 32-bit floating-point image")
-    assert lines[3].startswith(f"{other_size}: 20x30 pixels, but ")
+    assert lines[0] == "error: --check_data: 4 problems in the data:"
+    assert lines[1] == (
+        f"{data_root / 'test_gloss.txt'}:4: frame file {dangling} is a dangling "
+        f"symbolic link to {data_root / 'gone.jpg'}"
+    )
+    assert lines[2].startswith(f"{truncated}: cannot read image")
+    assert lines[3].startswith(f"{deep}: a 32-bit floating-point image")
+    assert lines[4].startswith(f"{other_size}: 20x30 pixels, but ")
+    assert len(lines) == 5
 
 
 def test_landmark_files_are_checked_too(data) -> None:
