@@ -49,12 +49,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -70,6 +68,7 @@ from data_preprocessing.video_io import (
 from utils.checkpoints import LoadedModel, load_checkpoint
 from utils.cli import run_cli
 from utils.errors import UserError
+from utils.file_io import write_atomically
 from utils.prediction import (
     EMBEDDING_KINDS,
     ClipOptions,
@@ -137,17 +136,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _save(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write a file atomically: a temporary file renamed into place."""
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with partial.open("wb") as file:
-            write(file)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 @dataclass
 class OutputWriter:
     """Writes each input's file and collects the rows of the two CSV files.
@@ -187,7 +175,9 @@ class OutputWriter:
         }
         if self.kind == "probabilities":
             arrays = {head: p.astype(np.float32) for head, p in probabilities.items()}
-            _save(self.path(meta["name"]), lambda file: np.savez(file, **arrays))
+            write_atomically(
+                self.path(meta["name"]), lambda file: np.savez(file, **arrays)
+            )
         else:
             key = {"spatial": "spatial", "temporal": "temporal", "CLS": "cls"}[
                 self.kind
@@ -195,7 +185,7 @@ class OutputWriter:
             value = outputs[key][row]
             value = value if key == "cls" else value[mask]
             array = value.float().numpy()
-            _save(self.path(meta["name"]), lambda file: np.save(file, array))
+            write_atomically(self.path(meta["name"]), lambda file: np.save(file, array))
         self.predictions[meta["name"]] = [
             [meta["name"], head, *self._top(head, p)]
             for head, p in probabilities.items()
@@ -231,7 +221,9 @@ class OutputWriter:
             text = io.StringIO()
             csv.writer(text, lineterminator="\n").writerows(rows)
             data = text.getvalue().encode("utf-8")
-            _save(self.output / file_name, lambda file, data=data: file.write(data))
+            write_atomically(
+                self.output / file_name, lambda file, data=data: file.write(data)
+            )
 
 
 def run_prediction(

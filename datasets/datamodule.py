@@ -126,6 +126,45 @@ def split_samples(
     return fixed
 
 
+def check_evaluation_processes(samples: int, processes: int) -> None:
+    """Refuse an evaluation set that leaves a process without a sample.
+
+    Every sample is evaluated exactly once, each by one process, so every process
+    needs at least one (a process without any would stall the others).
+
+    Raises:
+        DataError: naming both numbers and what to change.
+    """
+    if processes > samples:
+        raise DataError(
+            f"the validation set has {samples} samples but the run uses {processes} "
+            f"processes (trainer.devices x trainer.num_nodes), and each process "
+            f"evaluates at least one: use at most {samples} processes, or give "
+            "validation more samples (ratio_train_test, or the split column)"
+        )
+
+
+def evaluation_sampler(
+    dataset: SignDataset, num_replicas: int | None = None, rank: int | None = None
+) -> UnrepeatedDistributedSampler:
+    """This process's share of `dataset`: every sample once over all processes.
+
+    Lightning's default sampler pads the last process's share with repeats, which
+    evaluation must not count twice.
+
+    Args:
+        dataset: the evaluation dataset.
+        num_replicas: the number of processes (default: the process group's).
+        rank: this process's rank (default: the process group's).
+    """
+    if num_replicas is None:
+        num_replicas = dist.get_world_size()
+    check_evaluation_processes(len(dataset), num_replicas)
+    return UnrepeatedDistributedSampler(
+        dataset, num_replicas=num_replicas, rank=rank, shuffle=False
+    )
+
+
 def root_statistics(root: str, samples: list[Sample], heads: list[str]) -> str:
     """One line per root: samples, frames, and labelled samples / classes per head."""
     frames = sum(len(s.frame_paths) or s.length for s in samples)
@@ -220,9 +259,7 @@ class SignDataModule(L.LightningDataModule):
         dataset = self.dataset(samples, train=train)
         sampler = None
         if not train and dist.is_available() and dist.is_initialized():
-            # Lightning's default sampler pads the last process's share with repeats;
-            # evaluation must see every sample exactly once.
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+            sampler = evaluation_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=self.config.train_parameters.batch_size,

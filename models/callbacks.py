@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from models.pipeline import SignPipeline
+from utils.errors import UserError
+from utils.file_io import write_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes every checkpoint to a temporary file first, then renames it into place.
+    """Writes every checkpoint to a temporary file first, then renames it into place;
+    reads checkpoints as data only (`weights_only=True`).
 
     A run killed while saving leaves the previous checkpoint intact, never a
-    truncated one.
+    truncated one (and a temporary file that the next run in the folder removes). A
+    save that fails (a full disk) removes its temporary file, keeps the previous
+    checkpoint and stops the run with a `UserError` naming the file.
     """
 
     def save_checkpoint(
@@ -30,10 +35,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if get_filesystem(path).protocol not in ("file", ("file", "local")):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        super().save_checkpoint(checkpoint, temporary, storage_options)
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, lambda file: torch.save(checkpoint, file))
+        except OSError as error:
+            raise UserError(
+                f"cannot save the checkpoint {path} ({error.strerror or error}); "
+                "the previous one is kept: free some space, then continue with "
+                "--resume"
+            ) from None
+
+    def load_checkpoint(
+        self,
+        path,
+        map_location=lambda storage, _location: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        del weights_only  # a checkpoint is data; nothing in it gets executed
+        return super().load_checkpoint(path, map_location, weights_only=True)
 
 
 class LastCheckpoint(L.Callback):

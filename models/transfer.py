@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from utils.errors import ConfigError
+from utils.file_io import load_data_only
 
 
 def _part(key: str, depth: int = 3) -> str:
@@ -19,17 +20,7 @@ def _part(key: str, depth: int = 3) -> str:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The weights of a Lightning checkpoint (or a plain state dict file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--checkpoint: '{path}' is not an existing file")
-    try:
-        # weights_only: a checkpoint is data; nothing in it gets executed.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pylint: disable=broad-exception-caught
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
-        raise ConfigError(
-            f"--checkpoint: cannot read '{path}' ({type(error).__name__}: {reason})"
-        ) from None
+    checkpoint = load_data_only(path, "--checkpoint")
     state = (
         checkpoint.get("state_dict", checkpoint)
         if isinstance(checkpoint, dict)

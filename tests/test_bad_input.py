@@ -93,7 +93,7 @@ def first_row(root: Path, mode: str = "gloss") -> list[str]:
 def assert_checkpoints_sound(config: dict) -> None:
     """No checkpoint, or only checkpoints that load."""
     for checkpoint in (run_dir(config) / "checkpoints").glob("*.ckpt"):
-        torch.load(checkpoint, map_location="cpu", weights_only=False)
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert not (run_dir(config) / "metrics.json").exists()
 
 

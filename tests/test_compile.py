@@ -17,5 +17,5 @@ def test_compiled_backbone_trains_and_keeps_checkpoint_keys(tiny_config, write_c
     config["trainer"]["compile"] = True
     assert train.main(["--model_config_path", str(write_config(config))]) == 0
     save = Path(config["general_parameters"]["path_to_save"])
-    state = torch.load(save / "checkpoints" / "best.ckpt", weights_only=False)
+    state = torch.load(save / "checkpoints" / "best.ckpt", weights_only=True)
     assert not any("_orig_mod" in key for key in state["state_dict"])

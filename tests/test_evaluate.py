@@ -288,7 +288,7 @@ def test_full_writes_the_bundle_with_the_training_record(trained, capsys):
 
 def _edited_checkpoint(source: Path, target: Path, edit) -> Path:
     """A copy of a checkpoint whose saved config `edit(config)` changed."""
-    checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
     edit(checkpoint["hyper_parameters"]["config"])
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, target)
@@ -315,7 +315,7 @@ def test_checkpoints_carry_their_validation_record(trained, tmp_path, capsys):
 
 
 def test_older_checkpoints_fall_back_on_the_run_record(trained, capsys):
-    saved = torch.load(trained["checkpoint"], map_location="cpu", weights_only=False)
+    saved = torch.load(trained["checkpoint"], map_location="cpu", weights_only=True)
     del saved["val_metrics"]  # as checkpoints written before they carried it
     older = Path(trained["checkpoint"]).with_name("older.ckpt")
     torch.save(saved, older)

@@ -290,7 +290,7 @@ def test_user_errors_exit_2_with_one_line(
 def test_a_pretraining_checkpoint_exports_embeddings_but_no_predictions(
     checkpoint, frame_dir, tmp_path, capsys
 ):
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     saved["hyper_parameters"]["config"]["train_parameters"]["pre_training"] = True
     pretrained = tmp_path / "pretrain.ckpt"
     torch.save(saved, pretrained)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import csv
 import errno
+import io
 import json
 import math
 import os
@@ -30,7 +31,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import fsspec.implementations.local
 import pytest
 import torch
 import yaml
@@ -46,6 +46,7 @@ from models.callbacks import AtomicCheckpointIO
 from models.heads import IGNORE_INDEX
 from models.lightning_module import SignRecognitionModule
 from utils.config_loader import load_config
+from utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +110,7 @@ def write_yaml(config: dict, path: Path) -> Path:
 
 def load_checkpoint(path: Path) -> dict:
     """A whole Lightning checkpoint (it must unpickle: no truncated files)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def subprocess_env() -> dict[str, str]:
@@ -622,15 +623,16 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeyp
     checkpoint_io = AtomicCheckpointIO()
     checkpoint_io.save_checkpoint({"global_step": 1, "w": torch.zeros(64)}, target)
     before = target.read_bytes()
-    opener = fsspec.implementations.local.LocalFileOpener
-    real_write = opener.write
+    real_save = torch.save
 
-    def write_half_then_fail(self, data):
-        real_write(self, data[: len(data) // 2])
+    def write_half_then_fail(obj, file):
+        data = io.BytesIO()
+        real_save(obj, data)
+        file.write(data.getvalue()[: len(data.getvalue()) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(opener, "write", write_half_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(torch, "save", write_half_then_fail)
+    with pytest.raises(UserError, match="last.ckpt .No space left on device"):
         checkpoint_io.save_checkpoint({"global_step": 2, "w": torch.ones(4096)}, target)
     assert target.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.ckpt"]

@@ -34,7 +34,7 @@ def test_one_epoch_writes_checkpoints_config_and_metrics(tiny_config, write_conf
         assert head["loss"] > 0
     assert set(metrics["mean_top1"]) == {"gloss", "hamnosys"}
     checkpoint = torch.load(
-        save / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False
+        save / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
     )
     hparams = checkpoint["hyper_parameters"]
     assert hparams["config"]["feature_extractor"]["model_path"] == "resnet10t"
@@ -68,11 +68,11 @@ def test_single_classification_modes(tiny_config, write_config, mode):
 def test_resume_continues_from_last_checkpoint(tiny_config, write_config):
     assert run(write_config, tiny_config) == 0
     last = Path(tiny_config["general_parameters"]["path_to_save"]) / "checkpoints"
-    first = torch.load(last / "last.ckpt", map_location="cpu", weights_only=False)
+    first = torch.load(last / "last.ckpt", map_location="cpu", weights_only=True)
     config = copy.deepcopy(tiny_config)
     config["train_parameters"]["epochs"] = 2
     assert run(write_config, config, "--resume") == 0
-    second = torch.load(last / "last.ckpt", map_location="cpu", weights_only=False)
+    second = torch.load(last / "last.ckpt", map_location="cpu", weights_only=True)
     assert first["epoch"] == 0 and second["epoch"] == 1
     assert second["global_step"] == 2 * first["global_step"]
 

@@ -88,7 +88,7 @@ def per_step(rows: list[dict[str, str]], column: str) -> dict[int, float]:
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     """A checkpoint's state dict."""
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def report(out: str) -> dict[str, dict[str, int]]:
@@ -276,7 +276,7 @@ def test_gloss_head_of_another_class_count_is_reinitialised(
     saved = torch.load(
         tmp_path / "run" / "checkpoints" / "best.ckpt",
         map_location="cpu",
-        weights_only=False,
+        weights_only=True,
     )
     assert saved["hyper_parameters"]["num_classes"]["gloss"] == 4
     gloss = [k for k in saved["state_dict"] if k.startswith("model.heads.heads.gloss")]

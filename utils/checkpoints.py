@@ -8,6 +8,7 @@ and loaded with the weights; starting weights named in the config are not needed
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from models.transformers.hubert import save_encoder_shape
 from utils.config import SignpipeConfig
 from utils.config_loader import parse_config
 from utils.errors import UserError
+from utils.file_io import load_data_only
 
 _STATE_PREFIX = "model."
 
@@ -109,17 +111,9 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
             checkpoint, or its weights do not fit the model its config describes.
     """
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"checkpoint {path} does not exist or is not a file")
-    try:
-        # weights_only: a checkpoint is data; nothing in it gets executed.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pylint: disable=broad-exception-caught
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
-        raise UserError(
-            f"checkpoint {path}: not a readable PyTorch checkpoint "
-            f"({type(error).__name__}: {reason})"
-        ) from None
+    checkpoint = load_data_only(path, "checkpoint")
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else {}
     if (
         not isinstance(hparams, dict)

@@ -7,19 +7,20 @@ goes to the run directory (`general_parameters.path_to_save`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import lightning as L
 import torch
-import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from datasets.datamodule import SignDataModule
+from datasets.datamodule import SignDataModule, check_evaluation_processes
 from models.callbacks import AtomicCheckpointIO, FreezeUntilConvergence, LastCheckpoint
 from models.lightning_module import SignRecognitionModule
 from models.pipeline import unused_model_settings
@@ -27,9 +28,11 @@ from models.pretraining import PretrainingModule
 from models.transfer import describe_transfer, load_matching_weights
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
-from utils.errors import ConfigError
+from utils.errors import ConfigError, UserError
 from utils.evaluation import final_metrics
+from utils.file_io import load_data_only, write_atomically
 from utils.loggers import ContinuingCSVLogger
+from utils.run_folder import prepare_output_dir, run_folder_lock
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
 MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parameters")
@@ -40,24 +43,6 @@ class RunOptions:
     """Command-line choices that are not part of the config."""
 
     resume: bool = False
-
-
-def prepare_output_dir(config: SignpipeConfig) -> Path:
-    """Create the run directory and write the resolved config into it."""
-    save_dir = config.general_parameters.run_dir()
-    try:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        probe = save_dir / ".write-test"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
-        with (save_dir / "config.yml").open("w", encoding="utf-8") as file:
-            yaml.safe_dump(config_to_dict(config), file, sort_keys=False)
-    except OSError as error:
-        raise ConfigError(
-            f"general_parameters.path_to_save: cannot write to '{save_dir}' "
-            f"({error.strerror})"
-        ) from None
-    return save_dir
 
 
 def _latest_version(folder: Path) -> int | None:
@@ -121,22 +106,30 @@ def trainer_device_args(config: SignpipeConfig) -> dict:
     }
 
 
-def save_weights(module: L.LightningModule, path: Path) -> None:
-    """Write the pipeline's state dict atomically (temporary file, then rename)."""
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(module.model.state_dict(), temporary)
-    temporary.replace(path)
+def write_run_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a file of the run atomically (see `utils.file_io.write_atomically`).
+
+    Raises:
+        UserError: naming the file when the write fails (a full disk); the run's
+            checkpoints are complete then.
+    """
+    try:
+        write_atomically(path, write)
+    except OSError as error:
+        raise UserError(
+            f"cannot write {path} ({error.strerror or error}); the checkpoints of "
+            "the run are complete"
+        ) from None
 
 
 def check_resumable(path: Path, config: SignpipeConfig, num_classes: dict) -> None:
     """Refuse to resume from a checkpoint of a different model, naming what differs."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(f"--resume: no checkpoint to resume from at {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        saved = checkpoint["hyper_parameters"]
-    except Exception as error:  # pylint: disable=broad-exception-caught
-        raise ConfigError(f"--resume: cannot read {path} ({error})") from None
+    checkpoint = load_data_only(path, "--resume")
+    saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--resume: cannot read {path} (not a signpipe checkpoint)")
     current = config_to_dict(config)
     differs = [
         section
@@ -209,6 +202,7 @@ def _validate_best(module, datamodule, best_path: str, device_args: dict) -> dic
     # A fresh trainer without loggers: the run's loggers are finalized by now.
     evaluator = L.Trainer(
         logger=False,
+        plugins=[AtomicCheckpointIO()],  # reads best.ckpt as data only
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=False,
@@ -256,6 +250,13 @@ def run_training(config: SignpipeConfig, options: RunOptions) -> int:
     if not config.transfer.checkpoint:
         _warn_random_weights(config)
     device_args = trainer_device_args(config)
+    general = config.general_parameters
+    with run_folder_lock(general.run_dir(), general.weights_file()):
+        return _fit(config, options, datamodule, module, device_args)
+
+
+def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> int:
+    """The rest of `run_training`, while the run holds its folder."""
     resume_from = None
     if options.resume:
         resume_from = config.general_parameters.run_dir() / "checkpoints" / "last.ckpt"
@@ -276,6 +277,7 @@ def run_training(config: SignpipeConfig, options: RunOptions) -> int:
         default_root_dir=save_dir,
         **device_args,
     )
+    check_evaluation_processes(len(datamodule.val_samples), trainer.world_size)
     last: LastCheckpoint = callbacks[1]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -321,10 +323,12 @@ def _write_results(
         metrics = final_metrics(results, config.head_modes())
     metrics["checkpoint"] = best_path or None
     metrics_path = save_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(metrics, indent=2) + "\n"
+    write_run_file(metrics_path, lambda file: file.write(text.encode("utf-8")))
     summary = metrics.get("mean_top1", metrics.get("pretrain_val_loss"))
     print(f"validation: {json.dumps(summary)}; wrote {metrics_path}")
     weights_file = config.general_parameters.weights_file()
     if weights_file is not None:
-        save_weights(module, weights_file)
+        state = module.model.state_dict()
+        write_run_file(weights_file, lambda file: torch.save(state, file))
         print(f"wrote the model weights to {weights_file}", file=sys.stderr)

@@ -12,6 +12,7 @@ from torch import nn
 
 from models.registry import FEATURE_EXTRACTORS
 from utils.errors import ConfigError
+from utils.file_io import describe_load_error, file_problem, load_data_only
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,11 +68,16 @@ class FrameFeatureExtractor(nn.Module):
         return out
 
 
+_WEIGHTS_KEY = "feature_extractor.pretrained_path"
+
+
 def _check_weights_file(pretrained_path: str | None) -> None:
-    if pretrained_path is not None and not Path(pretrained_path).is_file():
+    """Refuse a `pretrained_path` that is not a regular file, saying what it is."""
+    problem = None if pretrained_path is None else file_problem(Path(pretrained_path))
+    if problem is not None:
         raise ConfigError(
-            f"feature_extractor.pretrained_path: '{pretrained_path}' is not an "
-            "existing file (weights are read from local files only)"
+            f"{_WEIGHTS_KEY}: '{pretrained_path}' {problem} (weights are read from "
+            "local files only)"
         )
 
 
@@ -89,12 +95,21 @@ def cnn_extractor(
         )
     _check_weights_file(pretrained_path)
     overlay = {"file": pretrained_path} if pretrained_path else None
-    backbone = timm.create_model(
-        model_path,
-        pretrained=pretrained_path is not None,
-        pretrained_cfg_overlay=overlay,
-        num_classes=0,
-    )
+    try:
+        # timm reads the file with weights_only=True (or as safetensors).
+        backbone = timm.create_model(
+            model_path,
+            pretrained=pretrained_path is not None,
+            pretrained_cfg_overlay=overlay,
+            num_classes=0,
+        )
+    except Exception as error:  # pylint: disable=broad-exception-caught
+        if pretrained_path is None:
+            raise
+        raise ConfigError(
+            f"{_WEIGHTS_KEY}: cannot load {pretrained_path} as {model_path} weights "
+            f"({describe_load_error(error)})"
+        ) from None
     config = backbone.pretrained_cfg
     return FrameFeatureExtractor(
         backbone=backbone,
@@ -113,13 +128,15 @@ def resnet50_extractor(
     _check_weights_file(pretrained_path)
     backbone = torchvision.models.resnet50(weights=None)
     if pretrained_path is not None:
-        state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        missing, _ = backbone.load_state_dict(state, strict=False)
+        state = load_data_only(pretrained_path, _WEIGHTS_KEY)
+        state = state.get("state_dict", state) if isinstance(state, dict) else {}
+        try:
+            missing, _ = backbone.load_state_dict(state, strict=False)
+        except (TypeError, RuntimeError):  # not tensors, or tensors of other shapes
+            missing = list(backbone.state_dict())
         if any(not key.startswith("fc.") for key in missing):
             raise ConfigError(
-                f"feature_extractor.pretrained_path: '{pretrained_path}' does not hold "
-                "ResNet-50 weights"
+                f"{_WEIGHTS_KEY}: '{pretrained_path}' does not hold ResNet-50 weights"
             )
     num_features = backbone.fc.in_features
     backbone.fc = nn.Identity()
