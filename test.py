@@ -301,6 +301,7 @@ class Evaluator:
             set_name=set_name,
             checkpoint=str(self.checkpoint),
             perm=perm,
+            signers=[sample.signer for sample in samples],
         )
 
 

@@ -2,39 +2,43 @@
 
 A landmark clip is a `(T, K, 3)` float32 array with NaN where a point was not detected
 (e.g. a hand out of view), built from the configured components in a fixed order, so
-that files of different MediaPipe Holistic layouts (586, 576, 543 points or reduced)
-give the same K.
+that files of different layouts give the same K: a `.pose` file's points are taken by
+name (full or reduced Holistic, hands or body only; see `datasets.landmark_layout`),
+an `.npz` file's by MediaPipe's order. Hands of unknown side (an `.npz` array `hands`
+`(T, H, 21, 3)`, or `.pose` hand components without LEFT/RIGHT) are put on a side by
+`datasets.landmark_layout.canonical_hands`.
 """
 
 from __future__ import annotations
 
 import struct
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datasets.files import exists, require_file
 from datasets.sampling import check_fps
+from datasets.landmark_layout import (
+    canonical_hands,
+    is_unsided_hand,
+    palm_lengths,
+    select_points,
+)
+from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
+from utils.landmark_points import (
+    COMPONENT_POINTS,
+    COMPONENT_SIZES,
+    HAND_POINTS,
+    LEFT_SHOULDER,
+    POSE_FORMAT_NAMES,
+    RIGHT_SHOULDER,
+    component_slices,
+    hand_starts,
+)
 
-# MediaPipe Holistic: points kept per component, and .pose component names.
-POSE_UPPER_BODY = 23  # pose points 0-22: face, shoulders, arms, hands (no hips or legs)
-FACE_POINTS = 468  # the 478-point layout appends 10 iris points
-HAND_POINTS = 21
-COMPONENT_SIZES = {
-    "pose": POSE_UPPER_BODY,
-    "face": FACE_POINTS,
-    "left_hand": HAND_POINTS,
-    "right_hand": HAND_POINTS,
-}
-POSE_FORMAT_NAMES = {
-    "pose": "POSE_LANDMARKS",
-    "face": "FACE_LANDMARKS",
-    "left_hand": "LEFT_HAND_LANDMARKS",
-    "right_hand": "RIGHT_HAND_LANDMARKS",
-}
-LEFT_SHOULDER, RIGHT_SHOULDER = 11, 12
 # Left/right pairs among the upper-body pose points, swapped by a horizontal flip.
 POSE_MIRROR_PAIRS = (
     (1, 4),
@@ -95,7 +99,7 @@ def _read_npz(
 ) -> tuple[dict[str, np.ndarray], float | None]:
     # Only the arrays used: an .npz decompresses each array on access, and the face
     # (468 points) alone is most of a file.
-    wanted = {*components, "pose", "fps"}
+    wanted = {*components, "pose", "fps", "hands"}
     with np.load(path, allow_pickle=False) as data:
         keys = [key for key in data.files if key in wanted]
         if not set(keys) - {"fps"}:  # none of the used parts: still learn T
@@ -117,13 +121,21 @@ def _read_pose(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
     points = np.ma.filled(data[:, 0, :, :3].astype(np.float32), np.nan)
     masked = np.ma.getmaskarray(data)[:, 0, :, :3].any(-1)
     points[masked] = np.nan
-    parts, offset = {}, 0
+    parts, offset, unsided = {}, 0, []
     names = {value: key for key, value in POSE_FORMAT_NAMES.items()}
     for component in pose.header.components:
         size = len(component.points)
-        if component.name in names:
-            parts[names[component.name]] = points[:, offset : offset + size]
+        block = points[:, offset : offset + size]
         offset += size
+        if component.name in names:
+            key = names[component.name]
+            parts[key] = select_points(block, component.points, COMPONENT_POINTS[key])
+        elif is_unsided_hand(component.name):
+            unsided.append(
+                select_points(block, component.points, COMPONENT_POINTS["left_hand"])
+            )
+    if unsided:
+        parts["hands"] = np.stack(unsided, axis=1)
     return parts, check_fps(pose.body.fps, f"{path}: fps")
 
 
@@ -150,6 +162,14 @@ def read_landmarks(
     except UNREADABLE_FILE_ERRORS as error:
         reason = (str(error) or type(error).__name__)[:200]
         raise DataError(f"{path}: cannot read landmarks ({reason})") from None
+    hands = parts.pop("hands", None)
+    if hands is not None:
+        if hands.ndim != 4 or hands.shape[2:] != (HAND_POINTS, 3):
+            raise DataError(
+                f"{path}: hands has shape {hands.shape}; expected (T, hands, 21, 3)"
+            )
+        for side, hand in zip(("left_hand", "right_hand"), canonical_hands(hands)):
+            parts.setdefault(side, hand)
     frames = {part.shape[0] for part in parts.values() if part.ndim == 3}
     if len(frames) != 1:
         raise DataError(f"{path}: landmark arrays must be (T, K, 3) with one T")
@@ -224,14 +244,12 @@ class LandmarkMemory:
         return found
 
 
-def hand_offsets(components: list[str]) -> list[int]:
-    """Where each hand's 21 points start among the concatenated components."""
-    offsets, offset = [], 0
-    for component in components:
-        if component in ("left_hand", "right_hand"):
-            offsets.append(offset)
-        offset += COMPONENT_SIZES[component]
-    return offsets
+def relative_points(components: list[str]) -> np.ndarray:
+    """`(K,)` bool: the finger points that `normalise` makes wrist-relative."""
+    relative = np.zeros(sum(COMPONENT_SIZES[c] for c in components), dtype=bool)
+    for start in hand_starts(components):
+        relative[start + 1 : start + HAND_POINTS] = True
+    return relative
 
 
 def _hand_shapes(landmarks: np.ndarray, hands: list[int]) -> np.ndarray:
@@ -250,34 +268,64 @@ def _hand_shapes(landmarks: np.ndarray, hands: list[int]) -> np.ndarray:
     return landmarks
 
 
+#: Palm lengths (wrist to middle-finger base) in a shoulder width, roughly: hands-only
+#: clips are scaled by this many palm lengths, so both references give similar units.
+PALMS_PER_SHOULDER_WIDTH = 4.0
+
+
+def _reference(
+    landmarks: np.ndarray, shoulders: np.ndarray | None, hands: list[int]
+) -> tuple[np.ndarray, float] | None:
+    """The clip's centre and unit length: the shoulders' midpoint and width when the
+    clip shows shoulders, else the mean of its hand points and
+    `PALMS_PER_SHOULDER_WIDTH` median palm lengths; None when it shows neither."""
+    if shoulders is not None:
+        valid = np.isfinite(shoulders).all((1, 2))
+        if valid.any():
+            width = np.linalg.norm(
+                shoulders[valid, 0, :2] - shoulders[valid, 1, :2], axis=-1
+            )
+            return shoulders[valid].mean(axis=(0, 1)), float(np.median(width))
+    points = [landmarks[:, start : start + HAND_POINTS] for start in hands]
+    if points:
+        points = np.concatenate(points, axis=1)
+        present = np.isfinite(points).all(-1)
+        palms = np.concatenate([palm_lengths(landmarks[:, s:]) for s in hands])
+        palms = palms[np.isfinite(palms)]
+        if present.any() and palms.size:
+            unit = PALMS_PER_SHOULDER_WIDTH * float(np.median(palms))
+            return points[present].mean(axis=0), unit
+    return None
+
+
 def normalise(
     landmarks: np.ndarray,
     shoulders: np.ndarray | None,
     hands: list[int] | None = None,
+    *,
+    hand_shapes: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Centre on the shoulders' midpoint and scale by the shoulder width.
+    """Centre and scale a clip by its body, then make hand shapes wrist-relative.
+
+    The reference is the shoulders when the clip shows them (centre: their mean
+    midpoint, unit: their median width), otherwise the hands (see `_reference`).
 
     Args:
         landmarks: `(T, K, 3)` with NaN for absent points.
-        shoulders: `(T, 2, 3)` left and right shoulder, or None to skip normalising.
-        hands: start indices of hand components (see `hand_offsets`) whose fingers
-            are made relative to their wrist; None or empty to leave them.
+        shoulders: `(T, 2, 3)` left and right shoulder, or None (hands only).
+        hands: start indices of hand components (see `hand_starts`); None or
+            empty with `shoulders` None leaves the clip as it is.
+        hand_shapes: make each hand's fingers relative to its wrist (see
+            `_hand_shapes`).
 
     Returns:
         The normalised `(T, K, 3)` landmarks with absent points set to 0, and the
         `(T, K)` bool mask of present points.
     """
-    if shoulders is not None:
-        valid = np.isfinite(shoulders).all((1, 2))
-        if valid.any():
-            centre = shoulders[valid].mean(axis=(0, 1))
-            width = np.linalg.norm(
-                shoulders[valid, 0, :2] - shoulders[valid, 1, :2], axis=-1
-            )
-            scale = float(np.median(width))
-            if scale > 0:
-                landmarks = (landmarks - centre) / scale
-    if hands:
+    reference = _reference(landmarks, shoulders, hands or [])
+    if reference is not None and reference[1] > 0:
+        landmarks = (landmarks - reference[0]) / reference[1]
+    if hands and hand_shapes:
         landmarks = _hand_shapes(landmarks, hands)
     present = np.isfinite(landmarks).all(-1)
     landmarks = np.where(present[..., None], landmarks, 0.0).astype(np.float32)
@@ -309,3 +357,36 @@ def flip_horizontally(
     flipped = landmarks[:, order].copy()
     flipped[..., 0] *= -1.0
     return flipped, present[:, order]
+
+
+@dataclass(frozen=True)
+class PointLayout:
+    """Where the parts of the configured components lie among their K points."""
+
+    hands: list[int]
+    groups: list[slice]
+    mirror: np.ndarray
+    relative: np.ndarray
+
+    @classmethod
+    def of(cls, components: list[str]) -> PointLayout:
+        """The layout of `components`, in order."""
+        return cls(
+            hands=hand_starts(components),
+            groups=component_slices(components),
+            mirror=mirror_permutation(components),
+            relative=relative_points(components),
+        )
+
+
+def prepare_clip(
+    clip: np.ndarray,
+    shoulders: np.ndarray | None,
+    parameters: LandmarksParameters,
+    layout: PointLayout,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's sampled rows as the model reads them: `normalise` as configured
+    (training, `predict.py` and the demo share this)."""
+    if not parameters.normalize:
+        return normalise(clip, None)
+    return normalise(clip, shoulders, layout.hands, hand_shapes=parameters.hand_shapes)

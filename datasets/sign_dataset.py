@@ -12,16 +12,22 @@ from torch.utils.data import Dataset
 from datasets.frame_cache import FrameCache
 from datasets.images import decode_image
 from datasets.index import Sample
+from datasets.landmark_augment import (
+    frame_dropout,
+    point_dropout,
+    random_affine,
+    random_crop,
+    resample_speed,
+)
 from datasets.landmarks import (
     LandmarkMemory,
+    PointLayout,
     flip_horizontally,
-    hand_offsets,
-    mirror_permutation,
-    normalise,
+    prepare_clip,
     require_rows,
 )
 from datasets.sampling import sample_indices
-from utils.config import LandmarksParameters
+from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
 
 
@@ -75,8 +81,7 @@ class SignDataset(Dataset):
         self.seed = seed
         self.cache = cache
         self.rng = random.Random(seed)
-        self._mirror = mirror_permutation(landmarks.components) if landmarks else None
-        self._hands = hand_offsets(landmarks.components) if landmarks else None
+        self._layout = PointLayout.of(landmarks.components) if landmarks else None
         self._landmark_files = (
             LandmarkMemory(landmarks.components, landmarks.memory_cache_mb * 2**20)
             if landmarks
@@ -128,17 +133,48 @@ class SignDataset(Dataset):
         indices = [sample.start + i for i in positions]
         clip = points[indices]
         shoulder = shoulders[indices] if shoulders is not None else None
-        if self.landmarks.normalize:
-            clip, present = normalise(clip, shoulder, self._hands)
-        else:
-            clip, present = normalise(clip, None)
-        if (
-            self.train
-            and self.landmarks.apply_flip
-            and self.rng.random() < self.landmarks.flip_probability
-        ):
-            clip, present = flip_horizontally(clip, present, self._mirror)
+        options = self.landmarks
+        clip, present = prepare_clip(clip, shoulder, options, self._layout)
+        if self.train:
+            if options.apply_affine:
+                clip = random_affine(
+                    clip, present, options, self.rng, self._layout.relative
+                )
+            if options.apply_flip and self.rng.random() < options.flip_probability:
+                clip, present = flip_horizontally(clip, present, self._layout.mirror)
+            present = point_dropout(
+                present, self._layout.groups, options.point_dropout, self.rng
+            )
+            clip = np.where(present[..., None], clip, 0.0).astype(np.float32)
         return torch.from_numpy(clip), torch.from_numpy(present)
+
+    def _positions(self, sample: Sample, fps: float | None) -> list[int]:
+        """The clip positions to load; for training with landmark augmentations, on a
+        timeline played at a random speed and cropped, minus dropped frames."""
+        options = self.landmarks if self.train else None
+        timeline = np.arange(sample.length)
+        if options is not None and options.apply_speed:
+            low, high = options.speed_range
+            timeline = timeline[resample_speed(sample.length, low, high, self.rng)]
+        if (
+            options is not None
+            and options.apply_crop
+            and self.rng.random() < options.crop_probability
+        ):
+            timeline = timeline[
+                random_crop(len(timeline), options.crop_min_ratio, self.rng)
+            ]
+        positions = sample_indices(
+            len(timeline),
+            self.sampling.num_segments,
+            train=self.train,
+            rng=self.rng,
+            step=self._step(fps),
+        )
+        if options is not None:
+            kept = frame_dropout(len(positions), options.frame_dropout, self.rng)
+            positions = positions if kept is None else [positions[i] for i in kept]
+        return [int(timeline[i]) for i in positions]
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
@@ -150,13 +186,7 @@ class SignDataset(Dataset):
                 sample.landmark_path
             )
             fps = fps or file_fps
-        positions = sample_indices(
-            sample.length,
-            self.sampling.num_segments,
-            train=self.train,
-            rng=self.rng,
-            step=self._step(fps),
-        )
+        positions = self._positions(sample, fps)
         if sample.frame_paths:
             item["frames"] = self._frames(sample, positions)
         if points is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from functools import partial
+
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
@@ -13,24 +16,80 @@ from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from models.pipeline import build_pipeline
 from models.transformers.hubert import encoder_config
-from utils.config import SignpipeConfig
+from utils.config import SignpipeConfig, TrainParameters
 from utils.errors import TrainingDivergedError
 from utils.config_loader import config_to_dict, parse_config
 
 STAGES = ("train", "val", "test")
 
 
-def lr_factor(step: int, warmup_steps: int, multiply_lr_step: float) -> float:
-    """The LR multiplier after `step` optimizer steps.
+#: one_cycle starts at lr / ONE_CYCLE_START and ends at lr / ONE_CYCLE_END (the
+#: defaults of torch's OneCycleLR).
+ONE_CYCLE_START, ONE_CYCLE_END = 25.0, 1.0e4
 
-    Step s (0-based) of the warm-up runs at (s + 1) / warmup_steps of the base LR, so
-    the last warm-up step reaches it; every later step runs at `multiply_lr_step` times
-    the previous one.
+
+def _cosine(start: float, end: float, progress: float) -> float:
+    """From `start` to `end` along half a cosine, `progress` in [0, 1]."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def lr_factor(
+    step: int,
+    warmup_steps: int,
+    multiply_lr_step: float,
+    schedule: str = "exponential",
+    total_steps: int | None = None,
+) -> float:
+    """The LR multiplier after `step` optimizer steps (0-based).
+
+    `exponential` and `cosine`: step s of the warm-up runs at (s + 1) / warmup_steps
+    of the base LR, so the last warm-up step reaches it; after it, `exponential` runs
+    every step at `multiply_lr_step` times the previous one, `cosine` follows half a
+    cosine down to 0 at step `total_steps`. `one_cycle`: half a cosine up from
+    1 / ONE_CYCLE_START to 1 over the warm-up, then down to 1 / ONE_CYCLE_END at step
+    `total_steps`.
     """
+    after = max(1, (total_steps or 1) - warmup_steps)
+    if schedule == "one_cycle":
+        if step < warmup_steps:
+            return _cosine(1.0 / ONE_CYCLE_START, 1.0, step / warmup_steps)
+        return _cosine(1.0, 1.0 / ONE_CYCLE_END, (step - warmup_steps) / after)
     if step < warmup_steps:
         return (step + 1) / warmup_steps
+    if schedule == "cosine":
+        return _cosine(1.0, 0.0, (step - warmup_steps + 1) / after)
     decays = step - warmup_steps + 1 if warmup_steps else step
     return multiply_lr_step**decays
+
+
+def make_optimizer(
+    module: L.LightningModule, train: TrainParameters, parameters=None
+) -> dict:
+    """AdamW over `parameters` (default: all of `module`'s) and the configured LR
+    schedule, stepped every optimizer step (the `configure_optimizers` of both
+    LightningModules)."""
+    optimizer = torch.optim.AdamW(
+        module.parameters() if parameters is None else parameters,
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+    )
+    total = None
+    if train.lr_schedule != "exponential":
+        total = max(1, int(module.trainer.estimated_stepping_batches))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        partial(
+            lr_factor,
+            warmup_steps=train.warmup_steps,
+            multiply_lr_step=train.multiply_lr_step,
+            schedule=train.lr_schedule,
+            total_steps=total,
+        ),
+    )
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+    }
 
 
 def check_finite(loss: torch.Tensor, step: int, batch: dict) -> None:
@@ -139,7 +198,14 @@ class SignRecognitionModule(L.LightningModule):
         outputs = self.model(batch)
         labels = batch["labels"]
         loss, per_head = weighted_multi_head_loss(
-            outputs["logits"], labels, self.loss_weights
+            outputs["logits"],
+            labels,
+            self.loss_weights,
+            label_smoothing=(
+                self.config.train_parameters.label_smoothing
+                if stage == "train"
+                else 0.0
+            ),
         )
         batch_size = batch["mask"].shape[0]
         log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size}
@@ -188,13 +254,4 @@ class SignRecognitionModule(L.LightningModule):
             self.log(f"freeze/{name}", frozen, on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
-        train = self.config.train_parameters
-        optimizer = torch.optim.AdamW(self.parameters(), lr=train.lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: lr_factor(step, train.warmup_steps, train.multiply_lr_step),
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return make_optimizer(self, self.config.train_parameters)

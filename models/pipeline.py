@@ -9,12 +9,12 @@ from torch import nn
 
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
 import models.transformers  # noqa: F401  pylint: disable=unused-import
-from datasets.landmarks import COMPONENT_SIZES
 from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
 from models.heads import MultiHeadClassifier
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
 from utils.config import SignpipeConfig
 from utils.errors import ConfigError
+from utils.landmark_points import COMPONENT_SIZES
 
 SUBMODULES = ("feature_extractor", "transformer", "heads")
 
@@ -137,9 +137,17 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
     # Both names are checked before anything is built, so a typo fails fast.
     make_extractor = FEATURE_EXTRACTORS.get(extractor_config.pop("name"))
     make_transformer = TRANSFORMERS.get(transformer_config.pop("name"))
-    num_points = sum(COMPONENT_SIZES[c] for c in config.landmarks_parameters.components)
+    landmarks = config.landmarks_parameters
+    num_points = sum(COMPONENT_SIZES[c] for c in landmarks.components)
     extractor = _call_with_known(
-        make_extractor, {**extractor_config, "num_points": num_points}
+        make_extractor,
+        {
+            **extractor_config,
+            "num_points": num_points,
+            "components": landmarks.components,
+            "velocities": landmarks.velocities,
+            "hand_shape_inputs": landmarks.hand_shape_inputs,
+        },
     )
     if config.uses_landmarks() and config.uses_frames():
         extractor = FusedExtractor(
@@ -147,6 +155,7 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
             landmarks=LandmarksEncoder(
                 num_points=num_points,
                 representation_size=config.feature_extractor.representation_size,
+                velocities=landmarks.velocities,
             ),
         )
     transformer = _call_with_known(

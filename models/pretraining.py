@@ -29,13 +29,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from datasets.landmarks import COMPONENT_SIZES
-from models.lightning_module import check_finite, lr_factor
+from models.lightning_module import check_finite, make_optimizer
 from models.pipeline import SignPipeline, build_pipeline
 from models.transformers.hubert import encoder_config
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict, parse_config
 from utils.errors import ConfigError
+from utils.landmark_points import COMPONENT_SIZES
 
 
 def choose_masked_frames(
@@ -259,14 +259,5 @@ class PretrainingModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        train = self.config.train_parameters
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=train.lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: lr_factor(step, train.warmup_steps, train.multiply_lr_step),
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return make_optimizer(self, self.config.train_parameters, trainable)

@@ -26,12 +26,15 @@ from datasets.sign_dataset import collate_clips
 from models.lightning_module import SignRecognitionModule
 from utils.config_loader import parse_config
 from utils.evaluation import (
+    IGNORE_INDEX,
     HeadPredictions,
+    bootstrap_ci95,
     confusion_matrix,
     make_permutation,
     per_class_accuracy,
     permutation_entropy,
     precision_recall_f1,
+    head_results,
     shuffle_batch,
 )
 from utils.plots import MAX_CLASSES, save_head_plots, select_classes
@@ -189,8 +192,11 @@ def test_partial_val_save_writes_json_and_plots(trained, capsys):
         assert set(result[head]) == {
             "top_k_per_instance_acc",
             "top_k_average_per_class_acc",
+            "top1_ci95",
             "loss",
         }
+        low, high = result[head]["top1_ci95"]
+        assert 0.0 <= low <= result[head]["top_k_per_instance_acc"]["top1"] <= high
         for kind in ("top_k_per_instance_acc", "top_k_average_per_class_acc"):
             values = result[head][kind]
             assert set(values) == {"top1", "top5", "top10"}
@@ -471,3 +477,26 @@ def test_plots_stay_readable_with_many_classes(tmp_path):
         confusion.sum(axis=1) + confusion.sum(axis=0) - 2 * confusion.diagonal()
     )
     assert min(off_diagonal[classes]) >= sorted(off_diagonal)[-MAX_CLASSES]
+
+
+def test_bootstrap_interval_narrows_with_more_samples_and_brackets_the_mean() -> None:
+    hits = torch.tensor([True, False] * 10)
+    low, high = bootstrap_ci95(hits)
+    assert low < 0.5 < high
+    many_low, many_high = bootstrap_ci95(hits.repeat(50))
+    assert low < many_low < 0.5 < many_high < high
+    assert bootstrap_ci95(torch.tensor([], dtype=torch.bool)) is None
+    assert bootstrap_ci95(torch.ones(7, dtype=torch.bool)) == (1.0, 1.0)
+
+
+def test_per_signer_top1_counts_each_signers_labelled_samples() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+    labels = torch.tensor([0, 0, 1, IGNORE_INDEX])
+    predictions = HeadPredictions(logits, labels)
+    result = head_results(predictions, ["a", "a", "b", "b"])
+    assert result.per_signer == {
+        "a": {"top1": 0.5, "samples": 2},
+        "b": {"top1": 0.0, "samples": 1},
+    }
+    assert head_results(predictions, [None] * 4).per_signer is None
+    assert "per_signer" not in head_results(predictions).to_dict()

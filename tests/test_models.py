@@ -12,19 +12,32 @@ import torch
 
 from models.pipeline import build_pipeline
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS, Registry
+from utils.config import LANDMARK_ONLY_EXTRACTORS
 from utils.config_loader import parse_config
 from utils.errors import ConfigError
+from utils.landmark_points import COMPONENT_SIZES
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = {"gloss": 5, "hand_location_x": 3}
-IMAGE_EXTRACTORS = [n for n in FEATURE_EXTRACTORS.names() if n != "landmarks_extractor"]
+#: Two clips of 3 frames, the second with 2 real frames.
+MASK = torch.tensor([[True, True, True], [True, True, False]])
+IMAGE_EXTRACTORS = [
+    n for n in FEATURE_EXTRACTORS.names() if n not in LANDMARK_ONLY_EXTRACTORS
+]
 
 
-def tiny_pipeline(tiny_config: dict, extractor: str, transformer: str):
+def tiny_pipeline(
+    tiny_config: dict, extractor: str, transformer: str, landmarks: bool = False
+):
     """The tiny config's pipeline with the given extractor and encoder."""
     raw = copy.deepcopy(tiny_config)
     raw["feature_extractor"]["name"] = extractor
     raw["transformer"]["name"] = transformer
+    if landmarks:
+        raw["train_parameters"]["landmarks"] = True
+        raw["feature_extractor"].pop("model_path")
+        raw["feature_extractor"].update(num_blocks=1, kernel_size=3)
+        raw["landmarks_parameters"] = {"velocities": True}
     torch.manual_seed(0)
     return build_pipeline(parse_config(raw), NUM_CLASSES)
 
@@ -32,7 +45,9 @@ def tiny_pipeline(tiny_config: dict, extractor: str, transformer: str):
 def test_registries_list_the_documented_names() -> None:
     assert FEATURE_EXTRACTORS.names() == [
         "cnn_extractor",
+        "landmarks_conv",
         "landmarks_extractor",
+        "landmarks_stgcn",
         "resnet50_extractor",
     ]
     assert TRANSFORMERS.names() == [
@@ -53,13 +68,11 @@ def test_registry_rejects_duplicates_and_lists_names() -> None:
         registry.get("b")
 
 
-@pytest.mark.parametrize("extractor", IMAGE_EXTRACTORS)
-@pytest.mark.parametrize("transformer", TRANSFORMERS.names())
-def test_pipeline_shapes_finite_and_gradients(tiny_config, extractor, transformer):
-    pipeline = tiny_pipeline(tiny_config, extractor, transformer)
-    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
-    mask = torch.tensor([[True, True, True], [True, True, False]])
-    out = pipeline({"frames": frames, "mask": mask})
+def check_outputs_and_gradients(pipeline, batch: dict) -> None:
+    """The pipeline's outputs on a 2-clip, 3-frame `batch` whose second clip has 2
+    real frames: documented shapes, finite, zero at the padded frame, and every part
+    gets gradients."""
+    out = pipeline(batch)
     width = pipeline.transformer.out_dim
     assert out["spatial"].shape == (2, 3, pipeline.feature_extractor.out_dim)
     assert out["temporal"].shape == (2, 3, width)
@@ -68,7 +81,7 @@ def test_pipeline_shapes_finite_and_gradients(tiny_config, extractor, transforme
         "gloss": (2, 5),
         "hand_location_x": (2, 3),
     }
-    assert torch.isfinite(out["cls"]).all()
+    assert torch.isfinite(out["spatial"]).all() and torch.isfinite(out["cls"]).all()
     assert not out["spatial"][1, 2].any(), "padded frames get zero features"
     loss = sum(logits.sum() for logits in out["logits"].values())
     loss.backward()
@@ -77,6 +90,29 @@ def test_pipeline_shapes_finite_and_gradients(tiny_config, extractor, transforme
             p.grad for p in getattr(pipeline, part).parameters() if p.grad is not None
         ]
         assert grads and any(g.abs().sum() > 0 for g in grads), part
+
+
+@pytest.mark.parametrize("extractor", IMAGE_EXTRACTORS)
+@pytest.mark.parametrize("transformer", TRANSFORMERS.names())
+def test_pipeline_shapes_finite_and_gradients(tiny_config, extractor, transformer):
+    pipeline = tiny_pipeline(tiny_config, extractor, transformer)
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+    check_outputs_and_gradients(pipeline, {"frames": frames, "mask": MASK})
+
+
+@pytest.mark.parametrize("extractor", LANDMARK_ONLY_EXTRACTORS)
+@pytest.mark.parametrize("transformer", TRANSFORMERS.names())
+def test_landmark_pipeline_shapes_finite_and_gradients(
+    tiny_config, extractor, transformer
+):
+    pipeline = tiny_pipeline(tiny_config, extractor, transformer, landmarks=True)
+    points = sum(COMPONENT_SIZES[c] for c in ("pose", "left_hand", "right_hand"))
+    batch = {
+        "landmarks": torch.randn(2, 3, points, 3),
+        "landmark_mask": torch.rand(2, 3, points) > 0.2,
+        "mask": MASK,
+    }
+    check_outputs_and_gradients(pipeline, batch)
 
 
 @pytest.mark.parametrize("transformer", TRANSFORMERS.names())

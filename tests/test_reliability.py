@@ -426,8 +426,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_last_checkpoint(
     calls = {"train": 0}
     real_loss = lightning_module.weighted_multi_head_loss
 
-    def loss_turning_nan(logits, labels, weights):
-        total, per_head = real_loss(logits, labels, weights)
+    def loss_turning_nan(logits, labels, weights, **options):
+        total, per_head = real_loss(logits, labels, weights, **options)
         if torch.is_grad_enabled():  # training, not validation
             calls["train"] += 1
             if calls["train"] >= nan_at_call:

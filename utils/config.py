@@ -16,6 +16,7 @@ from utils.config_augmentations import (  # pylint: disable=unused-import
     AugmentationsParameters,
     JitterValue,
 )
+from utils.config_landmarks import LandmarksParameters
 from utils.config_model import (
     FeatureExtractorConfig,
     HeadConfig,
@@ -27,6 +28,8 @@ from utils.errors import quote
 
 CLASSIFICATION_MODES = ("gloss", "hamnosys")
 LANDMARKS_EXTRACTOR = "landmarks_extractor"
+#: The extractors that read landmarks only (no image frames).
+LANDMARK_ONLY_EXTRACTORS = (LANDMARKS_EXTRACTOR, "landmarks_conv", "landmarks_stgcn")
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 #: The most frames sampled per clip (`num_segments`).
 MAX_FRAMES_PER_CLIP = 10_000
@@ -130,6 +133,37 @@ class TrainParameters(Section):
     default_fps: float | None = Field(None, gt=0.0, le=10_000.0)
     accumulate_grad_batches: int = Field(1, gt=0, le=10_000)
     checkpoint_every_n_steps: int | None = Field(50, gt=0, le=MAX_STEPS)
+    lr_schedule: Literal["exponential", "cosine", "one_cycle"] = Field(
+        "exponential",
+        description="After the linear warm-up over warmup_steps: exponential "
+        "(lr *= multiply_lr_step every step), cosine (to 0 at the last step) or "
+        "one_cycle (half a cosine up from lr/25 over warmup_steps, then down to "
+        "lr/10000 at the last step).",
+    )
+    weight_decay: float = Field(
+        0.01, ge=0.0, le=10.0, description="AdamW's decoupled weight decay."
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Cross-entropy label smoothing of every head (0 = none).",
+    )
+    gradient_clip_norm: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0e6,
+        description="Clip the gradients' global L2 norm to this before every "
+        "optimizer step. null = no clipping.",
+    )
+    ema_decay: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Keep an exponential moving average of the weights with this "
+        "decay per step (e.g. 0.999); validation, checkpoints and test.py then use "
+        "the averaged weights. null = off.",
+    )
 
     @field_validator("classification_mode")
     @classmethod
@@ -147,35 +181,6 @@ class TrainParameters(Section):
         if not modes:
             raise ValueError("classification_mode: the list is empty")
         return list(dict.fromkeys(modes))
-
-
-LandmarkComponent = Literal["pose", "face", "left_hand", "right_hand"]
-
-
-class LandmarksParameters(Section):
-    """Which landmarks to read and how to prepare them (with `landmarks: true`)."""
-
-    components: list[LandmarkComponent] = ["pose", "left_hand", "right_hand"]
-    normalize: bool = True
-    apply_flip: bool = False
-    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
-    memory_cache_mb: int = Field(256, ge=0, le=1_048_576)  # 1 TiB
-
-    @model_validator(mode="after")
-    def _valid_flip(self) -> LandmarksParameters:
-        if not self.components or len(set(self.components)) != len(self.components):
-            raise ValueError(
-                f"components: list each of pose, face, left_hand, right_hand at most "
-                f"once (at least one), got {quote(self.components)}"
-            )
-        if self.apply_flip and "face" in self.components:
-            raise ValueError(
-                "apply_flip: the face mesh has no left/right point pairs here; "
-                "drop 'face' from components or disable apply_flip"
-            )
-        if self.apply_flip and not self.normalize:
-            raise ValueError("apply_flip: needs normalize: true (flips about the body)")
-        return self
 
 
 class FreezeSchedulerConfig(Section):
@@ -267,8 +272,8 @@ class SignpipeConfig(Section):
     def _inputs_consistent(self) -> SignpipeConfig:
         if not self.uses_frames() and not self.uses_landmarks():
             raise ValueError(
-                "feature_extractor.name: landmarks_extractor reads landmarks; set "
-                "train_parameters.landmarks: true"
+                f"feature_extractor.name: {self.feature_extractor.name} reads "
+                "landmarks; set train_parameters.landmarks: true"
             )
         return self
 
@@ -305,8 +310,8 @@ class SignpipeConfig(Section):
         return self
 
     def uses_frames(self) -> bool:
-        """Whether image frames are read (any extractor but landmarks_extractor)."""
-        return self.feature_extractor.name != LANDMARKS_EXTRACTOR
+        """Whether image frames are read (any extractor but the landmark-only ones)."""
+        return self.feature_extractor.name not in LANDMARK_ONLY_EXTRACTORS
 
     def uses_landmarks(self) -> bool:
         """Whether landmarks are read (`train_parameters.landmarks`)."""

@@ -22,6 +22,30 @@ class FeatureExtractorConfig(Section):
     model_path: str = "resnet18"
     pretrained_path: str | None = None
     representation_size: int = Field(256, gt=0, le=MAX_WIDTH)
+    num_blocks: int = Field(
+        3,
+        gt=0,
+        le=64,
+        description="landmarks_conv / landmarks_stgcn: convolution or graph blocks.",
+    )
+    kernel_size: int = Field(
+        17,
+        gt=0,
+        le=255,
+        description="landmarks_conv / landmarks_stgcn: temporal kernel (odd).",
+    )
+    dropout_rate: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="landmarks_conv / landmarks_stgcn: dropout inside the blocks.",
+    )
+
+    @model_validator(mode="after")
+    def _odd_kernel(self) -> FeatureExtractorConfig:
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        return self
 
 
 class TransformerConfig(Section):
@@ -34,6 +58,11 @@ class TransformerConfig(Section):
     output_size: int = Field(256, gt=0, le=MAX_WIDTH)
     dropout_rate: float = Field(0.1, ge=0.0, lt=1.0)
     pretrained_path: str | None = None
+    pooling: Literal["cls", "mean"] = Field(
+        "cls",
+        description="sign_language_transformer: the clip embedding is the output of "
+        "a learned CLS token (cls) or the masked mean of the frame outputs (mean).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_size(self) -> TransformerConfig:

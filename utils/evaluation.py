@@ -12,6 +12,13 @@ not averaged over batches:
   ``average_loss`` is the training loss (`weighted_multi_head_loss`) over the whole
   set: the loss-weighted mean of the heads' losses, heads without labels left out.
 
+* ``top1_ci95``: a 95% bootstrap confidence interval of the per-instance top-1
+  (`BOOTSTRAP_RESAMPLES` resamples of the labelled samples with replacement, seeded,
+  the 2.5th and 97.5th percentiles), so a difference between two models can be read
+  against the noise of a small test set.
+* ``per_signer`` (when the annotation names signers): per-instance top-1 and the
+  labelled count of each signer's samples.
+
 Missing labels (``IGNORE_INDEX``) are ignored per head; a head with no label in the
 set reports ``null`` metrics.
 
@@ -72,14 +79,20 @@ class HeadRes:
     top_k_average_per_class_acc: TopKRes
     loss: float | None
     labelled: int
+    top1_ci95: tuple[float, float] | None = None
+    per_signer: dict[str, dict] | None = None
 
     def to_dict(self) -> dict:
         """The head's entry of the results JSON."""
-        return {
+        result = {
             "top_k_per_instance_acc": self.top_k_per_instance_acc.to_dict(),
             "top_k_average_per_class_acc": self.top_k_average_per_class_acc.to_dict(),
+            "top1_ci95": list(self.top1_ci95) if self.top1_ci95 else None,
             "loss": self.loss,
         }
+        if self.per_signer is not None:
+            result["per_signer"] = self.per_signer
+        return result
 
 
 @dataclass
@@ -261,8 +274,46 @@ def precision_recall_f1(confusion: torch.Tensor) -> torch.Tensor:
     return torch.stack([precision, recall, f1], dim=1).float()
 
 
-def head_results(predictions: HeadPredictions) -> HeadRes:
-    """Top-k accuracies (per instance and per class) and loss of one head."""
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_ci95(
+    hits: torch.Tensor, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float] | None:
+    """The 95% percentile-bootstrap interval of the mean of `hits` `(N,)` bool, or
+    None when N is 0."""
+    if hits.numel() == 0:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randint(hits.numel(), (resamples, hits.numel()), generator=generator)
+    means = hits.float()[rows].mean(dim=1)
+    low, high = torch.quantile(means, torch.tensor([0.025, 0.975])).tolist()
+    return low, high
+
+
+def signer_accuracies(
+    predictions: HeadPredictions, signers: list[str | None]
+) -> dict[str, dict] | None:
+    """`{signer: {"top1": ..., "samples": ...}}` over the labelled samples, sorted by
+    signer; None when no sample names a signer."""
+    if not any(signer is not None for signer in signers):
+        return None
+    hits = top_k_hits(predictions.logits, predictions.labels.clamp(min=0), 1)
+    groups: dict[str, list[bool]] = {}
+    for signer, hit, label in zip(signers, hits.tolist(), predictions.labels.tolist()):
+        if label != IGNORE_INDEX:
+            groups.setdefault("none" if signer is None else str(signer), []).append(hit)
+    return {
+        signer: {"top1": sum(values) / len(values), "samples": len(values)}
+        for signer, values in sorted(groups.items())
+    }
+
+
+def head_results(
+    predictions: HeadPredictions, signers: list[str | None] | None = None
+) -> HeadRes:
+    """Top-k accuracies (per instance and per class), the top-1 interval, the loss
+    and, given each sample's signer, the per-signer top-1 of one head."""
     logits, labels = predictions.labelled()
     instance = per_instance_accuracy(logits, labels)
     per_class = per_class_accuracy(logits, labels)
@@ -274,6 +325,8 @@ def head_results(predictions: HeadPredictions) -> HeadRes:
         top_k_average_per_class_acc=TopKRes(*(per_class[k] for k in TOP_KS)),
         loss=loss,
         labelled=int(labels.numel()),
+        top1_ci95=bootstrap_ci95(top_k_hits(logits, labels, 1)),
+        per_signer=signer_accuracies(predictions, signers) if signers else None,
     )
 
 
@@ -446,14 +499,16 @@ def evaluate_predictions(
     set_name: str,
     checkpoint: str,
     perm: list[int] | None = None,
+    signers: list[str | None] | None = None,
 ) -> EvalRes:
-    """Every metric of a set from its collected predictions."""
+    """Every metric of a set from its collected predictions (`signers`: each
+    sample's signer, in sample order, for the per-signer breakdown)."""
     samples = len(next(iter(predictions.values())).labels) if predictions else 0
     return EvalRes(
         set=set_name,
         samples=samples,
         checkpoint=checkpoint,
-        heads={head: head_results(p) for head, p in predictions.items()},
+        heads={head: head_results(p, signers) for head, p in predictions.items()},
         average_loss=average_loss(predictions, loss_weights),
         perm=list(perm) if perm is not None else None,
         shannon_entropy=permutation_entropy(perm) if perm is not None else None,
@@ -495,6 +550,15 @@ def format_table(result: EvalRes) -> str:
         "top1/5/10: per-instance accuracy; cls1/5/10: average per-class accuracy; "
         f"n: labelled samples. average loss: {cell(result.average_loss, 0, 4)}"
     )
+    for head, res in result.heads.items():
+        if res.top1_ci95 is not None:
+            low, high = res.top1_ci95
+            lines.append(f"{head}: top1 95% bootstrap interval [{low:.3f}, {high:.3f}]")
+        for signer, entry in (res.per_signer or {}).items():
+            lines.append(
+                f"{head}: signer {signer}: top1 {entry['top1']:.3f} "
+                f"({entry['samples']} samples)"
+            )
     return "\n".join(lines)
 
 

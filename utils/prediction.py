@@ -31,7 +31,7 @@ from data_preprocessing.extract_landmarks import (
 )
 from data_preprocessing.video_io import VideoReader, check_unique_names, find_videos
 from datasets.index import IMAGE_SUFFIXES, list_frames, read_fps
-from datasets.landmarks import hand_offsets, landmark_file, normalise, read_landmarks
+from datasets.landmarks import PointLayout, landmark_file, prepare_clip, read_landmarks
 from datasets.sampling import sample_indices
 from datasets.sign_dataset import collate_clips, decode_image
 from datasets.transforms import build_clip_transform, decode_size_hint
@@ -301,12 +301,10 @@ def _landmark_clip(
             f"{source}: the landmarks have {len(points)} frames, but frame "
             f"{max(rows)} is needed"
         )
-    clip = points[rows]
-    if parameters.normalize:
-        shoulder = shoulders[rows] if shoulders is not None else None
-        clip, present = normalise(clip, shoulder, hand_offsets(parameters.components))
-    else:
-        clip, present = normalise(clip, None)
+    shoulder = shoulders[rows] if shoulders is not None else None
+    clip, present = prepare_clip(
+        points[rows], shoulder, parameters, PointLayout.of(parameters.components)
+    )
     return torch.from_numpy(clip), torch.from_numpy(present)
 
 

@@ -16,7 +16,11 @@ from typing import BinaryIO, Callable
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    EMAWeightAveraging,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -161,6 +165,9 @@ def _callbacks(config: SignpipeConfig, save_dir: Path) -> tuple[list, ModelCheck
         config.train_parameters.checkpoint_every_n_steps,
     )
     callbacks = [best, last, LearningRateMonitor(logging_interval="step")]
+    if config.train_parameters.ema_decay is not None:
+        # Validation, checkpoints and the final weights use the averaged weights.
+        callbacks.append(EMAWeightAveraging(decay=config.train_parameters.ema_decay))
     transfer = config.transfer
     if transfer.freeze_parts:
         callbacks.append(
@@ -267,6 +274,7 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
     trainer = _make_trainer(
         max_epochs=train_parameters.epochs,
         accumulate_grad_batches=train_parameters.accumulate_grad_batches,
+        gradient_clip_val=train_parameters.gradient_clip_norm,
         fast_dev_run=train_parameters.fast_dev_run,
         logger=build_loggers(config, save_dir, options.resume),
         callbacks=callbacks,

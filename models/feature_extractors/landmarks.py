@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.feature_extractors.landmark_encoders import point_channels, point_inputs
 from models.registry import FEATURE_EXTRACTORS
 
 
@@ -17,13 +18,17 @@ class LandmarksEncoder(nn.Module):
     Args:
         num_points: K, the number of landmarks per frame.
         representation_size: the size of the per-frame features returned.
+        velocities: add each point's motion to its inputs.
     """
 
-    def __init__(self, *, num_points: int, representation_size: int) -> None:
+    def __init__(
+        self, *, num_points: int, representation_size: int, velocities: bool = False
+    ) -> None:
         super().__init__()
         self.out_dim = representation_size
+        self.velocities = velocities
         self.mlp = nn.Sequential(
-            nn.Linear(num_points * 4, representation_size * 2),
+            nn.Linear(num_points * point_channels(velocities), representation_size * 2),
             nn.GELU(),
             nn.Linear(representation_size * 2, representation_size),
             nn.LayerNorm(representation_size),
@@ -39,19 +44,19 @@ class LandmarksEncoder(nn.Module):
         Returns:
             `(B, T, representation_size)` features, zero at padded frames.
         """
-        present = batch["landmark_mask"].unsqueeze(-1).to(batch["landmarks"].dtype)
-        inputs = torch.cat([batch["landmarks"] * present, present], dim=-1)
-        features = self.mlp(inputs.flatten(2))
+        features = self.mlp(point_inputs(batch, self.velocities).flatten(2))
         return features * batch["mask"].unsqueeze(-1).to(features.dtype)
 
 
 @FEATURE_EXTRACTORS.register("landmarks_extractor")
 def landmarks_extractor(
-    *, num_points: int, representation_size: int
+    *, num_points: int, representation_size: int, velocities: bool = False
 ) -> LandmarksEncoder:
     """Landmarks only: no image frames are read."""
     return LandmarksEncoder(
-        num_points=num_points, representation_size=representation_size
+        num_points=num_points,
+        representation_size=representation_size,
+        velocities=velocities,
     )
 
 

@@ -62,6 +62,7 @@ def weighted_multi_head_loss(
     logits: dict[str, torch.Tensor],
     labels: dict[str, torch.Tensor],
     weights: dict[str, float],
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted mean of the heads' cross-entropy losses, missing labels ignored.
 
@@ -73,6 +74,7 @@ def weighted_multi_head_loss(
         logits: `{head: (B, C) logits}`.
         labels: `{head: (B,) long}` with `IGNORE_INDEX` where missing.
         weights: `{head: loss weight}`.
+        label_smoothing: cross-entropy label smoothing (training only; 0 = none).
 
     Returns:
         The total loss (scalar) and `{head: loss}` (0 for heads without labels).
@@ -84,7 +86,11 @@ def weighted_multi_head_loss(
         target = labels[name]
         count = (target != IGNORE_INDEX).sum()
         summed = F.cross_entropy(
-            head_logits.float(), target, ignore_index=IGNORE_INDEX, reduction="sum"
+            head_logits.float(),
+            target,
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+            label_smoothing=label_smoothing,
         )
         head_loss = summed / count.clamp(min=1)
         present = (count > 0).to(head_loss.dtype) * weights[name]

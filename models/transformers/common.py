@@ -45,3 +45,9 @@ class ClsToken(nn.Module):
         tokens = torch.cat([self.token.expand(batch, -1, -1), tokens], dim=1)
         mask = torch.cat([mask.new_ones(batch, 1), mask], dim=1)
         return tokens, mask
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of `(B, T, D)` `values` over the real frames of `(B, T)` `mask`."""
+    weights = mask.unsqueeze(-1).to(values.dtype)
+    return (values * weights).sum(1) / weights.sum(1).clamp(min=1.0)

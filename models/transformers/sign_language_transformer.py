@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from models.registry import TRANSFORMERS
-from models.transformers.common import ClsToken, sinusoidal_positions
+from models.transformers.common import ClsToken, masked_mean, sinusoidal_positions
 
 
 @TRANSFORMERS.register("sign_language_transformer")
@@ -22,6 +22,8 @@ class SignLanguageTransformer(nn.Module):
         num_attention_heads: attention heads per layer.
         num_encoder_layers: encoder layers.
         dropout_rate: dropout inside the encoder.
+        pooling: `cls` (the output of a learned token prepended to the frames) or
+            `mean` (the masked mean of the frame outputs) as the clip embedding.
     """
 
     def __init__(
@@ -33,11 +35,12 @@ class SignLanguageTransformer(nn.Module):
         num_attention_heads: int,
         num_encoder_layers: int,
         dropout_rate: float,
+        pooling: str = "cls",
     ) -> None:
         super().__init__()
         self.out_dim = output_size
         self.input_projection = nn.Linear(input_dim, output_size)
-        self.cls = ClsToken(output_size)
+        self.cls = ClsToken(output_size) if pooling == "cls" else None
         layer = nn.TransformerEncoderLayer(
             d_model=output_size,
             nhead=num_attention_heads,
@@ -68,6 +71,9 @@ class SignLanguageTransformer(nn.Module):
         tokens = tokens + sinusoidal_positions(
             tokens.shape[1], self.out_dim, tokens.device
         ).to(tokens.dtype)
+        if self.cls is None:
+            encoded = self.norm(self.encoder(tokens, src_key_padding_mask=~mask))
+            return masked_mean(encoded, mask), encoded
         tokens, full_mask = self.cls(tokens, mask)
         encoded = self.norm(self.encoder(tokens, src_key_padding_mask=~full_mask))
         return encoded[:, 0], encoded[:, 1:]
@@ -92,6 +98,4 @@ class FakeTransformer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a batch of clips (shapes as `SignLanguageTransformer.forward`)."""
         temporal = self.linear(features)
-        weights = mask.unsqueeze(-1).to(temporal.dtype)
-        pooled = (temporal * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return pooled, temporal
+        return masked_mean(temporal, mask), temporal

@@ -1,0 +1,323 @@
+"""Landmark encoders for real data: depthwise 1-D convolutions, and an ST-GCN.
+
+Both read a batch's `landmarks` `(B, T, K, 3)` (normalised, 0 where absent) and
+`landmark_mask` `(B, T, K)` and return `(B, T, D)` features for a temporal encoder.
+Each point's inputs are its coordinates, a presence flag and, with `velocities`, its
+motion since the previous frame (0 where either frame lacks the point).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.registry import FEATURE_EXTRACTORS
+from utils.landmark_points import (
+    COMPONENT_EDGES,
+    COMPONENT_SIZES,
+    HAND_POINTS,
+    MIDDLE_FINGER_MCP,
+    POSE_WRIST_OF_HAND,
+    hand_starts,
+)
+
+
+def point_inputs(
+    batch: dict, velocities: bool, hands: list[int] | None = None
+) -> torch.Tensor:
+    """Per-point inputs `(B, T, K, C)`: x, y, z, presence [, dx, dy, dz] [, the
+    point's position relative to its hand's wrist in palm lengths (0 for points
+    outside the `hands`, whose start indices are given)]."""
+    points = batch["landmarks"]
+    present = (batch["landmark_mask"] & batch["mask"].unsqueeze(-1)).to(points.dtype)
+    inputs = [points * present.unsqueeze(-1), present.unsqueeze(-1)]
+    if velocities:
+        both = (present[:, 1:] * present[:, :-1]).unsqueeze(-1)
+        motion = (points[:, 1:] - points[:, :-1]) * both
+        inputs.append(F.pad(motion, (0, 0, 0, 0, 1, 0)))
+    if hands is not None:
+        inputs.append(_hand_shapes(points, present, hands))
+    return torch.cat(inputs, dim=-1)
+
+
+def _hand_shapes(
+    points: torch.Tensor, present: torch.Tensor, hands: list[int]
+) -> torch.Tensor:
+    """`(B, T, K, 3)`: each hand point relative to its wrist, in palm lengths."""
+    shapes = torch.zeros_like(points)
+    for start in hands:
+        hand = points[:, :, start : start + HAND_POINTS]
+        wrist = hand[:, :, :1]
+        palm = (hand[:, :, MIDDLE_FINGER_MCP, :2] - wrist[:, :, 0, :2]).norm(dim=-1)
+        relative = (hand - wrist) / palm.clamp(min=1e-3)[..., None, None]
+        visible = present[:, :, start : start + HAND_POINTS].unsqueeze(-1)
+        shapes[:, :, start : start + HAND_POINTS] = relative * visible
+    return shapes
+
+
+def point_channels(velocities: bool, hand_shapes: bool = False) -> int:
+    """C of `point_inputs`."""
+    return 4 + 3 * velocities + 3 * hand_shapes
+
+
+class DepthwiseConvBlock(nn.Module):
+    """Pre-norm residual block: gated linear unit, depthwise temporal convolution,
+    batch norm, SiLU, projection (the Kaggle ISLR winners' 1-D block).
+
+    Args:
+        dim: feature size.
+        kernel_size: temporal kernel (odd).
+        dropout_rate: dropout on the block's output.
+    """
+
+    def __init__(self, *, dim: int, kernel_size: int, dropout_rate: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.expand = nn.Linear(dim, 2 * dim)
+        self.depthwise = nn.Conv1d(
+            dim, dim, kernel_size, padding=kernel_size // 2, groups=dim
+        )
+        self.batch_norm = nn.BatchNorm1d(dim)
+        self.project = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`(B, T, dim)` features and `(B, T)` mask -> `(B, T, dim)`."""
+        values, gates = self.expand(self.norm(features)).chunk(2, dim=-1)
+        hidden = values * torch.sigmoid(gates) * mask.unsqueeze(-1)
+        hidden = F.silu(self.batch_norm(self.depthwise(hidden.transpose(1, 2))))
+        return features + self.dropout(self.project(hidden.transpose(1, 2)))
+
+
+class PointEncoder(nn.Module):  # pylint: disable=abstract-method
+    """The shared front of the landmark encoders: each point's inputs (see
+    `point_inputs`), standardised by a batch norm over the real frames, since
+    positions, hand shapes and motions differ in scale by an order of magnitude.
+
+    Args:
+        components: the configured landmark components, in order.
+        representation_size: D, the output size.
+        velocities: add each point's motion to its inputs.
+        hand_shape_inputs: add each hand point's position relative to its wrist.
+    """
+
+    def __init__(
+        self,
+        *,
+        components: list[str],
+        representation_size: int,
+        velocities: bool,
+        hand_shape_inputs: bool,
+    ) -> None:
+        super().__init__()
+        self.out_dim = representation_size
+        self.velocities = velocities
+        self.hands = hand_starts(components) if hand_shape_inputs else None
+        self.channels = point_channels(velocities, hand_shape_inputs)
+        self.num_points = sum(COMPONENT_SIZES[c] for c in components)
+        self.input_norm = nn.BatchNorm1d(self.num_points * self.channels)
+
+    def standardised_inputs(self, batch: dict) -> torch.Tensor:
+        """`(B, T, K, C)` point inputs; statistics from the real frames only
+        (padding would pull them to 0), padded frames left at 0."""
+        inputs = point_inputs(batch, self.velocities, self.hands)
+        real = batch["mask"]
+        flat = inputs.flatten(2)
+        flat = flat.masked_scatter(
+            real.unsqueeze(-1), self.input_norm(flat[real]).to(flat.dtype)
+        )
+        return flat.view(inputs.shape)
+
+
+@FEATURE_EXTRACTORS.register("landmarks_conv")
+class ConvLandmarksEncoder(PointEncoder):
+    """Each frame's points standardised (batch norm over the real frames) and embedded
+    by an MLP, then depthwise convolution blocks over time, so each frame's features
+    see its neighbours before the transformer.
+
+    Args:
+        components: the configured landmark components, in order.
+        representation_size: D, the output size.
+        num_blocks: convolution blocks.
+        kernel_size: their temporal kernel.
+        dropout_rate: dropout in the blocks.
+        velocities: add each point's motion to its inputs.
+        hand_shape_inputs: add each hand point's position relative to its wrist.
+    """
+
+    def __init__(
+        self,
+        *,
+        components: list[str],
+        representation_size: int,
+        num_blocks: int,
+        kernel_size: int,
+        dropout_rate: float,
+        velocities: bool,
+        hand_shape_inputs: bool = False,
+    ) -> None:
+        super().__init__(
+            components=components,
+            representation_size=representation_size,
+            velocities=velocities,
+            hand_shape_inputs=hand_shape_inputs,
+        )
+        inputs = self.num_points * self.channels
+        self.embed = nn.Sequential(
+            nn.Linear(inputs, representation_size),
+            nn.LayerNorm(representation_size),
+            nn.SiLU(),
+            nn.Linear(representation_size, representation_size),
+        )
+        self.blocks = nn.ModuleList(
+            DepthwiseConvBlock(
+                dim=representation_size,
+                kernel_size=kernel_size,
+                dropout_rate=dropout_rate,
+            )
+            for _ in range(num_blocks)
+        )
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """`(B, T, D)` features, zero at padded frames (batch keys as above)."""
+        mask = batch["mask"].to(batch["landmarks"].dtype)
+        features = self.embed(self.standardised_inputs(batch).flatten(2))
+        for block in self.blocks:
+            features = block(features, mask)
+        return features * mask.unsqueeze(-1)
+
+
+def skeleton_adjacency(components: list[str]) -> torch.Tensor:
+    """The `(K, K)` normalised adjacency (self loops included) of the components'
+    skeleton: hand bones, pose connections, and each hand's wrist joined to the
+    pose wrist when both are configured. Face points have self loops only."""
+    offsets, offset = {}, 0
+    for component in components:
+        offsets[component] = offset
+        offset += COMPONENT_SIZES[component]
+    adjacency = torch.eye(offset)
+    for component in components:
+        base = offsets[component]
+        for a, b in COMPONENT_EDGES.get(component, ()):
+            adjacency[base + a, base + b] = adjacency[base + b, base + a] = 1.0
+        if component in POSE_WRIST_OF_HAND and "pose" in offsets:
+            wrist = offsets["pose"] + POSE_WRIST_OF_HAND[component]
+            adjacency[base, wrist] = adjacency[wrist, base] = 1.0
+    degree = adjacency.sum(1).rsqrt()
+    return degree[:, None] * adjacency * degree[None, :]
+
+
+class GraphBlock(nn.Module):
+    """One ST-GCN block: graph convolution over the points (fixed skeleton times a
+    learned edge importance), then a depthwise temporal convolution (a separable
+    variant: the graph step mixes channels, which keeps it fast on a CPU), with a
+    residual.
+
+    Args:
+        adjacency: `(K, K)` normalised adjacency.
+        in_channels: channels per point coming in.
+        out_channels: channels per point going out.
+        kernel_size: temporal kernel (odd).
+        dropout_rate: dropout after the temporal convolution.
+    """
+
+    def __init__(
+        self,
+        *,
+        adjacency: torch.Tensor,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dropout_rate: float,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.importance = nn.Parameter(torch.ones_like(adjacency))
+        self.spatial = nn.Conv2d(in_channels, out_channels, 1)
+        self.activate = nn.Sequential(nn.BatchNorm2d(out_channels), nn.SiLU())
+        self.temporal = nn.Sequential(
+            nn.Conv2d(
+                out_channels,
+                out_channels,
+                (kernel_size, 1),
+                padding=(kernel_size // 2, 0),
+                groups=out_channels,
+            ),
+            nn.BatchNorm2d(out_channels),
+            nn.Dropout(dropout_rate),
+        )
+        self.residual = (
+            nn.Identity()
+            if in_channels == out_channels
+            else nn.Conv2d(in_channels, out_channels, 1)
+        )
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`(B, C, T, K)` features and `(B, T)` mask -> `(B, C', T, K)`."""
+        mixed = torch.einsum(
+            "bctk,kj->bctj",
+            self.spatial(features),
+            self.adjacency * self.importance,
+        )
+        # Padded frames are zeroed before the temporal convolution reads them, so a
+        # clip's features do not depend on how far its batch is padded.
+        hidden = self.activate(mixed) * mask[:, None, :, None]
+        return F.silu(self.temporal(hidden) + self.residual(features))
+
+
+@FEATURE_EXTRACTORS.register("landmarks_stgcn")
+class GraphLandmarksEncoder(PointEncoder):
+    """A spatial-temporal graph convolution network over the skeleton (ST-GCN, as
+    OpenHands' pose model), pooled over the points of each frame.
+
+    Args:
+        components: the configured landmark components, in order.
+        representation_size: D, the output size (the last block's channels).
+        num_blocks: graph blocks; channels grow from D/4 to D.
+        kernel_size: their temporal kernel.
+        dropout_rate: dropout in the blocks.
+        velocities: add each point's motion to its inputs.
+        hand_shape_inputs: add each hand point's position relative to its wrist.
+    """
+
+    def __init__(
+        self,
+        *,
+        components: list[str],
+        representation_size: int,
+        num_blocks: int,
+        kernel_size: int,
+        dropout_rate: float,
+        velocities: bool,
+        hand_shape_inputs: bool = False,
+    ) -> None:
+        super().__init__(
+            components=components,
+            representation_size=representation_size,
+            velocities=velocities,
+            hand_shape_inputs=hand_shape_inputs,
+        )
+        adjacency = skeleton_adjacency(components)
+        hidden = [max(8, representation_size // 4)] * max(0, num_blocks - 2)
+        hidden += [max(8, representation_size // 2), representation_size]
+        widths = [self.channels] + hidden[-num_blocks:]
+        self.blocks = nn.ModuleList(
+            GraphBlock(
+                adjacency=adjacency,
+                in_channels=widths[i],
+                out_channels=widths[i + 1],
+                kernel_size=kernel_size,
+                dropout_rate=dropout_rate,
+            )
+            for i in range(num_blocks)
+        )
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """`(B, T, D)` features, zero at padded frames (batch keys as above)."""
+        features = self.standardised_inputs(batch)  # (B, T, K, C)
+        mask = batch["mask"].to(features.dtype)
+        features = features.permute(0, 3, 1, 2) * mask[:, None, :, None]  # (B,C,T,K)
+        for block in self.blocks:
+            features = block(features, mask) * mask[:, None, :, None]
+        return features.mean(-1).transpose(1, 2) * mask.unsqueeze(-1)
