@@ -150,7 +150,9 @@ def check_resumable(path: Path, config: SignpipeConfig, num_classes: dict) -> No
         )
 
 
-def _callbacks(config: SignpipeConfig, save_dir: Path) -> tuple[list, ModelCheckpoint]:
+def _callbacks(
+    config: SignpipeConfig, save_dir: Path
+) -> tuple[list, ModelCheckpoint, LastCheckpoint]:
     best = ModelCheckpoint(
         dirpath=save_dir / "checkpoints",
         filename="best",
@@ -167,7 +169,9 @@ def _callbacks(config: SignpipeConfig, save_dir: Path) -> tuple[list, ModelCheck
     callbacks = [best, last, LearningRateMonitor(logging_interval="step")]
     if config.train_parameters.ema_decay is not None:
         # Validation, checkpoints and the final weights use the averaged weights.
-        callbacks.append(EMAWeightAveraging(decay=config.train_parameters.ema_decay))
+        # Before `last`: hooks run in list order, and a step's save must hold that
+        # step's update of the average, or --resume loses it.
+        callbacks.insert(1, EMAWeightAveraging(decay=config.train_parameters.ema_decay))
     transfer = config.transfer
     if transfer.freeze_parts:
         callbacks.append(
@@ -179,7 +183,7 @@ def _callbacks(config: SignpipeConfig, save_dir: Path) -> tuple[list, ModelCheck
                 until_convergence=transfer.freeze_until_convergence,
             )
         )
-    return callbacks, best
+    return callbacks, best, last
 
 
 def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
@@ -269,7 +273,7 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
         resume_from = config.general_parameters.run_dir() / "checkpoints" / "last.ckpt"
         check_resumable(resume_from, config, datamodule.num_classes)
     save_dir = prepare_output_dir(config)
-    callbacks, best = _callbacks(config, save_dir)
+    callbacks, best, last = _callbacks(config, save_dir)
     train_parameters = config.train_parameters
     trainer = _make_trainer(
         max_epochs=train_parameters.epochs,
@@ -286,7 +290,6 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
         **device_args,
     )
     check_evaluation_processes(len(datamodule.val_samples), trainer.world_size)
-    last: LastCheckpoint = callbacks[1]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         try:
