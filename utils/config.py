@@ -43,19 +43,76 @@ AnnotationSource = str | dict[Literal["train", "val", "test"], str] | None
 
 
 class GeneralParameters(Section):
-    """Where the data is, where results go, and run-wide settings."""
+    """Where the data is, where the results go, and run-wide settings: the device,
+    the loader processes, the seed."""
 
-    data_path: str | list[str] = "data/sample"
-    annotation_file: AnnotationSource | list[AnnotationSource] = None
-    annotation_separator: str | None = None
-    ratio_train_test: float = Field(0.8, gt=0.0, lt=1.0)
-    workers: int = Field(2, ge=0, le=256)
-    gpu: int = Field(-1, ge=-1, le=255)
-    path_to_save: str = "runs/default"
-    seed: int = Field(42, ge=0, le=2**32 - 1)  # the range numpy and Lightning take
-    neptune: bool = False
-    frame_cache: bool = False
-    frame_cache_dir: str = "~/.cache/signpipe/frames"
+    data_path: str | list[str] = Field(
+        "data/sample",
+        description="A dataset root (a directory), or a list of roots whose samples "
+        "are combined into one dataset. An empty list is an error.",
+    )
+    annotation_file: AnnotationSource | list[AnnotationSource] = Field(
+        None,
+        description="null: each root has one `test_<mode>.txt` per classification "
+        "mode. A file name (relative to each root, or absolute): one file per root "
+        "with the columns of every trained head. `{train: a.txt, val: b.txt, test: "
+        "c.txt}`: a file per split, for datasets that ship their own split (`train` "
+        "needed). A list: one of these per root, in `data_path` order.",
+    )
+    annotation_separator: str | None = Field(
+        None,
+        description="The column separator of the annotation files: null for any "
+        "whitespace, or one character such as `,` or a tab for CSV-style columns "
+        "(quotes allowed, cells stripped).",
+    )
+    ratio_train_test: float = Field(
+        0.8,
+        gt=0.0,
+        lt=1.0,
+        description="The share of the samples without a `split` value that goes "
+        "into training (per class, or by whole signers); the rest is validation.",
+    )
+    workers: int = Field(
+        2,
+        ge=0,
+        le=256,
+        description="DataLoader worker processes (kept alive between epochs); 0 "
+        "loads in the main process.",
+    )
+    gpu: int = Field(
+        -1,
+        ge=-1,
+        le=255,
+        description="-1 runs on the CPU; 0, 1, ... runs on that CUDA device (an "
+        "error if it does not exist). `trainer.devices` spreads a run over several.",
+    )
+    path_to_save: str = Field(
+        "runs/default",
+        description="The run directory. A name ending in `.pth`, `.pt`, `.ckpt` or "
+        "`.bin` is a weights file instead: the run directory is a folder of the same "
+        "name beside it, and the final weights are written to the file.",
+    )
+    seed: int = Field(
+        42,
+        ge=0,
+        le=2**32 - 1,  # the range numpy and Lightning take
+        description="Seeds Lightning (workers included), the train/validation split, "
+        "the temporal sampling and the frame permutation of `test.py`.",
+    )
+    neptune: bool = Field(
+        False, description="Also log to Neptune (the same as `train.py --neptune`)."
+    )
+    frame_cache: bool = Field(
+        False,
+        description="Decode, resize and crop every clip's frames once into a "
+        "memory-mapped file and read that instead of the images. Needs "
+        "`augmentations_parameters.apply_resize` and `apply_center_crop`.",
+    )
+    frame_cache_dir: str = Field(
+        "~/.cache/signpipe/frames",
+        description="Where the frame cache files go (`~` is expanded); only used "
+        "with `frame_cache`.",
+    )
 
     @field_validator("path_to_save")
     @classmethod
@@ -115,54 +172,133 @@ class GeneralParameters(Section):
 
 
 class TrainParameters(Section):
-    """What to train and for how long."""
+    """What to train, on which inputs, and for how long; the optimizer and its
+    schedule.
+
+    The optimizer is AdamW over all parameters (`lr`, `weight_decay`). The
+    learning-rate schedule advances once per optimizer step: a linear warm-up over
+    `warmup_steps` to `lr`, then the decay `lr_schedule` names. Step counts are
+    optimizer steps, so with `accumulate_grad_batches: N` one step is N batches.
+    """
 
     classification_mode: (
         Literal["gloss", "hamnosys"] | list[Literal["gloss", "hamnosys"]]
-    ) = "hamnosys"
-    epochs: int = Field(10, gt=0, le=1_000_000)
-    batch_size: int = Field(8, gt=0, le=65_536)
-    lr: float = Field(3.0e-4, gt=0.0)
-    num_segments: int = Field(8, gt=0, le=MAX_FRAMES_PER_CLIP)
-    time: float | None = Field(None, gt=0.0, le=3600.0)
-    fast_dev_run: bool = False
-    pre_training: bool = False
-    landmarks: bool = False
-    warmup_steps: int = Field(20, ge=0, le=MAX_STEPS)
-    multiply_lr_step: float = Field(0.999, gt=0.0, le=1.0)
-    default_fps: float | None = Field(None, gt=0.0, le=10_000.0)
-    accumulate_grad_batches: int = Field(1, gt=0, le=10_000)
-    checkpoint_every_n_steps: int | None = Field(50, gt=0, le=MAX_STEPS)
+    ) = Field(
+        "hamnosys",
+        description="Which head groups of `heads` are trained. A list such as "
+        "`[gloss, hamnosys]` trains both groups together (joint training); every "
+        "listed mode needs at least one head under `heads.<mode>`.",
+    )
+    epochs: int = Field(10, gt=0, le=1_000_000, description="The most epochs to train.")
+    batch_size: int = Field(
+        8, gt=0, le=65_536, description="Clips per batch, in each process."
+    )
+    lr: float = Field(
+        3.0e-4,
+        gt=0.0,
+        description="The base learning rate of AdamW (reached at the end of the "
+        "warm-up).",
+    )
+    num_segments: int = Field(
+        8,
+        gt=0,
+        le=MAX_FRAMES_PER_CLIP,
+        description="Frames sampled per clip. A shorter clip gives fewer frames "
+        "(padded and masked in the batch; none is repeated).",
+    )
+    time: float | None = Field(
+        None,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds between sampled frames. null spreads the "
+        "`num_segments` frames evenly over the clip; with a number every sample "
+        "needs an FPS (its properties file, its landmark file, or `default_fps`).",
+    )
+    fast_dev_run: bool = Field(
+        False,
+        description="Lightning's smoke test: one training and one validation batch, "
+        "without loggers or `best.ckpt`.",
+    )
+    pre_training: bool = Field(
+        False,
+        description="Train the self-supervised masked-reconstruction objective of "
+        "the extractor and encoder instead of the heads.",
+    )
+    landmarks: bool = Field(
+        False,
+        description="Read each sample's landmark file (see `landmarks_parameters`). "
+        "With a landmark extractor the model reads landmarks only; with an image "
+        "extractor, image and landmark features of each frame are fused.",
+    )
+    warmup_steps: int = Field(
+        20,
+        ge=0,
+        le=MAX_STEPS,
+        description="Optimizer steps of the warm-up: the learning rate rises "
+        "linearly to `lr` (`one_cycle`: along half a cosine from `lr`/25). 0 = none.",
+    )
+    multiply_lr_step: float = Field(
+        0.999,
+        gt=0.0,
+        le=1.0,
+        description="`exponential` schedule: after the warm-up, the learning rate is "
+        "multiplied by this after every optimizer step (1 = constant).",
+    )
+    default_fps: float | None = Field(
+        None,
+        gt=0.0,
+        le=10_000.0,
+        description="The frames per second assumed for samples that have none; only "
+        "used with `time`.",
+    )
+    accumulate_grad_batches: int = Field(
+        1,
+        gt=0,
+        le=10_000,
+        description="Batches whose gradients are summed into one optimizer step "
+        "(Lightning's gradient accumulation).",
+    )
+    checkpoint_every_n_steps: int | None = Field(
+        50,
+        gt=0,
+        le=MAX_STEPS,
+        description="Save `last.ckpt` every this many optimizer steps; null saves it "
+        "only at the end of each epoch (and when the run is interrupted).",
+    )
     lr_schedule: Literal["exponential", "cosine", "one_cycle"] = Field(
         "exponential",
-        description="After the linear warm-up over warmup_steps: exponential "
-        "(lr *= multiply_lr_step every step), cosine (to 0 at the last step) or "
-        "one_cycle (half a cosine up from lr/25 over warmup_steps, then down to "
-        "lr/10000 at the last step).",
+        description="The decay after the warm-up: `exponential` (multiplied by "
+        "`multiply_lr_step` every step), `cosine` (half a cosine down to 0 at the "
+        "last step) or `one_cycle` (warm-up along half a cosine from `lr`/25, then "
+        "half a cosine down to `lr`/10000 at the last step).",
     )
     weight_decay: float = Field(
-        0.01, ge=0.0, le=10.0, description="AdamW's decoupled weight decay."
+        0.01,
+        ge=0.0,
+        le=10.0,
+        description="AdamW's decoupled weight decay (0 = none).",
     )
     label_smoothing: float = Field(
         0.0,
         ge=0.0,
         lt=1.0,
-        description="Cross-entropy label smoothing of every head (0 = none).",
+        description="Label smoothing of every head's training cross-entropy (0 = "
+        "none); validation and test losses are plain.",
     )
     gradient_clip_norm: float | None = Field(
         None,
         gt=0.0,
         le=1.0e6,
         description="Clip the gradients' global L2 norm to this before every "
-        "optimizer step. null = no clipping.",
+        "optimizer step; null = no clipping.",
     )
     ema_decay: float | None = Field(
         None,
         gt=0.0,
         lt=1.0,
         description="Keep an exponential moving average of the weights with this "
-        "decay per step (e.g. 0.999); validation, checkpoints and test.py then use "
-        "the averaged weights. null = off.",
+        "decay per optimizer step (e.g. 0.999); validation, the checkpoints, the "
+        "final weights and `test.py` then use the averaged weights. null = off.",
     )
 
     @field_validator("classification_mode")
@@ -184,12 +320,38 @@ class TrainParameters(Section):
 
 
 class FreezeSchedulerConfig(Section):
-    """Which submodules are frozen when (True = frozen)."""
+    """A fixed schedule of which submodules are frozen when.
 
-    model_params: dict[str, list[bool]]
-    freeze_pattern_repeats: list[int]
-    freeze_mode: Literal["epoch", "step"] = "epoch"
-    verbose: bool = True
+    The section is optional: leave it out (or write `null`) to train every module all
+    the time; when present, `model_params` and `freeze_pattern_repeats` are
+    required. It cannot be combined with `transfer.freeze_parts` nor with
+    `train_parameters.pre_training`.
+
+    Pattern `i` (the `i`-th entry of every list in `model_params`) holds for
+    `freeze_pattern_repeats[i]` epochs or steps, from epoch or step 0; after the last
+    pattern every listed module is unfrozen for the rest of training, and modules not
+    listed are never touched. Module names are `feature_extractor`, `transformer`,
+    `heads`, or a dotted path inside them (`feature_extractor.backbone`). A frozen
+    module gets no gradients and stays in eval mode (BatchNorm statistics fixed,
+    dropout off); `freeze/<name>` (1 = frozen) is logged every training step.
+    """
+
+    model_params: dict[str, list[bool]] = Field(
+        description="Module name -> one entry per pattern, `true` = frozen. Every "
+        "list is as long as `freeze_pattern_repeats`; at least one module is needed.",
+    )
+    freeze_pattern_repeats: list[int] = Field(
+        description="How many epochs or steps (see `freeze_mode`) each pattern "
+        "holds; every entry must be positive.",
+    )
+    freeze_mode: Literal["epoch", "step"] = Field(
+        "epoch",
+        description="Whether `freeze_pattern_repeats` counts epochs (applied at the "
+        "start of each epoch) or optimizer steps (applied before each batch).",
+    )
+    verbose: bool = Field(
+        True, description="Print a line whenever the frozen modules change."
+    )
 
     @model_validator(mode="after")
     def _equal_lengths(self) -> FreezeSchedulerConfig:
@@ -212,14 +374,52 @@ class FreezeSchedulerConfig(Section):
 
 
 class TransferConfig(Section):
-    """Starting from another run's weights, with parts frozen until a plateau."""
+    """Starting from another run's weights, with parts frozen until a plateau.
 
-    checkpoint: str | None = None
-    freeze_parts: list[str] = []
-    freeze_until_convergence: bool = False
-    patience: int = Field(3, gt=0, le=10_000)
-    lr_after_unfreeze: float | None = Field(None, gt=0.0)
-    keep_frozen: bool = False
+    The `train.py` flags of the same names (`--checkpoint`, `--freeze_parts`, ...)
+    set these keys. Only weights are taken from the checkpoint: the optimizer, the
+    learning-rate schedule and the epoch count start fresh (unlike `--resume`).
+    The listed `freeze_parts` are frozen from the start; they thaw on a validation
+    plateau with `freeze_until_convergence`, and otherwise stay frozen for the whole
+    run.
+    """
+
+    checkpoint: str | None = Field(
+        None,
+        description="A checkpoint or plain state-dict file; every tensor whose name "
+        "and shape match initialises the model, the rest keeps its fresh "
+        "initialisation. null = start from scratch.",
+    )
+    freeze_parts: list[str] = Field(
+        [],
+        description="Submodules frozen from the start: `feature_extractor`, "
+        "`transformer`, `heads`, or dotted paths inside them. Cannot be combined "
+        "with `freeze_scheduler`.",
+    )
+    freeze_until_convergence: bool = Field(
+        False,
+        description="Thaw `freeze_parts` once `val/loss` has not improved for "
+        "`patience` validations. Needs `freeze_parts`.",
+    )
+    patience: int = Field(
+        3,
+        gt=0,
+        le=10_000,
+        description="Validations without a `val/loss` improvement before the thaw; "
+        "only used with `freeze_until_convergence`.",
+    )
+    lr_after_unfreeze: float | None = Field(
+        None,
+        gt=0.0,
+        description="The learning rate from the thaw on (the schedule keeps "
+        "decaying from it); null leaves it as the schedule has it. Only used with "
+        "`freeze_until_convergence`.",
+    )
+    keep_frozen: bool = Field(
+        False,
+        description="Never thaw `freeze_parts`, even with "
+        "`freeze_until_convergence`. Needs `freeze_parts`.",
+    )
 
     @model_validator(mode="after")
     def _parts_for_freezing(self) -> TransferConfig:
@@ -234,13 +434,38 @@ class TransferConfig(Section):
 
 
 class TrainerConfig(Section):
-    """Passed through to Lightning's Trainer (several devices and machines)."""
+    """Settings of Lightning's Trainer: several devices and machines, precision, and
+    the image backbone's speed-ups.
 
-    devices: Annotated[int, Field(le=4096)] | str | list[int] | None = None
-    num_nodes: int = Field(1, gt=0, le=10_000)
-    strategy: str = "auto"
-    compile: bool = False
-    channels_last: bool = True
+    `devices`, `num_nodes`, `strategy` and `precision` are passed to Lightning's
+    `Trainer`. The accelerator is not a key: `general_parameters.gpu` chooses it (-1
+    = CPU). `compile` and `channels_last` apply to the image backbone of
+    `cnn_extractor` and `resnet50_extractor` (also inside a fused extractor) and do
+    nothing for the landmark-only extractors.
+    """
+
+    devices: Annotated[int, Field(le=4096)] | str | list[int] | None = Field(
+        None,
+        description="Lightning's `devices`. null (or 1) is one process: on the CPU, "
+        "or on GPU `general_parameters.gpu`. A number N > 1 is the first N GPUs (with "
+        "`gpu` above 0 list them instead, e.g. `[1, 2]`).",
+    )
+    num_nodes: int = Field(
+        1, gt=0, le=10_000, description="Lightning's `num_nodes`: machines."
+    )
+    strategy: str = Field(
+        "auto", description="Lightning's `strategy`, for example `ddp`."
+    )
+    compile: bool = Field(
+        False,
+        description="`torch.compile` the image backbone in place (dynamic shapes; "
+        "checkpoint keys are unchanged). The first steps are slow while it compiles.",
+    )
+    channels_last: bool = Field(
+        True,
+        description="Keep the image backbone's weights in channels-last memory "
+        "format (the frames are always passed in that format).",
+    )
     precision: Literal[
         "32-true",
         "32",
@@ -251,22 +476,58 @@ class TrainerConfig(Section):
         "64-true",
         "64",
         "transformer-engine",
-    ] = "32-true"
+    ] = Field(
+        "32-true",
+        description="Lightning's `precision`; Lightning may still refuse a value on "
+        "the chosen device, which is a config error too.",
+    )
 
 
 class SignpipeConfig(Section):
     """The whole `train_config.yml`."""
 
-    general_parameters: GeneralParameters = GeneralParameters()
-    augmentations_parameters: AugmentationsParameters = AugmentationsParameters()
-    train_parameters: TrainParameters = TrainParameters()
-    landmarks_parameters: LandmarksParameters = LandmarksParameters()
-    feature_extractor: FeatureExtractorConfig = FeatureExtractorConfig()
-    transformer: TransformerConfig = TransformerConfig()
-    heads: HeadsConfig = HeadsConfig()
-    freeze_scheduler: FreezeSchedulerConfig | None = None
-    transfer: TransferConfig = TransferConfig()
-    trainer: TrainerConfig = TrainerConfig()
+    general_parameters: GeneralParameters = Field(
+        GeneralParameters(),
+        description="Data, annotation files, run directory, device, seed.",
+    )
+    augmentations_parameters: AugmentationsParameters = Field(
+        AugmentationsParameters(),
+        description="Resizing and cropping of the image frames, and their random "
+        "training augmentations.",
+    )
+    train_parameters: TrainParameters = Field(
+        TrainParameters(),
+        description="What to train, sampling, optimizer, learning-rate schedule.",
+    )
+    landmarks_parameters: LandmarksParameters = Field(
+        LandmarksParameters(),
+        description="Landmark points, their preparation and augmentations (with "
+        "`train_parameters.landmarks: true`).",
+    )
+    feature_extractor: FeatureExtractorConfig = Field(
+        FeatureExtractorConfig(), description="The per-frame feature extractor."
+    )
+    transformer: TransformerConfig = Field(
+        TransformerConfig(),
+        description="The temporal encoder that turns frame features into a clip "
+        "embedding.",
+    )
+    heads: HeadsConfig = Field(
+        HeadsConfig(),
+        description="The classification heads, grouped by classification mode.",
+    )
+    freeze_scheduler: FreezeSchedulerConfig | None = Field(
+        None,
+        description="An optional fixed schedule of frozen modules (null = none).",
+    )
+    transfer: TransferConfig = Field(
+        TransferConfig(),
+        description="Starting from another run's weights, with parts frozen.",
+    )
+    trainer: TrainerConfig = Field(
+        TrainerConfig(),
+        description="Lightning Trainer settings: devices, machines, precision.",
+    )
 
     @model_validator(mode="after")
     def _inputs_consistent(self) -> SignpipeConfig:

@@ -52,27 +52,126 @@ JitterValue = float | tuple[float, float]
 
 
 class AugmentationsParameters(Section):
-    """Clip augmentations; train only, one random draw per clip."""
+    """How the image frames of a clip are resized and cropped (every split) and
+    augmented (training only).
 
-    apply_resize: bool = True
-    apply_center_crop: bool = True
-    apply_random_erasing: bool = False
-    apply_random_rotation: bool = False
-    apply_color_jitter: bool = False
-    resize_size: int = Field(128, gt=0, le=MAX_IMAGE_SIDE)
-    center_crop_size: int = Field(112, gt=0, le=MAX_IMAGE_SIDE)
-    random_erasing_probability: float = Field(0.25, ge=0.0, le=1.0)
-    random_rotation_degree: float = Field(5.0, ge=0.0, le=180.0)
-    color_jitter_brightness: JitterValue = 0.2
-    color_jitter_contrast: JitterValue = 0.2
-    color_jitter_saturation: JitterValue = 0.2
-    color_jitter_hue: JitterValue = 0.05
-    apply_rgb_shift: bool = False
-    rgb_shift_r_shift_limit: int = Field(20, ge=0, le=255)
-    rgb_shift_g_shift_limit: int = Field(20, ge=0, le=255)
-    rgb_shift_b_shift_limit: int = Field(20, ge=0, le=255)
-    apply_blur: bool = False
-    blur_limit: int = Field(7, ge=3, le=MAX_BLUR_KERNEL)
+    The transforms work on the whole `(T, C, H, W)` clip and draw their random
+    parameters once per clip, so all frames of a clip get the same rotation, jitter,
+    shift, blur and erased rectangle. The random ones run in this order: rotation,
+    colour jitter, RGB shift, blur, random erasing. All clips of a batch must have one
+    frame size, so keep `apply_resize` and `apply_center_crop` on unless every frame
+    of the dataset has the same size. The extractor normalises the colours itself.
+
+    A setting of a transform that is switched off is not read, so it is not checked
+    either: HearAI's configs set, for example, `blur_limit: 1` with `apply_blur:
+    false`. Such a value gets a note at the start and the default stands in for it;
+    with the transform on, it is an error.
+    """
+
+    apply_resize: bool = Field(
+        True,
+        description="Resize the shorter side of every frame to `resize_size`, keeping "
+        "the aspect ratio (JPEGs are also decoded at about that size, which is "
+        "faster).",
+    )
+    apply_center_crop: bool = Field(
+        True, description="Crop a centred square of side `center_crop_size`."
+    )
+    apply_random_erasing: bool = Field(
+        False,
+        description="Training only: with `random_erasing_probability`, set one "
+        "random rectangle of the clip to 0 (torchvision's `RandomErasing`).",
+    )
+    apply_random_rotation: bool = Field(
+        False,
+        description="Training only: rotate about the frame centre by an angle drawn "
+        "from +- `random_rotation_degree` (corners filled with 0).",
+    )
+    apply_color_jitter: bool = Field(
+        False,
+        description="Training only: jitter brightness, contrast, saturation and hue "
+        "(the four `color_jitter_*` values, in a random order) as torchvision's "
+        "`ColorJitter` defines them, composed into one colour matrix.",
+    )
+    resize_size: int = Field(
+        128,
+        gt=0,
+        le=MAX_IMAGE_SIDE,
+        description="The length of the shorter side after resizing, in pixels.",
+    )
+    center_crop_size: int = Field(
+        112,
+        gt=0,
+        le=MAX_IMAGE_SIDE,
+        description="The side of the square centre crop, in pixels.",
+    )
+    random_erasing_probability: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="The chance that a training clip gets a rectangle erased.",
+    )
+    random_rotation_degree: float = Field(
+        5.0,
+        ge=0.0,
+        le=180.0,
+        description="The largest rotation, in degrees either way.",
+    )
+    color_jitter_brightness: JitterValue = Field(
+        0.2,
+        description="A number `b` >= 0 draws the brightness factor from "
+        "[max(0, 1 - b), 1 + b]; or give the range `[min, max]` (0 <= min <= max).",
+    )
+    color_jitter_contrast: JitterValue = Field(
+        0.2,
+        description="The contrast factor, given as `color_jitter_brightness` is.",
+    )
+    color_jitter_saturation: JitterValue = Field(
+        0.2,
+        description="The saturation factor, given as `color_jitter_brightness` is.",
+    )
+    color_jitter_hue: JitterValue = Field(
+        0.05,
+        description="A number `h` in [0, 0.5] draws the hue shift from [-h, h] (in "
+        "turns of the colour wheel); or give `[min, max]` within [-0.5, 0.5].",
+    )
+    apply_rgb_shift: bool = Field(
+        False,
+        description="Training only: add one random offset per colour channel, drawn "
+        "from +- that channel's limit, to every pixel (clamped to 0-255).",
+    )
+    rgb_shift_r_shift_limit: int = Field(
+        20,
+        ge=0,
+        le=255,
+        description="The largest shift of the red channel, in 0-255 intensity units.",
+    )
+    rgb_shift_g_shift_limit: int = Field(
+        20,
+        ge=0,
+        le=255,
+        description="The largest shift of the green channel, in 0-255 intensity "
+        "units.",
+    )
+    rgb_shift_b_shift_limit: int = Field(
+        20,
+        ge=0,
+        le=255,
+        description="The largest shift of the blue channel, in 0-255 intensity "
+        "units.",
+    )
+    apply_blur: bool = Field(
+        False,
+        description="Training only: Gaussian blur with a random odd kernel size "
+        "from 3 to `blur_limit`.",
+    )
+    blur_limit: int = Field(
+        7,
+        ge=3,
+        le=MAX_BLUR_KERNEL,
+        description="The largest blur kernel size, in pixels; an even value is "
+        "rounded down to an odd one.",
+    )
 
     # Settings of switched-off transforms that would not validate: key -> (value,
     # what is wrong with it).

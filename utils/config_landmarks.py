@@ -16,6 +16,8 @@ LandmarkComponent = Literal["pose", "face", "left_hand", "right_hand"]
 class LandmarksParameters(Section):
     """Which landmarks to read, how to prepare them, and their training augmentations.
 
+    This section is read only with `train_parameters.landmarks: true`; each sample
+    then needs a landmark file (`<name>.npz` or `<name>.pose`) in its folder.
     Augmentations are drawn once per clip, on training clips only: first the timing
     (speed, crop) on the file's rows, then the geometry (affine, mirror) and the
     dropouts on the normalised clip.
@@ -23,8 +25,9 @@ class LandmarksParameters(Section):
 
     components: list[LandmarkComponent] = Field(
         ["pose", "left_hand", "right_hand"],
-        description="Parts read, in order: pose (23 upper-body points), face (468), "
-        "left_hand, right_hand (21 each). A part a file lacks is absent (0, masked).",
+        description="The parts read, in this order, each at most once: `pose` (23 "
+        "upper-body points), `face` (468), `left_hand`, `right_hand` (21 each). A "
+        "part a file lacks is absent (0, masked).",
     )
     normalize: bool = Field(
         True,
@@ -33,7 +36,7 @@ class LandmarksParameters(Section):
     )
     hand_shapes: bool = Field(
         True,
-        description="With normalize: each hand's fingers relative to its wrist, in "
+        description="With `normalize`: each hand's fingers relative to its wrist, in "
         "palm lengths (the wrist keeps its body position).",
     )
     velocities: bool = Field(
@@ -43,76 +46,89 @@ class LandmarksParameters(Section):
     )
     hand_shape_inputs: bool = Field(
         False,
-        description="landmarks_conv / landmarks_stgcn: also give each hand point's "
-        "position relative to its wrist, in palm lengths, beside its body position "
-        "(use with hand_shapes: false, which keeps the body positions).",
+        description="`landmarks_conv` / `landmarks_stgcn`: also give each hand "
+        "point's position relative to its wrist, in palm lengths, beside its body "
+        "position. Needs `hand_shapes: false` (which keeps the body positions).",
     )
     apply_flip: bool = Field(
         False,
-        description="Mirror clips horizontally (x -> -x, left and right swapped).",
+        description="Mirror clips horizontally (x -> -x, left and right swapped), "
+        "with `flip_probability`. Needs `normalize`, and no `face` component.",
     )
     flip_probability: float = Field(
-        0.5, ge=0.0, le=1.0, description="Chance of the mirror per clip."
+        0.5, ge=0.0, le=1.0, description="The chance of the mirror per clip."
     )
     apply_affine: bool = Field(
         False,
-        description="Random rotation, scale, shear, aspect and shift of x, y per clip.",
+        description="A random rotation, scale, shear, aspect change and shift of x, "
+        "y per clip, about the body centre (z scaled with it). Needs `normalize`.",
     )
     affine_rotation: float = Field(
-        15.0, ge=0.0, le=180.0, description="Largest rotation, in degrees."
+        15.0, ge=0.0, le=180.0, description="The largest rotation, in degrees."
     )
     affine_scale: float = Field(
-        0.2, ge=0.0, lt=1.0, description="Scale drawn from 1 +- this."
+        0.2, ge=0.0, lt=1.0, description="The scale is drawn from 1 +- this."
     )
     affine_shear: float = Field(
-        0.15, ge=0.0, le=2.0, description="Shear factor drawn from +- this."
+        0.15, ge=0.0, le=2.0, description="The shear factor is drawn from +- this."
     )
     affine_aspect: float = Field(
-        0.1, ge=0.0, lt=1.0, description="y scaled by 1 +- this on top of the scale."
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="y is scaled by 1 +- this on top of the scale.",
     )
     affine_shift: float = Field(
         0.1,
         ge=0.0,
         le=10.0,
-        description="Shift of x and y drawn from +- this (normalised units).",
+        description="The shift of x and y is drawn from +- this, in the normalised "
+        "unit (about a shoulder width).",
     )
     apply_speed: bool = Field(
-        False, description="Play each clip at a random speed (resampled rows)."
+        False,
+        description="Play each clip at a random speed from `speed_range` (its rows "
+        "resampled) before the frames are sampled.",
     )
     speed_range: tuple[float, float] = Field(
         (0.75, 1.33),
-        description="[slowest, fastest] speed factor (1 = as recorded).",
+        description="`[slowest, fastest]` speed factor, within [0.1, 10] (1 = as "
+        "recorded).",
     )
     apply_crop: bool = Field(
-        False, description="Keep a random window of each clip (a temporal crop)."
+        False,
+        description="With `crop_probability`, keep a random window of at least "
+        "`crop_min_ratio` of the clip (a temporal crop).",
     )
     crop_min_ratio: float = Field(
         0.8,
         gt=0.0,
         le=1.0,
-        description="The shortest window kept, as a share of the clip.",
+        description="The shortest window kept, as a share of the clip's length.",
     )
     crop_probability: float = Field(
-        0.5, ge=0.0, le=1.0, description="Chance of the crop per clip."
+        0.5, ge=0.0, le=1.0, description="The chance of the crop per clip."
     )
     frame_dropout: float = Field(
         0.0,
         ge=0.0,
         lt=0.5,
-        description="Chance that a sampled frame is dropped (at least half kept).",
+        description="The chance that a sampled frame is dropped (at least half of "
+        "them are kept).",
     )
     point_dropout: float = Field(
         0.0,
         ge=0.0,
         lt=1.0,
-        description="Chance, per frame and part, that a whole part (a hand, the "
-        "pose, the face) is marked undetected.",
+        description="The chance, per frame and part, that a whole part (a hand, "
+        "the pose, the face) is marked undetected.",
     )
     memory_cache_mb: int = Field(
         256,
         ge=0,
         le=1_048_576,  # 1 TiB
-        description="Landmark files kept in memory per loader process, in MiB.",
+        description="MiB of read landmark files kept in memory in each loader "
+        "process, so a file is parsed once rather than every epoch; 0 = off.",
     )
 
     @model_validator(mode="after")

@@ -16,29 +16,71 @@ MAX_NUM_CLASS = 1_000_000
 
 
 class FeatureExtractorConfig(Section):
-    """The per-frame feature extractor."""
+    """The per-frame feature extractor: it turns every real (not padded) frame of a
+    batch into `representation_size` features, all frames at once.
 
-    name: str = "cnn_extractor"
-    model_path: str = "resnet18"
-    pretrained_path: str | None = None
-    representation_size: int = Field(256, gt=0, le=MAX_WIDTH)
+    The registered extractors (`name`):
+
+    - `cnn_extractor`: any timm image model (`model_path`), pooled, then a linear
+      projection; frames are normalised with the model's own mean and std.
+    - `resnet50_extractor`: torchvision's ResNet-50 without its classifier, then a
+      linear projection.
+    - `landmarks_extractor`: landmarks only (no image frames are read), an MLP over
+      each frame's points. Needs `train_parameters.landmarks: true`.
+    - `landmarks_conv`: landmarks only, each frame's points embedded, then
+      `num_blocks` residual blocks with a depthwise temporal convolution of
+      `kernel_size` frames (the 1-D blocks of the Kaggle ISLR winners).
+    - `landmarks_stgcn`: landmarks only, a spatial-temporal graph convolution network
+      over the skeleton, `num_blocks` blocks, pooled over the points.
+
+    With `train_parameters.landmarks: true` and an image extractor, each frame's
+    image features and landmark features (the `landmarks_extractor` MLP) are
+    concatenated and projected back to `representation_size`. A key the chosen
+    extractor does not read, set to a non-default value, gets a note at the start.
+    """
+
+    name: str = Field(
+        "cnn_extractor",
+        description="A registered extractor (above); an unknown name is an error "
+        "that lists the valid ones.",
+    )
+    model_path: str = Field(
+        "resnet18",
+        description="`cnn_extractor` only: a timm model name, for example "
+        "`resnet10t`, `resnet18` or `efficientnet_b0`.",
+    )
+    pretrained_path: str | None = Field(
+        None,
+        description="Image extractors: a local weights file for the backbone "
+        "(nothing is downloaded). null = random initialisation, with a warning.",
+    )
+    representation_size: int = Field(
+        256,
+        gt=0,
+        le=MAX_WIDTH,
+        description="The size of each frame's features, the input of the temporal "
+        "encoder.",
+    )
     num_blocks: int = Field(
         3,
         gt=0,
         le=64,
-        description="landmarks_conv / landmarks_stgcn: convolution or graph blocks.",
+        description="`landmarks_conv` / `landmarks_stgcn`: the number of convolution "
+        "or graph blocks.",
     )
     kernel_size: int = Field(
         17,
         gt=0,
         le=255,
-        description="landmarks_conv / landmarks_stgcn: temporal kernel (odd).",
+        description="`landmarks_conv` / `landmarks_stgcn`: the temporal kernel of "
+        "the blocks, in frames; must be odd.",
     )
     dropout_rate: float = Field(
         0.2,
         ge=0.0,
         lt=1.0,
-        description="landmarks_conv / landmarks_stgcn: dropout inside the blocks.",
+        description="`landmarks_conv` / `landmarks_stgcn`: dropout inside the "
+        "blocks.",
     )
 
     @model_validator(mode="after")
@@ -49,19 +91,62 @@ class FeatureExtractorConfig(Section):
 
 
 class TransformerConfig(Section):
-    """The temporal encoder over the per-frame features."""
+    """The temporal encoder: it reads the `(B, T, representation_size)` frame
+    features and their mask, and gives each clip an `output_size` embedding for the
+    heads. Padded frames are masked out. Its input size comes from the extractor.
 
-    name: str = "sign_language_transformer"
-    feedforward_size: int = Field(512, gt=0, le=4 * MAX_WIDTH)
-    num_attention_heads: int = Field(4, gt=0, le=256)
-    num_encoder_layers: int = Field(2, gt=0, le=256)
-    output_size: int = Field(256, gt=0, le=MAX_WIDTH)
-    dropout_rate: float = Field(0.1, ge=0.0, lt=1.0)
-    pretrained_path: str | None = None
+    The registered encoders (`name`):
+
+    - `sign_language_transformer`: a pre-norm transformer encoder (GELU) with
+      sinusoidal positions and a learned CLS token (or mean pooling).
+    - `hubert_transformer`: the encoder of HuBERT (`transformers`), convolutional
+      positions, over the projected frame features, with a learned CLS token.
+    - `fake_transformer`: a baseline, a per-frame linear layer then the mean over
+      the real frames; it reads `output_size` only.
+    """
+
+    name: str = Field(
+        "sign_language_transformer",
+        description="A registered encoder (above); an unknown name is an error that "
+        "lists the valid ones.",
+    )
+    feedforward_size: int = Field(
+        512,
+        gt=0,
+        le=4 * MAX_WIDTH,
+        description="The hidden size of each layer's feed-forward block.",
+    )
+    num_attention_heads: int = Field(
+        4,
+        gt=0,
+        le=256,
+        description="Attention heads per layer; `output_size` must be divisible by "
+        "it.",
+    )
+    num_encoder_layers: int = Field(
+        2, gt=0, le=256, description="The number of encoder layers."
+    )
+    output_size: int = Field(
+        256,
+        gt=0,
+        le=MAX_WIDTH,
+        description="The encoder width, and the size of the clip embedding the "
+        "heads read.",
+    )
+    dropout_rate: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Dropout inside the encoder layers."
+    )
+    pretrained_path: str | None = Field(
+        None,
+        description="`hubert_transformer` only: a local directory written by "
+        "`HubertModel.save_pretrained`, whose encoder (and width) is used instead "
+        "of a new one. null = random initialisation.",
+    )
     pooling: Literal["cls", "mean"] = Field(
         "cls",
-        description="sign_language_transformer: the clip embedding is the output of "
-        "a learned CLS token (cls) or the masked mean of the frame outputs (mean).",
+        description="`sign_language_transformer` only: the clip embedding is the "
+        "output of a learned CLS token (`cls`) or the mean of the outputs of the "
+        "real frames (`mean`).",
     )
 
     @model_validator(mode="after")
@@ -75,10 +160,24 @@ class TransformerConfig(Section):
 
 
 class HeadConfig(Section):
-    """One classification head."""
+    """One classification head: a name chosen under `heads.gloss` or
+    `heads.hamnosys`, mapped to these keys. Each head is
+    `heads.model.additional_layers` hidden layers, then dropout and a linear layer
+    to `num_class` logits, trained with cross-entropy on the samples that have its
+    label."""
 
-    num_class: Annotated[int, Field(le=MAX_NUM_CLASS)] | Literal["auto"] = "auto"
-    loss_weight: float = Field(1.0, ge=0.0)
+    num_class: Annotated[int, Field(le=MAX_NUM_CLASS)] | Literal["auto"] = Field(
+        "auto",
+        description="The number of classes, at least 2; `auto` = 1 + the largest "
+        "label in the data of all roots (at least 2). A label >= `num_class` is a "
+        "data error.",
+    )
+    loss_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="The head's weight in the loss: the weighted mean over the heads "
+        "with labels in the batch.",
+    )
 
     @model_validator(mode="after")
     def _at_least_two_classes(self) -> HeadConfig:
@@ -92,19 +191,51 @@ class HeadConfig(Section):
 class HeadModelConfig(Section):
     """The shape of every head: hidden layers before the classifier, dropout."""
 
-    additional_layers: int = Field(0, ge=0, le=64)
-    dropout_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    additional_layers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Hidden layers in every head before its classifier, each "
+        "dropout, a linear layer of the clip embedding's width, and GELU. 0 = the "
+        "head is one linear layer.",
+    )
+    dropout_rate: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout before every linear layer of a head.",
+    )
 
 
 class HeadsConfig(Section):
-    """The heads, grouped by classification mode, and their shared shape."""
+    """The classification heads, in two groups, and their shared shape.
 
-    model: HeadModelConfig = HeadModelConfig()
-    gloss: dict[str, HeadConfig] = {"gloss": HeadConfig(num_class=2400)}
-    hamnosys: dict[str, HeadConfig] = {
-        head: HeadConfig(num_class=NUM_CLASSES[head], loss_weight=1 / len(HEAD_ORDER))
-        for head in HEAD_ORDER
-    }
+    `gloss` and `hamnosys` each map a head name of your choice to its settings
+    (below); the groups that `train_parameters.classification_mode` lists are
+    trained. Head names are unique across the groups, and `model` is reserved. A
+    group you write replaces that group's default heads entirely; a group you leave
+    out keeps its defaults. Annotation files without a header give the label
+    columns in the order the heads are listed here.
+    """
+
+    model: HeadModelConfig = Field(
+        HeadModelConfig(), description="The shape shared by every head."
+    )
+    gloss: dict[str, HeadConfig] = Field(
+        {"gloss": HeadConfig(num_class=2400)},
+        description="The heads of `classification_mode: gloss`: head name -> its "
+        "settings. By default one head, `gloss`.",
+    )
+    hamnosys: dict[str, HeadConfig] = Field(
+        {
+            head: HeadConfig(
+                num_class=NUM_CLASSES[head], loss_weight=1 / len(HEAD_ORDER)
+            )
+            for head in HEAD_ORDER
+        },
+        description="The heads of `classification_mode: hamnosys`: head name -> its "
+        "settings. By default the eight HamNoSys heads, weighted equally.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> HeadsConfig:

@@ -22,13 +22,14 @@ import annotated_types
 import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined, to_jsonable_python
+from pydantic_core import to_jsonable_python
 
 from utils.config import SignpipeConfig
 from utils.file_io import write_atomically
 
 #: The generated page, relative to the repository root.
 PAGE = "docs/reference/config.md"
+#: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
 #: The command that regenerates the page.
 COMMAND = "python -m utils.config_reference"
@@ -170,7 +171,7 @@ def _scalar_name(kind: Any) -> str:
     names = {str: "str", int: "int", float: "float", bool: "bool"}
     if kind in names:
         return names[kind]
-    if kind is type(None):
+    if kind is types.NoneType:
         return "null"
     if _is_model(kind):
         return "mapping (see below)"
@@ -195,13 +196,23 @@ def type_text(
         texts = [
             type_text(option, metadata, inner=True)
             for option in args
-            if option is not type(None)
+            if option is not types.NoneType
         ]
-        if type(None) in args:
+        if types.NoneType in args:
             texts.append("null")
         return (
             ", ".join(texts[:-1]) + " or " + texts[-1] if len(texts) > 1 else texts[0]
         )
+    if origin is not None:
+        return _generic_text(origin, args, inner)
+    text = _scalar_name(annotation)
+    if annotation in (int, float):
+        text += _bounds(metadata, integer=annotation is int)
+    return text
+
+
+def _generic_text(origin: Any, args: tuple, inner: bool) -> str:
+    """`Literal[...]`, `list[...]`, `tuple[...]`, `dict[...]` in words."""
     if origin is Literal:
         words = [str(value) for value in args]
         if inner or len(words) == 1:
@@ -214,10 +225,7 @@ def type_text(
     if origin is dict:
         key = "name" if args[0] is str else type_text(args[0], inner=True)
         return f"map of {key} to {type_text(args[1], inner=True)}"
-    text = _scalar_name(annotation)
-    if annotation in (int, float):
-        text += _bounds(metadata, integer=annotation is int)
-    return text
+    return str(origin)
 
 
 def _plural(text: str) -> str:
@@ -248,13 +256,10 @@ def _docstring(model: type[BaseModel]) -> str:
 
 
 def _describe_default(field: FieldInfo) -> str | None:
+    """The default as YAML, or None for a required field."""
     if field.is_required():
         return None
-    if field.default_factory is not None:
-        return default_yaml(field.default_factory())  # type: ignore[call-arg]
-    if field.default is PydanticUndefined:
-        return None
-    return default_yaml(field.default)
+    return default_yaml(field.get_default(call_default_factory=True))
 
 
 def _section(path: str, model: type[BaseModel], level: int, seen: set) -> list[str]:
