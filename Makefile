@@ -3,11 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= train_config.yml
-SOURCES := models datasets data_preprocessing utils tests train.py $(wildcard test.py predict.py benchmarks)
+SOURCES := models datasets data_preprocessing utils training evaluation tests train.py $(wildcard test.py predict.py benchmarks)
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-clean format-check format-apply lint pytest test test-slow train bench
+.PHONY: help venv venv-clean format-check format-apply lint pytest docs docs-serve test test-slow train bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,13 +29,20 @@ format-check: $(VENV)/.installed ## check formatting with black
 format-apply: $(VENV)/.installed ## format the code with black
 	$(PY) -m black $(SOURCES)
 
-lint: $(VENV)/.installed ## pylint over every package and script
+lint: $(VENV)/.installed ## pylint over every package and script, import-linter over the floors
 	$(PY) -m pylint $(SOURCES)
+	$(VENV)/bin/lint-imports
 
 pytest: $(VENV)/.installed ## run the tests only
 	$(PY) -m pytest
 
-test: format-check lint pytest ## format-check + lint + tests
+docs: $(VENV)/.installed ## build the documentation site into site/ (mkdocs --strict)
+	$(PY) -m mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.installed ## serve the documentation on http://127.0.0.1:8000
+	$(PY) -m mkdocs serve
+
+test: format-check lint pytest docs ## format-check + lint + tests + docs
 
 test-slow: $(VENV)/.installed ## all tests, with the minutes-long ones (e.g. torch.compile)
 	$(PY) -m pytest -m "manual or not manual"

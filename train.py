@@ -109,7 +109,7 @@ def train(args: argparse.Namespace) -> int:
 
         return check_data(config)
     # pylint: disable-next=import-outside-toplevel
-    from utils.training_run import RunOptions, run_training
+    from training.run import RunOptions, run_training
 
     return run_training(config, RunOptions(resume=args.resume))
 

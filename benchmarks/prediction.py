@@ -11,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-import predict
 from benchmarks.common import rate
-from datasets.datamodule import SignDataModule
-from models.lightning_module import SignRecognitionModule
-from utils.checkpoints import load_checkpoint
+from evaluation.checkpoints import load_checkpoint
+from evaluation.prediction import ClipOptions, list_inputs
+from evaluation.writers import OutputWriter, run_prediction
+from training.datamodule import SignDataModule
+from training.recognition import SignRecognitionModule
 from utils.config_loader import config_to_dict
-from utils.prediction import ClipOptions, list_inputs
 
 
 def write_checkpoint(
@@ -61,9 +61,7 @@ def measure_predict(
     inputs = list_inputs(inputs_dir)
     timings = []
     for name, subset in (("warmup", inputs[:8]), ("timed", inputs)):
-        writer = predict.OutputWriter(
-            work / f"predict-{name}", "CLS", loaded.label_names
-        )
+        writer = OutputWriter(work / f"predict-{name}", "CLS", loaded.label_names)
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if bf16
@@ -71,7 +69,7 @@ def measure_predict(
         )
         start = time.perf_counter()
         with autocast, contextlib.redirect_stderr(io.StringIO()):  # tqdm's bar
-            results = predict.run_prediction(
+            results = run_prediction(
                 loaded, subset, writer, options=options, batch_size=8, workers=workers
             )
         timings.append(time.perf_counter() - start)

@@ -15,12 +15,12 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import FitPlan, rate, ratio
-from datasets.datamodule import SignDataModule
 from datasets.sign_dataset import collate_clips
 from models.heads import weighted_multi_head_loss
-from models.lightning_module import SignRecognitionModule
+from training.datamodule import SignDataModule
+from training.recognition import SignRecognitionModule
+from training.run import trainer_device_args
 from utils.config import SignpipeConfig
-from utils.training_run import trainer_device_args
 
 
 class StepTimes(L.Callback):
@@ -85,9 +85,7 @@ def _build_module(
         module = SignRecognitionModule.from_config(
             config, datamodule.num_classes, datamodule.label_names
         )
-    backbone = getattr(module.model.feature_extractor, "backbone", None)
-    if backbone is not None and channels_last:
-        backbone.to(memory_format=torch.channels_last)
+    module.model.prepare_for_training(channels_last=channels_last, compile_model=False)
     return module
 
 

@@ -26,7 +26,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from contextlib import ExitStack
@@ -52,6 +51,7 @@ from data_preprocessing.video_io import (
 from datasets.index import list_frames, read_fps
 from utils.cli import run_cli
 from utils.errors import DataError, UserError
+from utils.file_io import write_atomically
 
 #: Points per part as written (MediaPipe Holistic without iris refinement).
 PART_POINTS = {"pose": 33, "face": 468, "left_hand": 21, "right_hand": 21}
@@ -224,13 +224,9 @@ def extract_item(
         arrays["fps"] = np.asarray(file_fps, dtype=np.float64)
     target = output / name
     target.mkdir(parents=True, exist_ok=True)
-    partial = target / f".{name}.npz.partial-{os.getpid()}"
-    try:
-        with partial.open("wb") as file:
-            np.savez_compressed(file, **arrays)
-        os.replace(partial, target / f"{name}.npz")
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomically(
+        target / f"{name}.npz", lambda file: np.savez_compressed(file, **arrays)
+    )
     details = {
         part: int(np.isfinite(array).all(axis=(1, 2)).sum())
         for part, array in parts.items()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,6 +33,7 @@ from data_preprocessing.hamnosys_parser import MISSING, HeadLabels, decode, pars
 from utils import hamnosys_heads as H
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote, shorten
+from utils.file_io import write_atomically
 
 DEFAULT_RANGE = (0, 0)
 
@@ -152,11 +152,10 @@ def read_ranges(path: Path) -> dict[str, tuple[int, int]]:
 
 def _write(path: Path, text: str) -> None:
     """Writes via a temporary file, so a failed run leaves the old file whole."""
-    temporary = path.with_name(path.name + ".tmp")
+    data = text.encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        write_atomically(path, lambda file: file.write(data))
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 

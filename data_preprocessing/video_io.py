@@ -30,29 +30,9 @@ import numpy as np
 from av.error import FFmpegError  # pylint: disable=no-name-in-module
 from tqdm import tqdm
 
+from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from utils.errors import DataError, UserError
 
-#: File name suffixes taken for videos when a folder is given (compared lower-case).
-VIDEO_SUFFIXES = frozenset(
-    {
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".avi",
-        ".mkv",
-        ".webm",
-        ".mpg",
-        ".mpeg",
-        ".wmv",
-        ".flv",
-        ".3gp",
-        ".ogv",
-        ".ts",
-        ".mts",
-    }
-)
-#: Suffixes of frame images, as `datasets.index` reads them.
-FRAME_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_WORKERS = 4
 
 
@@ -293,7 +273,7 @@ def remove_frames(folder: Path, name: str) -> None:
     """Delete the `<name>_<idx>.<image>` frames and `<name>_properties.json`."""
     pattern = re.compile(re.escape(name) + r"_\d+$")
     for path in folder.iterdir():
-        if pattern.match(path.stem) and path.suffix.lower() in FRAME_SUFFIXES:
+        if pattern.match(path.stem) and path.suffix.lower() in IMAGE_SUFFIXES:
             path.unlink()
     (folder / f"{name}_properties.json").unlink(missing_ok=True)
 

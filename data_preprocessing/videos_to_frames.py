@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import glob
 import os
 import shutil
 import sys
@@ -47,15 +48,16 @@ from data_preprocessing.video_io import (
 )
 from utils.cli import run_cli
 from utils.errors import UserError
+from utils.file_io import TEMPORARY_MARK, temporary_path
 
 DEFAULT_QUALITY = 95
 
 
 def _staging_dir(output: Path, name: str) -> Path:
     """A hidden folder beside the result, removing leftovers of interrupted runs."""
-    for stale in output.glob(f".{name}.partial-*"):
+    for stale in output.glob(f".{glob.escape(name)}{TEMPORARY_MARK}*"):
         shutil.rmtree(stale, ignore_errors=True)
-    staging = output / f".{name}.partial-{os.getpid()}"
+    staging = temporary_path(output / name)
     staging.mkdir()
     return staging
 

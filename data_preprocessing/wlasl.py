@@ -41,9 +41,9 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.landmarks import UNREADABLE_FILE_ERRORS, landmark_file, read_landmarks
-from utils.file_io import write_atomically
 from utils.cli import run_cli
 from utils.errors import DataError, UserError
+from utils.file_io import write_atomically
 
 SPLITS = ("train", "val", "test")
 #: How far (as a share of the landmark rows) a range's end may be from the file's

@@ -1,4 +1,5 @@
-"""Annotations, the sign dataset, transforms, temporal sampling and the DataModule.
+"""Samples, decoding, temporal sampling, transforms, the sign dataset and the split.
 
-This package shadows Hugging Face's `datasets`; nothing in signpipe uses the latter.
+Plain torch. This package shadows Hugging Face's `datasets`; nothing in signpipe uses
+the latter.
 """

@@ -23,9 +23,9 @@ from typing import Iterable
 import numpy as np
 
 from utils.errors import DataError
+from utils.file_io import TEMPORARY_MARK, temporary_path, write_atomically
 
 CACHE_KEY = "general_parameters.frame_cache_dir"
-TEMPORARY_MARK = ".tmp-"
 # Room for the .npy header and the JSON index beside the frames.
 INDEX_ALLOWANCE = 2**20
 
@@ -47,10 +47,15 @@ class CacheFiles:
         """The `.json` file of sample offsets."""
         return self.folder / f"frames-{self.name}.json"
 
+    @staticmethod
+    def owner() -> str:
+        """The temporary files' owner tag: host and process (the folder may be shared
+        by several machines)."""
+        return f"{socket.gethostname()}-{os.getpid()}"
+
     def temporary(self, path: Path) -> Path:
         """Where this process writes `path` before renaming it into place."""
-        owner = f"{socket.gethostname()}-{os.getpid()}"
-        return path.with_name(f".{path.name}{TEMPORARY_MARK}{owner}")
+        return temporary_path(path, self.owner())
 
     def remove_stale(self) -> None:
         """Remove temporary files of this cache left by dead processes of this host."""
@@ -148,28 +153,26 @@ def write_cache(
             write fails; nothing is left behind then.
     """
     _prepare_folder(files, shape)
-    array_file, index_file = files.temporary(files.array), files.temporary(files.index)
-    offsets, offset = {}, 0
+    offsets: dict[str, int] = {}
+
+    def write_array(file) -> None:
+        header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(file, header)
+        offset = 0
+        for key, clip in zip(keys, clips):
+            if clip.shape[1:] != shape[1:] or clip.dtype != np.uint8:
+                raise ValueError(f"a cached clip is {clip.dtype} {clip.shape}")
+            file.write(np.ascontiguousarray(clip).tobytes())
+            offsets[key], offset = offset, offset + len(clip)
+
     try:
-        with array_file.open("wb") as file:
-            header = {"descr": "|u1", "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_1_0(file, header)
-            for key, clip in zip(keys, clips):
-                if clip.shape[1:] != shape[1:] or clip.dtype != np.uint8:
-                    raise ValueError(f"a cached clip is {clip.dtype} {clip.shape}")
-                file.write(np.ascontiguousarray(clip).tobytes())
-                offsets[key], offset = offset, offset + len(clip)
-            file.flush()
-            os.fsync(file.fileno())
-        index_file.write_text(json.dumps(offsets), encoding="utf-8")
-        os.replace(array_file, files.array)
-        os.replace(index_file, files.index)
+        write_atomically(files.array, write_array, files.owner())
+        index = json.dumps(offsets).encode("utf-8")
+        write_atomically(files.index, lambda file: file.write(index), files.owner())
     except OSError as error:
+        files.array.unlink(missing_ok=True)
         raise DataError(
             f"{CACHE_KEY}: cannot write the frame cache in '{files.folder}' "
             f"({error.strerror or error}); nothing was kept"
         ) from None
-    finally:
-        array_file.unlink(missing_ok=True)
-        index_file.unlink(missing_ok=True)
     return offsets

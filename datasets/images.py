@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from datasets.files import require_file
 from utils.errors import DataError
+from utils.files import require_file
 
 # PIL's modes for 16-bit greyscale, in any byte order.
 SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")

@@ -12,21 +12,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets.annotations import (
+from datasets.landmarks import landmark_file
+from datasets.sampling import check_fps
+from utils.annotations import (
     IGNORE_INDEX,
     MAX_REPORTED,
     AnnotationRow,
     check_label_ranges,
     read_annotation_file,
 )
-from datasets.files import EMPTY, exists, path_problem, read_text
-from datasets.landmarks import landmark_file
-from datasets.sampling import check_fps
 from utils.config import AnnotationSource, SignpipeConfig
+from utils.constants import IMAGE_SUFFIXES
 from utils.errors import DataError
+from utils.files import EMPTY, exists, path_problem, read_text
 from utils.hamnosys_heads import head_class_names
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.files import exists, require_file
-from datasets.sampling import check_fps
 from datasets.landmark_layout import (
     canonical_hands,
     is_unsided_hand,
     palm_lengths,
     select_points,
 )
+from datasets.sampling import check_fps
 from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
+from utils.files import exists, require_file
 from utils.landmark_points import (
     COMPONENT_POINTS,
     COMPONENT_SIZES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 from utils.errors import DataError
 
@@ -75,3 +76,48 @@ def sample_indices(
     if train:
         return [rng.randrange(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
     return [(lo + hi - 1) // 2 for lo, hi in zip(bounds, bounds[1:])]
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How clips are sampled in time (`train_parameters`).
+
+    Attributes:
+        num_segments: frames per clip.
+        time: seconds between sampled frames, or None to spread them evenly.
+        default_fps: the FPS assumed where a clip has none (for `time`).
+    """
+
+    num_segments: int
+    time: float | None = None
+    default_fps: float | None = None
+
+    def step(self, fps: float | None, where: object) -> int | None:
+        """Frames between sampled frames for `time` sampling (None: spread evenly).
+
+        Raises:
+            DataError: `time` is set but neither the clip (`where`) nor
+                `default_fps` gives an FPS.
+        """
+        if self.time is None:
+            return None
+        fps = fps or self.default_fps
+        if fps is None:
+            raise DataError(
+                f"{where}: train_parameters.time needs the clip's FPS (a video's own "
+                "rate, a landmark file's fps, or <name>_properties.json in a frame "
+                "folder); set train_parameters.default_fps"
+            )
+        return max(1, round(self.time * fps))
+
+    def evaluation_positions(
+        self, length: int, fps: float | None, where: object
+    ) -> list[int]:
+        """The deterministic positions of an evaluation clip of `length` frames."""
+        return sample_indices(
+            length,
+            self.num_segments,
+            train=False,
+            rng=random.Random(0),
+            step=self.step(fps, where),
+        )

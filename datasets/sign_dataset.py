@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,18 +25,36 @@ from datasets.landmarks import (
     prepare_clip,
     require_rows,
 )
-from datasets.sampling import sample_indices
+from datasets.sampling import SamplingOptions, sample_indices
 from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
 
 
-@dataclass
-class SamplingOptions:
-    """How clips are sampled in time."""
+def frames_clip(images: list[np.ndarray], transform, where: object) -> torch.Tensor:
+    """Decoded `(H, W, 3)` uint8 images -> the transformed `(T, C, H', W')` clip.
 
-    num_segments: int
-    time: float | None = None
-    default_fps: float | None = None
+    Raises:
+        DataError: the images differ in size (naming `where`).
+    """
+    if any(image.shape != images[0].shape for image in images):
+        raise DataError(f"{where}: the frames of one clip differ in size")
+    clip = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    if transform is not None:
+        clip = transform(clip)
+    return clip.contiguous()
+
+
+def landmark_clip(
+    points: np.ndarray,
+    shoulders: np.ndarray | None,
+    rows: list[int],
+    options: LandmarksParameters,
+    layout: PointLayout,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised `(T, K, 3)` landmarks and `(T, K)` presence of a file's `rows`
+    (before any augmentation)."""
+    shoulder = shoulders[rows] if shoulders is not None else None
+    return prepare_clip(points[rows], shoulder, options, layout)
 
 
 class SignDataset(Dataset):
@@ -100,16 +117,6 @@ class SignDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _step(self, fps: float | None) -> int | None:
-        if self.sampling.time is None:
-            return None
-        fps = fps or self.sampling.default_fps
-        if fps is None:
-            raise DataError(
-                "train_parameters.time needs an FPS; set train_parameters.default_fps"
-            )
-        return max(1, round(self.sampling.time * fps))
-
     def _frames(self, sample: Sample, positions: list[int]) -> torch.Tensor:
         if self.cache is not None and sample in self.cache:
             clip = self.cache.clip(sample, positions)
@@ -117,24 +124,15 @@ class SignDataset(Dataset):
         images = [
             decode_image(sample.frame_paths[i], self.size_hint) for i in positions
         ]
-        if any(image.shape != images[0].shape for image in images):
-            raise DataError(
-                f"{sample.frame_paths[0].parent}: the frames of one clip differ in size"
-            )
-        clip = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-        if self.transform is not None:
-            clip = self.transform(clip)
-        return clip.contiguous()
+        return frames_clip(images, self.transform, sample.frame_paths[0].parent)
 
     def _landmarks(
         self, sample: Sample, points: np.ndarray, shoulders, positions: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         require_rows(sample.landmark_path, points, sample.start + sample.length)
         indices = [sample.start + i for i in positions]
-        clip = points[indices]
-        shoulder = shoulders[indices] if shoulders is not None else None
         options = self.landmarks
-        clip, present = prepare_clip(clip, shoulder, options, self._layout)
+        clip, present = landmark_clip(points, shoulders, indices, options, self._layout)
         if self.train:
             if options.apply_affine:
                 clip = random_affine(
@@ -169,7 +167,7 @@ class SignDataset(Dataset):
             self.sampling.num_segments,
             train=self.train,
             rng=self.rng,
-            step=self._step(fps),
+            step=self.sampling.step(fps, sample.name),
         )
         if options is not None:
             kept = frame_dropout(len(positions), options.frame_dropout, self.rng)

@@ -1,1 +1,1 @@
-"""Feature extractors, temporal encoders, heads, the pipeline and its training."""
+"""Feature extractors, temporal encoders, heads and the pipeline: plain torch."""

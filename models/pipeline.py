@@ -8,10 +8,16 @@ from typing import Callable
 from torch import nn
 
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
-import models.transformers  # noqa: F401  pylint: disable=unused-import
 from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
 from models.heads import MultiHeadClassifier
-from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
+from models.registry import (
+    FEATURE_EXTRACTORS,
+    TRANSFORMERS,
+    FeatureExtractor,
+    TemporalEncoder,
+    missing_members,
+)
+import models.transformers  # noqa: F401  pylint: disable=unused-import
 from utils.config import SignpipeConfig
 from utils.errors import ConfigError
 from utils.landmark_points import COMPONENT_SIZES
@@ -90,6 +96,12 @@ class SignPipeline(nn.Module):
             self._frozen.discard(name)
             module.train(self.training)
 
+    def prepare_for_training(self, *, channels_last: bool, compile_model: bool) -> None:
+        """The extractor's training-time preparation (see `FeatureExtractor`)."""
+        self.feature_extractor.prepare_for_training(
+            channels_last=channels_last, compile_model=compile_model
+        )
+
     def is_frozen(self, name: str) -> bool:
         """Whether a submodule was frozen by name."""
         return name in self._frozen
@@ -106,6 +118,21 @@ def _call_with_known(constructor: Callable, available: dict) -> nn.Module:
     """Call a registered constructor with the config fields it declares."""
     parameters = inspect.signature(constructor).parameters
     return constructor(**{k: v for k, v in available.items() if k in parameters})
+
+
+def check_interface(module: nn.Module, protocol: type, config_key: str, name: str):
+    """Refuse a built extractor or encoder that does not satisfy its protocol.
+
+    Raises:
+        TypeError: naming the registered name and the missing members (a programming
+            error in a registered constructor, not a config error).
+    """
+    if not isinstance(module, protocol):
+        raise TypeError(
+            f"{config_key} '{name}' built a {type(module).__name__} that lacks "
+            f"{', '.join(missing_members(module, protocol))} of the "
+            f"{protocol.__name__} interface (models/registry.py)"
+        )
 
 
 def unused_model_settings(config: SignpipeConfig) -> list[str]:
@@ -149,6 +176,12 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
             "hand_shape_inputs": landmarks.hand_shape_inputs,
         },
     )
+    check_interface(
+        extractor,
+        FeatureExtractor,
+        "feature_extractor.name",
+        config.feature_extractor.name,
+    )
     if config.uses_landmarks() and config.uses_frames():
         extractor = FusedExtractor(
             frames=extractor,
@@ -160,6 +193,9 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
         )
     transformer = _call_with_known(
         make_transformer, {**transformer_config, "input_dim": extractor.out_dim}
+    )
+    check_interface(
+        transformer, TemporalEncoder, "transformer.name", config.transformer.name
     )
     heads = MultiHeadClassifier(
         input_dim=transformer.out_dim,

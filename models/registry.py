@@ -1,12 +1,68 @@
-"""Name -> constructor registries: how configs name the models they build."""
+"""Name -> constructor registries, and the interfaces of what they build.
+
+A feature extractor and a temporal encoder are `nn.Module`s that satisfy
+`FeatureExtractor` and `TemporalEncoder` below; `models.pipeline.build_pipeline`
+checks every built one against its protocol and names what is missing.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable, Protocol, TypeVar, runtime_checkable
+
+import torch
 
 from utils.errors import ConfigError
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """A batch -> per-frame features `(B, T, out_dim)`, zero at padded frames.
+
+    `prepare_for_training` is called once before training (not for evaluation or
+    prediction): an extractor that profits from a memory format or compilation
+    declares it there, for the parts it knows (a 2-D CNN puts its backbone in
+    channels_last; a 3-D network would use channels_last_3d or nothing). Extractors
+    with nothing to prepare inherit `NothingToPrepare`.
+    """
+
+    out_dim: int
+
+    def __call__(self, batch: dict) -> torch.Tensor: ...
+
+    def prepare_for_training(self, *, channels_last: bool, compile_model: bool) -> None:
+        """Apply `trainer.channels_last` / `trainer.compile` where they help."""
+
+
+@runtime_checkable
+class TemporalEncoder(Protocol):
+    """`(B, T, D)` features and a `(B, T)` mask -> the clip embedding `(B, out_dim)`
+    and per-frame outputs `(B, T, out_dim)`."""
+
+    out_dim: int
+
+    def __call__(
+        self, tokens: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class NothingToPrepare:  # pylint: disable=too-few-public-methods
+    """Mixin for extractors that need no training-time preparation."""
+
+    def prepare_for_training(self, *, channels_last: bool, compile_model: bool) -> None:
+        """Nothing to do: no memory format or compilation applies."""
+        del channels_last, compile_model
+
+
+def missing_members(module: object, protocol: type) -> list[str]:
+    """The members of `protocol` that `module` lacks (empty when it conforms)."""
+    names = [
+        name
+        for name in (*protocol.__annotations__, *vars(protocol))
+        if not name.startswith("_") or name == "__call__"
+    ]
+    return sorted({name for name in names if not hasattr(module, name)})
 
 
 class Registry:

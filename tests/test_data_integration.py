@@ -15,9 +15,9 @@ from helpers import HEARAI_TITLES
 
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
-from datasets.datamodule import SignDataModule
 from datasets.index import Sample
 from datasets.sign_dataset import decode_image
+from training.datamodule import SignDataModule
 from utils.config_loader import parse_config
 from utils.errors import ConfigError, DataError
 from utils.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS

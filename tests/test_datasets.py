@@ -16,8 +16,6 @@ from torchvision.transforms import v2
 
 from helpers import HEARAI_TITLES
 
-from datasets.annotations import check_label_ranges, read_annotation_file
-from datasets.datamodule import SignDataModule, split_samples
 from datasets.index import (
     Sample,
     index_samples,
@@ -26,16 +24,21 @@ from datasets.index import (
     resolve_num_classes,
 )
 from datasets.sampling import sample_indices
-from datasets.sign_dataset import SamplingOptions, SignDataset, collate_clips
+from datasets.sampling import SamplingOptions
+from datasets.sign_data import split_samples
+from datasets.sign_dataset import SignDataset, collate_clips
 from datasets.transforms import build_clip_transform
 from models.heads import IGNORE_INDEX
+from training.datamodule import SignDataModule
+from utils.annotations import check_label_ranges, read_annotation_file
 from utils.config import AugmentationsParameters, SignpipeConfig
 from utils.config_loader import parse_config
 from utils.errors import DataError
 from utils.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
 
-# HAMNOSYS_HEADS: the HamNoSys heads in the documented column order (DESIGN.md
-# section 4; test_hamnosys pins HEAD_ORDER to it), HEARAI_TITLES their HearAI titles.
+# HAMNOSYS_HEADS: the HamNoSys heads in the documented column order
+# (docs/data/annotations.md; test_hamnosys pins HEAD_ORDER to it), HEARAI_TITLES
+# their HearAI titles.
 HEARAI_HEADER = "name start end " + " ".join(f'"{t}"' for t in HEARAI_TITLES)
 SHADE = 12  # frame <idx> is painted grey level idx * SHADE, so a clip shows its frames
 

@@ -21,11 +21,8 @@ from helpers import merge, tiny_overrides
 
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
-from datasets.datamodule import SignDataModule
 from datasets.sign_dataset import collate_clips
-from models.lightning_module import SignRecognitionModule
-from utils.config_loader import parse_config
-from utils.evaluation import (
+from evaluation.metrics import (
     IGNORE_INDEX,
     HeadPredictions,
     bootstrap_ci95,
@@ -37,7 +34,10 @@ from utils.evaluation import (
     head_results,
     shuffle_batch,
 )
-from utils.plots import MAX_CLASSES, save_head_plots, select_classes
+from evaluation.plots import MAX_CLASSES, save_head_plots, select_classes
+from training.datamodule import SignDataModule
+from training.recognition import SignRecognitionModule
+from utils.config_loader import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 KS = (1, 5, 10)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import train
-from datasets.datamodule import SignDataModule
+from training.datamodule import SignDataModule
 from utils.config_loader import parse_config
 from utils.errors import ConfigError
 

@@ -617,7 +617,7 @@ def _lines(path: Path) -> list[str]:
 
 def _check_output(output: Path, report: Path) -> None:
     # pylint: disable=import-outside-toplevel  # torch is heavy: import when needed
-    from datasets.annotations import read_annotation_file
+    from utils.annotations import read_annotation_file
     from models.heads import IGNORE_INDEX
 
     assert _lines(output)[0] == "name start end " + " ".join(H.ALL_HEADS)

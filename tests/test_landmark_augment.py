@@ -22,7 +22,8 @@ from datasets.landmark_augment import (
     random_crop,
     resample_speed,
 )
-from datasets.sign_dataset import SamplingOptions, SignDataset
+from datasets.sampling import SamplingOptions
+from datasets.sign_dataset import SignDataset
 from utils.config_landmarks import LandmarksParameters
 from utils.config_loader import parse_config
 from utils.errors import ConfigError

@@ -197,8 +197,8 @@ def test_hubert_checkpoint_rebuilds_without_its_pretrained_directory(
     # pylint: disable=import-outside-toplevel
     import shutil
 
-    from models.lightning_module import SignRecognitionModule
-    from utils.checkpoints import load_checkpoint
+    from training.recognition import SignRecognitionModule
+    from evaluation.checkpoints import load_checkpoint
 
     raw = hubert_config_on_a_saved_model(
         tiny_config, tmp_path / "hubert", intermediate_size=40

@@ -13,13 +13,13 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader, TensorDataset
 
-from utils.errors import ConfigError
-from utils.neptune_logger import (
+from training.neptune_logger import (
     DATA_DIRECTORY_ENV,
     NeptuneLogger,
     flatten_hyperparams,
     neptune_mode_from_env,
 )
+from utils.errors import ConfigError
 
 NEPTUNE_ENV = (
     "NEPTUNE_MODE",
@@ -374,7 +374,7 @@ def test_async_run_gets_credentials_and_is_reopened_after_finalize(
     """In a server mode the token/project reach init_run; reuse resumes the run."""
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(
-        "utils.neptune_logger.neptune.init_run",
+        "training.neptune_logger.neptune.init_run",
         lambda **kwargs: _FakeRun(calls, **kwargs),
     )
     monkeypatch.setenv("NEPTUNE_API_TOKEN", "t0k3n")

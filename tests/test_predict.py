@@ -29,12 +29,13 @@ import train
 from data_preprocessing.video_io import decode_video
 from datasets.index import Sample, list_frames
 from datasets.sampling import sample_indices
-from datasets.sign_dataset import SamplingOptions, SignDataset, collate_clips
+from datasets.sampling import SamplingOptions
+from datasets.sign_dataset import SignDataset, collate_clips
 from datasets.transforms import build_clip_transform, decode_size_hint
-from models.lightning_module import SignRecognitionModule
+from evaluation.prediction import ClipOptions, clip_positions, list_inputs
+from training.recognition import SignRecognitionModule
 from utils.config_loader import parse_config
 from utils.errors import DataError
-from utils.prediction import ClipOptions, clip_positions, list_inputs
 
 KINDS = ["spatial", "temporal", "CLS", "probabilities"]
 NUM_SEGMENTS = 4
@@ -392,9 +393,7 @@ def test_time_sampling_steps_by_the_inputs_fps(tmp_path):
     options = ClipOptions(
         transform=torch.nn.Identity(),
         size_hint=None,
-        num_segments=NUM_SEGMENTS,
-        time=0.2,
-        default_fps=None,
+        sampling=SamplingOptions(NUM_SEGMENTS, time=0.2),
         landmarks=None,
         frames=True,
     )

@@ -15,13 +15,13 @@ import torch
 
 from helpers import quiet_cpu_trainer
 
-from datasets.datamodule import SignDataModule
-from models.lightning_module import SignRecognitionModule
-from models.pretraining import (
+from training.datamodule import SignDataModule
+from training.pretraining import (
     PretrainingModule,
     choose_masked_frames,
     frame_targets,
 )
+from training.recognition import SignRecognitionModule
 from utils.config_loader import parse_config
 from utils.errors import ConfigError
 

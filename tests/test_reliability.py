@@ -40,11 +40,11 @@ from helpers import merge, tiny_overrides
 
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
-from datasets.datamodule import SignDataModule
-from models import lightning_module
-from models.callbacks import AtomicCheckpointIO
 from models.heads import IGNORE_INDEX
-from models.lightning_module import SignRecognitionModule
+from training import recognition as lightning_module
+from training.callbacks import AtomicCheckpointIO
+from training.datamodule import SignDataModule
+from training.recognition import SignRecognitionModule
 from utils.config_loader import load_config
 from utils.errors import UserError
 
@@ -82,7 +82,7 @@ import runpy, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 progress = sys.argv.pop(1)
 if progress:
-    from models.callbacks import LastCheckpoint
+    from training.callbacks import LastCheckpoint
     keep_current = LastCheckpoint.on_train_batch_end
     def record(self, trainer, *args):
         keep_current(self, trainer, *args)

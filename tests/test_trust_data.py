@@ -23,11 +23,11 @@ from PIL import Image
 
 import train
 from datasets import cache_files
-from datasets.annotations import read_annotation_file
 from datasets.frame_cache import FrameCache
 from datasets.images import decode_image
 from datasets.index import Sample, index_samples, read_fps, read_gloss_names
 from datasets.landmarks import read_landmarks
+from utils.annotations import read_annotation_file
 from utils.errors import DataError
 
 # ----------------------------------------------------------------------------- helpers

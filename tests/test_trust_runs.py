@@ -28,7 +28,7 @@ import yaml
 
 import predict
 import train
-from datasets.datamodule import evaluation_sampler
+from training.datamodule import evaluation_sampler
 from utils import file_io, run_folder
 from utils.config_loader import parse_config
 from utils.errors import ConfigError, DataError

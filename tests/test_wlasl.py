@@ -22,8 +22,8 @@ from data_preprocessing.wlasl import (
     read_split_file,
     row_range,
 )
-from datasets.annotations import read_annotation_file
 from datasets.landmarks import read_landmarks
+from utils.annotations import read_annotation_file
 
 WLASL = SHARED_DATA / "wlasl_hands"
 needs_wlasl = pytest.mark.skipif(

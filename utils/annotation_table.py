@@ -1,6 +1,6 @@
 """An annotation file read as a table of label columns (for `utils.make_statistics`).
 
-Reads any annotation file the datasets read (see DESIGN.md section 4): HearAI's
+Reads any annotation file the datasets read (see docs/data/annotations.md): HearAI's
 HamNoSys files with their long column titles, our own header names (`gloss`, the
 head names), headers in any case, headerless files and any separator. Every column
 after name, start and end becomes a `ColumnStats` with its values and counts.
@@ -20,17 +20,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets.annotations import (
+from utils.annotations import (
     IGNORE_INDEX,
     MISSING_TOKENS,
     SPECIAL_COLUMNS,
     SPLITS,
-    looks_like_header,
     parse_label,
     resolve_title,
-    tokenize,
+    split_lines,
 )
-from datasets.files import read_text
 from utils.errors import DataError
 from utils.hamnosys_heads import ALL_HEADS, head_class_names
 
@@ -150,21 +148,18 @@ def _read_columns(
     path: Path, separator: str | None
 ) -> tuple[list[ColumnStats], list[tuple[int, str]]]:
     """Split the file into columns of raw tokens; also the (line, problem) found."""
-    lines = read_text(path, "annotation file").splitlines()
+    lines = split_lines(path, separator)
     columns: list[ColumnStats] | None = None
     width, errors = 0, []
-    for number, line in enumerate(lines, start=1):
-        where = f"{path}:{number}"
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        tokens = tokenize(line, separator)
+    if lines.header is not None:
+        if len(lines.header) < 4:
+            raise DataError(
+                f"{lines.where(lines.header_line)}: the header names no label columns"
+            )
+        columns, width = _named_columns(lines.header[3:]), len(lines.header)
+    for number, tokens in lines.rows:
+        where = lines.where(number)
         if columns is None:
-            if looks_like_header(tokens):
-                titles = tokenize(line, separator, header=True)
-                if len(titles) < 4:
-                    raise DataError(f"{where}: the header names no label columns")
-                columns, width = _named_columns(titles[3:]), len(titles)
-                continue
             if len(tokens) < 4:
                 problem = "expected name start end and the labels, found"
                 hint = _separator_hint(tokens)
@@ -179,9 +174,9 @@ def _read_columns(
             column.tokens.append(token)
             column.lines.append(number)
     if not errors and (not columns or not columns[0].tokens):
-        empty = not any(line.strip() for line in lines)
         raise DataError(
-            f"{path}: " + ("the file is empty" if empty else "no samples in the file")
+            f"{path}: "
+            + ("the file is empty" if lines.blank else "no samples in the file")
         )
     return columns or [], errors
 

@@ -21,8 +21,8 @@ from typing import Any, BinaryIO, Callable
 
 import torch
 
-from datasets.files import NOT_FOUND, path_problem
 from utils.errors import UserError
+from utils.files import NOT_FOUND, path_problem
 
 TEMPORARY_MARK = ".tmp-"
 _TEMPORARY = re.compile(r"\..+" + re.escape(TEMPORARY_MARK) + r"\d+")
@@ -32,9 +32,11 @@ _REFUSED_GLOBAL = re.compile(r"\bGLOBAL (\S+)")
 _UNPICKLER_ERROR = "WeightsUnpickler error:"
 
 
-def temporary_path(path: Path) -> Path:
-    """Where this process writes `path` before renaming it into place."""
-    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
+def temporary_path(path: Path, owner: str | None = None) -> Path:
+    """Where this process writes `path` before renaming it into place:
+    `.<name>.tmp-<owner>`, the owner being this process id unless given (a folder
+    shared by several machines names the host too)."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}{owner or os.getpid()}")
 
 
 def is_temporary(path: Path, of: str | None = None) -> bool:
@@ -46,18 +48,24 @@ def is_temporary(path: Path, of: str | None = None) -> bool:
     return _TEMPORARY.fullmatch(name) is not None and path.is_file()
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(
+    path: Path, write: Callable[[BinaryIO], object], owner: str | None = None
+) -> None:
     """Write `path` through `write(file)`: to a temporary file, then renamed into place.
+
+    Every file signpipe writes goes through here (checkpoints, configs, results,
+    landmark files, the frame cache, HamNoSys labels).
 
     Args:
         path: the file to write.
         write: writes the contents to the open binary file it is given.
+        owner: the temporary file's owner tag (see `temporary_path`).
 
     Raises:
         OSError: the write failed (a full disk, no permission); the temporary file is
             removed and a previous `path` is left as it was.
     """
-    temporary = temporary_path(path)
+    temporary = temporary_path(path, owner)
     try:
         with temporary.open("wb") as file:
             write(file)

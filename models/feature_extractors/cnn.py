@@ -30,6 +30,8 @@ class FrameFeatureExtractor(nn.Module):
         representation_size: the size of the per-frame features returned.
         mean: per-channel mean of the backbone's expected input (0-1 scale).
         std: per-channel std of the backbone's expected input (0-1 scale).
+        backbone_name: the backbone's name, for messages.
+        pretrained: whether the backbone's weights came from a file.
     """
 
     def __init__(
@@ -40,9 +42,13 @@ class FrameFeatureExtractor(nn.Module):
         representation_size: int,
         mean: tuple[float, ...],
         std: tuple[float, ...],
+        backbone_name: str = "backbone",
+        pretrained: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.backbone_name = backbone_name
+        self.pretrained = pretrained
         self.projection = nn.Linear(num_features, representation_size)
         self.out_dim = representation_size
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255.0)
@@ -66,6 +72,15 @@ class FrameFeatureExtractor(nn.Module):
         out = features.new_zeros(*mask.shape, self.out_dim)
         out[mask] = features
         return out
+
+    def prepare_for_training(self, *, channels_last: bool, compile_model: bool) -> None:
+        """Put the 2-D backbone in channels_last (its inputs already are) and compile
+        it in place (checkpoint keys stay the same), with dynamic shapes since the
+        number of real frames varies per batch."""
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        if compile_model:
+            self.backbone.compile(dynamic=True)
 
 
 _WEIGHTS_KEY = "feature_extractor.pretrained_path"
@@ -117,6 +132,8 @@ def cnn_extractor(
         representation_size=representation_size,
         mean=tuple(config.get("mean", IMAGENET_MEAN)),
         std=tuple(config.get("std", IMAGENET_STD)),
+        backbone_name=model_path,
+        pretrained=pretrained_path is not None,
     )
 
 
@@ -146,4 +163,6 @@ def resnet50_extractor(
         representation_size=representation_size,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
+        backbone_name="resnet50",
+        pretrained=pretrained_path is not None,
     )

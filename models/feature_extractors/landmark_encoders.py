@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.registry import FEATURE_EXTRACTORS
+from models.registry import FEATURE_EXTRACTORS, NothingToPrepare
 from utils.landmark_points import (
     COMPONENT_EDGES,
     COMPONENT_SIZES,
@@ -90,7 +90,7 @@ class DepthwiseConvBlock(nn.Module):
         return features + self.dropout(self.project(hidden.transpose(1, 2)))
 
 
-class PointEncoder(nn.Module):  # pylint: disable=abstract-method
+class PointEncoder(NothingToPrepare, nn.Module):  # pylint: disable=abstract-method
     """The shared front of the landmark encoders: each point's inputs (see
     `point_inputs`), standardised by a batch norm over the real frames, since
     positions, hand shapes and motions differ in scale by an order of magnitude.

@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from models.feature_extractors.landmark_encoders import point_channels, point_inputs
-from models.registry import FEATURE_EXTRACTORS
+from models.registry import FEATURE_EXTRACTORS, NothingToPrepare
 
 
-class LandmarksEncoder(nn.Module):
+class LandmarksEncoder(NothingToPrepare, nn.Module):
     """Encodes each frame's landmarks (coordinates and presence) with an MLP.
 
     Absent points (e.g. an undetected hand) are zero with a presence flag of 0, so the
@@ -79,3 +79,10 @@ class FusedExtractor(nn.Module):
         """`(B, T, out_dim)` fused per-frame features (see the two extractors)."""
         fused = self.fusion(torch.cat([self.frames(batch), self.landmarks(batch)], -1))
         return fused * batch["mask"].unsqueeze(-1).to(fused.dtype)
+
+    def prepare_for_training(self, *, channels_last: bool, compile_model: bool) -> None:
+        """What each of the two extractors declares."""
+        for part in (self.frames, self.landmarks):
+            part.prepare_for_training(
+                channels_last=channels_last, compile_model=compile_model
+            )

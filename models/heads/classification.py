@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from datasets.annotations import IGNORE_INDEX
+from utils.constants import IGNORE_INDEX
 
 
 def _head(input_dim: int, count: int, additional_layers: int, dropout: float):

@@ -15,13 +15,12 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets.files import read_text
 from utils.config_model import MAX_NUM_CLASS
+from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
+from utils.files import read_text
 
 MISSING_TOKENS = {"", "-1", "nan", "none", "null", "na"}
-# A missing label; the value cross-entropy ignores by default (torch's ignore_index).
-IGNORE_INDEX = -100
 # The largest class index a label may have, checked as each label is read: a typo such
 # as 1000000000000 would otherwise size a `num_class: auto` head (and its optimizer
 # state) to that many classes before anything else looks at it.
@@ -176,6 +175,51 @@ def check_sample_name(name: str, where: str) -> None:
         )
 
 
+@dataclass
+class AnnotationLines:
+    """An annotation file split into tokens: the header (when its first line is one)
+    and the data lines, blank lines and `#` comments left out.
+
+    Attributes:
+        path: the file.
+        header: the column titles of the header line (quoted titles kept whole), or
+            None when the file has no header.
+        header_line: the header's line number (0 without one).
+        rows: `(line number, tokens)` of every data line, in file order.
+        blank: True when the file has no non-blank line at all.
+    """
+
+    path: Path
+    header: list[str] | None
+    header_line: int
+    rows: list[tuple[int, list[str]]]
+    blank: bool
+
+    def where(self, number: int) -> str:
+        """`file:line` for messages."""
+        return f"{self.path}:{number}"
+
+
+def split_lines(path: Path, separator: str | None = None) -> AnnotationLines:
+    """Read an annotation file (see `utils.files.read_text`) into its lines' tokens.
+
+    Args:
+        path: the annotation file.
+        separator: the column separator; None = any whitespace.
+    """
+    text = read_text(path, "annotation file")
+    header, header_line, rows = None, 0, []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        tokens = tokenize(line, separator)
+        if not rows and header is None and looks_like_header(tokens):
+            header, header_line = tokenize(line, separator, header=True), number
+            continue
+        rows.append((number, tokens))
+    return AnnotationLines(path, header, header_line, rows, not text.strip())
+
+
 def read_annotation_file(
     path: Path, heads: list[str], separator: str | None = None
 ) -> list[AnnotationRow]:
@@ -192,22 +236,20 @@ def read_annotation_file(
     Raises:
         DataError: listing every bad line (file:line and the reason).
     """
-    lines = read_text(path, "annotation file").splitlines()
+    lines = split_lines(path, separator)
     rows: list[AnnotationRow] = []
     errors: list[str] = []
     columns = Columns({head: 3 + index for index, head in enumerate(heads)})
+    if lines.header is not None:
+        try:
+            columns = _header_columns(
+                lines.header, heads, lines.where(lines.header_line)
+            )
+        except DataError as error:
+            errors.append(str(error))
     names: dict[str, str] = {}
-    for number, line in enumerate(lines, start=1):
-        where = f"{path}:{number}"
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        tokens = tokenize(line, separator)
-        if not rows and not errors and looks_like_header(tokens):
-            try:
-                columns = _header_columns(tokenize(line, separator, True), heads, where)
-            except DataError as error:
-                errors.append(str(error))
-            continue
+    for number, tokens in lines.rows:
+        where = lines.where(number)
         try:
             row = _parse_row(tokens, columns, where)
             if row.name in names:

@@ -1,4 +1,9 @@
-"""The LightningDataModule: dataset roots -> samples -> train/val split -> loaders."""
+"""The data a config describes: dataset roots -> samples -> train/val/test split.
+
+The split is fixed by a `split` column where the annotations have one, else
+signer-independent when they name signers, else stratified by the first head's
+label; it is seeded, so training, `test.py` and every process of a run agree.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,7 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import lightning as L
-import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch import distributed as dist
-from torch.utils.data import DataLoader
-
+from datasets.frame_cache import FrameCache
 from datasets.index import (
     Sample,
     index_samples,
@@ -19,21 +19,15 @@ from datasets.index import (
     read_root_annotations,
     resolve_num_classes,
 )
-from datasets.sign_dataset import (
-    SamplingOptions,
-    SignDataset,
-    collate_clips,
-    decode_image,
-    worker_init_fn,
-)
-from datasets.frame_cache import FrameCache
+from datasets.sampling import SamplingOptions
+from datasets.sign_dataset import SignDataset, decode_image
 from datasets.transforms import (
     build_clip_transform,
     build_resize_crop,
     decode_size_hint,
 )
-from models.heads import IGNORE_INDEX
 from utils.config import SignpipeConfig
+from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
 
 
@@ -144,27 +138,6 @@ def check_evaluation_processes(samples: int, processes: int) -> None:
         )
 
 
-def evaluation_sampler(
-    dataset: SignDataset, num_replicas: int | None = None, rank: int | None = None
-) -> UnrepeatedDistributedSampler:
-    """This process's share of `dataset`: every sample once over all processes.
-
-    Lightning's default sampler pads the last process's share with repeats, which
-    evaluation must not count twice.
-
-    Args:
-        dataset: the evaluation dataset.
-        num_replicas: the number of processes (default: the process group's).
-        rank: this process's rank (default: the process group's).
-    """
-    if num_replicas is None:
-        num_replicas = dist.get_world_size()
-    check_evaluation_processes(len(dataset), num_replicas)
-    return UnrepeatedDistributedSampler(
-        dataset, num_replicas=num_replicas, rank=rank, shuffle=False
-    )
-
-
 def root_statistics(root: str, samples: list[Sample], heads: list[str]) -> str:
     """One line per root: samples, frames, and labelled samples / classes per head."""
     frames = sum(len(s.frame_paths) or s.length for s in samples)
@@ -178,15 +151,19 @@ def root_statistics(root: str, samples: list[Sample], heads: list[str]) -> str:
     )
 
 
-class SignDataModule(L.LightningDataModule):
-    """Reads and checks every dataset root when built, so data errors come first.
+class SignData:
+    """The data a config describes, read and checked when built (data errors first).
+
+    Every dataset root's annotations and samples, the class counts and names of every
+    head, the seeded train/val/test split and the frame cache; `dataset` builds the
+    `SignDataset` of a split with training or evaluation transforms. Plain Python:
+    `training.datamodule.SignDataModule` adds the loaders, `test.py` uses it as is.
 
     Args:
         config: the validated config.
     """
 
     def __init__(self, config: SignpipeConfig) -> None:
-        super().__init__()
         self.config = config
         general = config.general_parameters
         rows, samples, self.statistics = [], [], []
@@ -252,32 +229,6 @@ class SignDataModule(L.LightningDataModule):
             seed=config.general_parameters.seed,
             cache=self.cache,
         )
-
-    def loader(self, samples: list[Sample], *, train: bool) -> DataLoader:
-        """A DataLoader over `samples` (shuffled for training)."""
-        workers = self.config.general_parameters.workers
-        dataset = self.dataset(samples, train=train)
-        sampler = None
-        if not train and dist.is_available() and dist.is_initialized():
-            sampler = evaluation_sampler(dataset)
-        return DataLoader(
-            dataset,
-            batch_size=self.config.train_parameters.batch_size,
-            shuffle=train,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate_clips,
-            pin_memory=torch.cuda.is_available()
-            and self.config.general_parameters.gpu >= 0,
-            persistent_workers=workers > 0,
-            worker_init_fn=worker_init_fn if workers > 0 else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.train_samples, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self.val_samples, train=False)
 
     def describe(self) -> str:
         """A short summary of the data: per-root statistics and the split."""

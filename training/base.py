@@ -1,4 +1,5 @@
-"""The LightningModule: multi-head loss, metrics, optimizer, LR and freeze schedules."""
+"""What both LightningModules share: the pipeline built from the config, the
+optimizer and LR schedule, the divergence check and what a checkpoint carries."""
 
 from __future__ import annotations
 
@@ -7,21 +8,12 @@ from functools import partial
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
-from torch import nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
-from models.freeze_scheduler import FreezeScheduler
-from models.heads import IGNORE_INDEX, weighted_multi_head_loss
-from models.pipeline import build_pipeline
+from models.pipeline import SignPipeline, build_pipeline
 from models.transformers.hubert import encoder_config
 from utils.config import SignpipeConfig, TrainParameters
-from utils.errors import TrainingDivergedError
 from utils.config_loader import config_to_dict, parse_config
-
-STAGES = ("train", "val", "test")
-
+from utils.errors import TrainingDivergedError
 
 #: one_cycle starts at lr / ONE_CYCLE_START and ends at lr / ONE_CYCLE_END (the
 #: defaults of torch's OneCycleLR).
@@ -107,8 +99,11 @@ def check_finite(loss: torch.Tensor, step: int, batch: dict) -> None:
         )
 
 
-class SignRecognitionModule(L.LightningModule):
-    """Trains a `SignPipeline` on batches from `SignDataModule`.
+class PipelineModule(L.LightningModule):
+    """A LightningModule around the `SignPipeline` its config describes.
+
+    Subclasses define the steps; they call `save_hyperparameters()` after this
+    constructor, so checkpoints hold their own arguments.
 
     Args:
         config: the resolved config as a plain dict (saved in checkpoints).
@@ -124,43 +119,12 @@ class SignRecognitionModule(L.LightningModule):
         label_names: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.label_names = label_names or {
             head: [str(i) for i in range(count)] for head, count in num_classes.items()
         }
         self.config: SignpipeConfig = parse_config(config)
         self.num_classes = dict(num_classes)
-        self.model = build_pipeline(self.config, self.num_classes)
-        self.loss_weights = self.config.loss_weights()
-        self.metrics = nn.ModuleDict(
-            {
-                f"{stage}_{head}_top{k}": MulticlassAccuracy(
-                    num_classes=count,
-                    top_k=min(k, count),
-                    average="micro",
-                    ignore_index=IGNORE_INDEX,
-                )
-                for stage in STAGES
-                for head, count in self.num_classes.items()
-                for k in (1, 5)
-            }
-        )
-        # Losses as metrics: summed and counted across processes when an epoch ends
-        # (no synchronisation per step), so a multi-process run's epoch losses count
-        # every sample exactly once.
-        self.stage_losses = nn.ModuleDict(
-            {
-                f"{stage}_{name}": MeanMetric()
-                for stage in STAGES
-                for name in ("total", *self.num_classes)
-            }
-        )
-        freeze = self.config.freeze_scheduler
-        self.freeze_scheduler = (
-            FreezeScheduler(self.model, freeze, printer=rank_zero_only(print))
-            if freeze
-            else None
-        )
+        self.model: SignPipeline = build_pipeline(self.config, self.num_classes)
 
     @classmethod
     def from_config(
@@ -168,13 +132,9 @@ class SignRecognitionModule(L.LightningModule):
         config: SignpipeConfig,
         num_classes: dict[str, int],
         label_names: dict[str, list[str]] | None = None,
-    ) -> SignRecognitionModule:
+    ) -> PipelineModule:
         """Build from a validated config."""
         return cls(config_to_dict(config), num_classes, label_names)
-
-    def forward(self, batch: dict) -> dict:
-        """The pipeline's outputs (see `SignPipeline.forward`)."""
-        return self.model(batch)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep the validation metrics logged last before the save in the checkpoint
@@ -193,65 +153,12 @@ class SignRecognitionModule(L.LightningModule):
             if key.startswith("val/") and torch.is_tensor(value) and value.numel() == 1
         }
 
-    def model_step(self, batch: dict, stage: str) -> torch.Tensor:
-        """Loss and metrics for one batch; shared by every stage."""
-        outputs = self.model(batch)
-        labels = batch["labels"]
-        loss, per_head = weighted_multi_head_loss(
-            outputs["logits"],
-            labels,
-            self.loss_weights,
-            label_smoothing=(
-                self.config.train_parameters.label_smoothing
-                if stage == "train"
-                else 0.0
-            ),
-        )
-        batch_size = batch["mask"].shape[0]
-        log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size}
-        self._log_loss(stage, "total", f"{stage}/loss", loss, batch_size, log)
-        for head, logits in outputs["logits"].items():
-            labelled = (labels[head] != IGNORE_INDEX).sum()
-            self._log_loss(
-                stage, head, f"{stage}/{head}/loss", per_head[head], labelled, log
-            )
-            for k in (1, 5):
-                metric = self.metrics[f"{stage}_{head}_top{k}"]
-                metric(logits.detach(), labels[head])
-                self.log(f"{stage}/{head}/top{k}", metric, **log)
-        return loss
-
-    def _log_loss(self, stage, name, key, value, weight, log: dict) -> None:
-        metric = self.stage_losses[f"{stage}_{name}"]
-        if log["on_step"]:
-            metric(value.detach(), weight)  # also this batch's value, for the step
-        else:
-            metric.update(value.detach(), weight)
-        self.log(key, metric, prog_bar=name == "total", **log)
-
-    def training_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
-        loss = self.model_step(batch, "train")
-        check_finite(loss, self.global_step, batch)
-        return loss
-
-    def validation_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
-        return self.model_step(batch, "val")
-
-    def test_step(self, batch: dict, _batch_idx: int) -> torch.Tensor:
-        return self.model_step(batch, "test")
-
-    def on_train_epoch_start(self) -> None:
-        if self.freeze_scheduler and self.freeze_scheduler.mode == "epoch":
-            self.freeze_scheduler.apply(self.current_epoch)
-
-    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        if not self.freeze_scheduler:
-            return
-        if self.freeze_scheduler.mode == "step":
-            self.freeze_scheduler.apply(self.global_step)
-        for name in self.config.freeze_scheduler.model_params:
-            frozen = float(self.model.is_frozen(name))
-            self.log(f"freeze/{name}", frozen, on_step=True, on_epoch=False)
+    def optimized_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimizer holds: all of them, frozen ones included, so
+        that a part the freeze scheduler thaws later is trained from then on."""
+        return list(self.parameters())
 
     def configure_optimizers(self):
-        return make_optimizer(self, self.config.train_parameters)
+        return make_optimizer(
+            self, self.config.train_parameters, self.optimized_parameters()
+        )

@@ -17,7 +17,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from utils.evaluation import (
+from evaluation.metrics import (
     HeadPredictions,
     class_accuracies,
     confusion_matrix,

@@ -18,22 +18,17 @@ Fused models average the two reconstruction losses.
 The module builds the same `SignPipeline` as `SignRecognitionModule`, so its
 checkpoints hold `model.feature_extractor.*` and `model.transformer.*` under the same
 names and shapes: a recognition model starts from them by loading the checkpoint's
-state dict with `strict=False` (or `models.transfer.load_matching_weights`). The heads
+state dict with `strict=False` (or `training.transfer.load_matching_weights`). The heads
 are built but frozen and unused.
 """
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.lightning_module import check_finite, make_optimizer
-from models.pipeline import SignPipeline, build_pipeline
-from models.transformers.hubert import encoder_config
-from utils.config import SignpipeConfig
-from utils.config_loader import config_to_dict, parse_config
+from training.base import PipelineModule, check_finite
 from utils.errors import ConfigError
 from utils.landmark_points import COMPONENT_SIZES
 
@@ -105,7 +100,7 @@ def _decoder(width: int, out_dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, out_dim))
 
 
-class PretrainingModule(L.LightningModule):
+class PretrainingModule(PipelineModule):  # pylint: disable=too-many-ancestors
     """Pretrains a `SignPipeline`'s extractor and encoder by masked reconstruction.
 
     Batches come from `SignDataModule` as for training; their labels are ignored.
@@ -133,16 +128,12 @@ class PretrainingModule(L.LightningModule):
         mask_ratio: float = 0.4,
         target_size: int = 8,
     ) -> None:
-        super().__init__()
         if not 0.0 < mask_ratio < 1.0:
             raise ConfigError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        super().__init__(config, num_classes, label_names)
         self.save_hyperparameters()
-        self.label_names = label_names
-        self.config: SignpipeConfig = parse_config(config)
-        self.num_classes = dict(num_classes)
         self.mask_ratio = mask_ratio
         self.target_size = target_size
-        self.model: SignPipeline = build_pipeline(self.config, self.num_classes)
         self.model.heads.requires_grad_(False)
         self.mask_token = nn.Parameter(
             torch.zeros(self.model.feature_extractor.out_dim)
@@ -157,23 +148,6 @@ class PretrainingModule(L.LightningModule):
             num_points = sum(COMPONENT_SIZES[c] for c in components)
             decoders["landmarks"] = _decoder(width, num_points * 3)
         self.decoders = nn.ModuleDict(decoders)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: SignpipeConfig,
-        num_classes: dict[str, int],
-        label_names: dict[str, list[str]] | None = None,
-    ) -> PretrainingModule:
-        """Build from a validated config."""
-        return cls(config_to_dict(config), num_classes, label_names)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep a HuBERT encoder's shape, so the model rebuilds without its
-        pretrained directory (see `SignRecognitionModule.on_save_checkpoint`)."""
-        hubert = encoder_config(self.model)
-        if hubert is not None:
-            checkpoint["hubert_config"] = hubert
 
     def forward(self, batch: dict, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reconstructions at every position, from the encoder with `hidden` masked.
@@ -258,6 +232,6 @@ class PretrainingModule(L.LightningModule):
         self._log_losses(loss, parts, batch, train=False)
         return loss
 
-    def configure_optimizers(self):
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        return make_optimizer(self, self.config.train_parameters, trainable)
+    def optimized_parameters(self) -> list[torch.nn.Parameter]:
+        """Everything but the heads (they are built, never trained here)."""
+        return [p for p in self.parameters() if p.requires_grad]

@@ -24,18 +24,23 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from datasets.datamodule import SignDataModule, check_evaluation_processes
-from models.callbacks import AtomicCheckpointIO, FreezeUntilConvergence, LastCheckpoint
-from models.lightning_module import SignRecognitionModule
-from models.pipeline import unused_model_settings
-from models.pretraining import PretrainingModule
-from models.transfer import describe_transfer, load_matching_weights
+from evaluation.metrics import final_metrics
+from models.feature_extractors.cnn import FrameFeatureExtractor
+from models.pipeline import SignPipeline, unused_model_settings
+from training.callbacks import (
+    AtomicCheckpointIO,
+    FreezeUntilConvergence,
+    LastCheckpoint,
+)
+from training.datamodule import SignDataModule, check_evaluation_processes
+from training.loggers import ContinuingCSVLogger
+from training.pretraining import PretrainingModule
+from training.recognition import SignRecognitionModule
+from training.transfer import describe_transfer, load_matching_weights
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
 from utils.errors import ConfigError, UserError
-from utils.evaluation import final_metrics
 from utils.file_io import load_data_only, write_atomically
-from utils.loggers import ContinuingCSVLogger
 from utils.run_folder import prepare_output_dir, run_folder_lock
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
@@ -72,7 +77,7 @@ def build_loggers(config: SignpipeConfig, save_dir: Path, resume: bool) -> list:
     if config.general_parameters.neptune:
         # neptune is slow to import.
         # pylint: disable-next=import-outside-toplevel
-        from utils.neptune_logger import NeptuneLogger
+        from training.neptune_logger import NeptuneLogger
 
         loggers.append(NeptuneLogger(data_directory=save_dir))
     return loggers
@@ -198,14 +203,10 @@ def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
     if config.transfer.checkpoint:
         report = load_matching_weights(module, config.transfer.checkpoint)
         print(describe_transfer(report))
-    extractor = module.model.feature_extractor
-    backbone = getattr(getattr(extractor, "frames", extractor), "backbone", None)
-    if backbone is not None and config.trainer.channels_last:
-        backbone.to(memory_format=torch.channels_last)
-    if backbone is not None and config.trainer.compile:
-        # In place, so checkpoint keys stay the same; the number of real frames
-        # varies per batch, hence dynamic shapes.
-        backbone.compile(dynamic=True)
+    module.model.prepare_for_training(
+        channels_last=config.trainer.channels_last,
+        compile_model=config.trainer.compile,
+    )
     return module
 
 
@@ -237,17 +238,16 @@ def _make_trainer(**kwargs) -> L.Trainer:
         ) from None
 
 
-def _warn_random_weights(config: SignpipeConfig) -> None:
-    extractor = config.feature_extractor
-    if config.uses_frames() and extractor.pretrained_path is None:
-        model = (
-            extractor.model_path if extractor.name == "cnn_extractor" else "resnet50"
-        )
-        print(
-            f"warning: feature_extractor.pretrained_path is not set: {model} starts "
-            "from random weights (weights come only from local files)",
-            file=sys.stderr,
-        )
+def _warn_random_weights(model: SignPipeline) -> None:
+    """Name every image backbone built without weights from a file."""
+    for part in model.feature_extractor.modules():
+        if isinstance(part, FrameFeatureExtractor) and not part.pretrained:
+            print(
+                "warning: feature_extractor.pretrained_path is not set: "
+                f"{part.backbone_name} starts from random weights (weights come "
+                "only from local files)",
+                file=sys.stderr,
+            )
 
 
 def run_training(config: SignpipeConfig, options: RunOptions) -> int:
@@ -259,7 +259,7 @@ def run_training(config: SignpipeConfig, options: RunOptions) -> int:
     print(datamodule.describe())
     module = _build_module(config, datamodule)
     if not config.transfer.checkpoint:
-        _warn_random_weights(config)
+        _warn_random_weights(module.model)
     device_args = trainer_device_args(config)
     general = config.general_parameters
     with run_folder_lock(general.run_dir(), general.weights_file()):

@@ -1,8 +1,8 @@
 """For `predict.py`: videos and frame folders -> clips for a checkpoint's model.
 
-Everything comes from the checkpoint (`utils.checkpoints.load_checkpoint`): the model,
-its config (evaluation transforms,
-`num_segments` / `time` sampling, landmarks) and the class names. An input (a video
+Everything comes from the checkpoint (`evaluation.checkpoints.load_checkpoint`): the
+model, its config (evaluation transforms, `num_segments` / `time` sampling,
+landmarks) and the class names. An input (a video
 file or a frame folder) becomes one clip the way `SignDataset` builds evaluation clips:
 deterministic, evenly spread frames (`sample_indices(train=False)`), resized and
 centre-cropped by the evaluation transform; or, with `all_frames`, every frame.
@@ -12,7 +12,6 @@ MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
 import tempfile
@@ -30,12 +29,23 @@ from data_preprocessing.extract_landmarks import (
     load_mediapipe,
 )
 from data_preprocessing.video_io import VideoReader, check_unique_names, find_videos
-from datasets.index import IMAGE_SUFFIXES, list_frames, read_fps
-from datasets.landmarks import PointLayout, landmark_file, prepare_clip, read_landmarks
-from datasets.sampling import sample_indices
-from datasets.sign_dataset import collate_clips, decode_image
+from datasets.index import list_frames, read_fps
+from datasets.landmarks import (
+    PointLayout,
+    landmark_file,
+    read_landmarks,
+    require_rows,
+)
+from datasets.sampling import SamplingOptions
+from datasets.sign_dataset import (
+    collate_clips,
+    decode_image,
+    frames_clip,
+    landmark_clip,
+)
 from datasets.transforms import build_clip_transform, decode_size_hint
 from utils.config import LandmarksParameters, SignpipeConfig
+from utils.constants import IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
 
 #: What `predict.py --embedding_kind` writes per input.
@@ -156,18 +166,15 @@ class ClipOptions:
     Attributes:
         transform: the evaluation transform of `(T, C, H, W)` uint8 clips.
         size_hint: decode JPEG frames at about this size (draft mode), or None.
-        num_segments: frames per clip; None takes every frame (`--all_frames`).
-        time: seconds between sampled frames, or None to spread them evenly.
-        default_fps: the FPS assumed where an input has none (for `time`).
+        sampling: the training run's temporal sampling, applied as for evaluation
+            clips; None takes every frame (`--all_frames`).
         landmarks: the landmark options when the model reads landmarks, else None.
         frames: whether the model reads image frames.
     """
 
     transform: torch.nn.Module
     size_hint: int | None
-    num_segments: int | None
-    time: float | None
-    default_fps: float | None
+    sampling: SamplingOptions | None
     landmarks: LandmarksParameters | None
     frames: bool
 
@@ -179,9 +186,11 @@ class ClipOptions:
         return cls(
             transform=build_clip_transform(augmentations, train=False),
             size_hint=decode_size_hint(augmentations),
-            num_segments=None if all_frames else train.num_segments,
-            time=train.time,
-            default_fps=train.default_fps,
+            sampling=(
+                None
+                if all_frames
+                else SamplingOptions(train.num_segments, train.time, train.default_fps)
+            ),
             landmarks=config.landmarks_parameters if config.uses_landmarks() else None,
             frames=config.uses_frames(),
         )
@@ -227,12 +236,6 @@ def _extract(item: PredictionInput, scratch: Path) -> Path:
     return scratch / "landmarks" / item.name / f"{item.name}.npz"
 
 
-def _to_clip(images: list[np.ndarray], transform: torch.nn.Module) -> torch.Tensor:
-    """`(H, W, 3)` uint8 images -> the transformed `(T, C, H', W')` uint8 clip."""
-    clip = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    return transform(clip).contiguous()
-
-
 def decode_video_clip(
     path: Path, transform: torch.nn.Module
 ) -> tuple[torch.Tensor, float]:
@@ -250,10 +253,10 @@ def decode_video_clip(
         for image in reader:
             pending.append(image)
             if len(pending) == VIDEO_CHUNK:
-                chunks.append(_to_clip(pending, transform))
+                chunks.append(frames_clip(pending, transform, path))
                 pending = []
     if pending:
-        chunks.append(_to_clip(pending, transform))
+        chunks.append(frames_clip(pending, transform, path))
     return torch.cat(chunks), fps
 
 
@@ -262,30 +265,16 @@ def _folder_frames(
 ) -> torch.Tensor:
     """The transformed frames at `positions` of a frame folder (as `SignDataset`)."""
     images = [decode_image(item.frame_paths[i], options.size_hint) for i in positions]
-    if any(image.shape != images[0].shape for image in images):
-        raise DataError(f"{item.source}: the frames differ in size")
-    return _to_clip(images, options.transform)
+    return frames_clip(images, options.transform, item.source)
 
 
 def clip_positions(
     length: int, options: ClipOptions, fps: float | None, source: Path
 ) -> list[int]:
     """Which of `length` frames go into the model: evaluation sampling, or all."""
-    if options.num_segments is None:
+    if options.sampling is None:
         return list(range(length))
-    step = None
-    if options.time is not None:
-        fps = fps or options.default_fps
-        if fps is None:
-            raise DataError(
-                f"{source}: train_parameters.time needs the input's FPS (a video's own "
-                "rate, a landmark file's fps, or <name>_properties.json in a frame "
-                "folder); set train_parameters.default_fps"
-            )
-        step = max(1, round(options.time * fps))
-    return sample_indices(
-        length, options.num_segments, train=False, rng=random.Random(0), step=step
-    )
+    return options.sampling.evaluation_positions(length, fps, source)
 
 
 def _landmark_clip(
@@ -296,14 +285,10 @@ def _landmark_clip(
     source: Path,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised `(T, K, 3)` landmarks and `(T, K)` presence at `rows`, as trained."""
-    if rows and max(rows) >= len(points):
-        raise DataError(
-            f"{source}: the landmarks have {len(points)} frames, but frame "
-            f"{max(rows)} is needed"
-        )
-    shoulder = shoulders[rows] if shoulders is not None else None
-    clip, present = prepare_clip(
-        points[rows], shoulder, parameters, PointLayout.of(parameters.components)
+    if rows:
+        require_rows(source, points, max(rows) + 1)
+    clip, present = landmark_clip(
+        points, shoulders, rows, parameters, PointLayout.of(parameters.components)
     )
     return torch.from_numpy(clip), torch.from_numpy(present)
 

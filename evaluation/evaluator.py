@@ -1,0 +1,267 @@
+"""A trained checkpoint evaluated on the data its config describes (`test.py`).
+
+`Evaluator` rebuilds the model from the checkpoint and the data (the same seeded
+split as training, evaluation transforms) from its config, evaluates a set exactly
+once per sample, and the writers put the results JSON and the plots beside the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from datasets.sign_data import SignData
+from datasets.sign_dataset import collate_clips, worker_init_fn
+from evaluation.checkpoints import load_checkpoint
+from evaluation.metrics import (
+    ShuffledCollate,
+    check_label_range,
+    collect_predictions,
+    evaluate_predictions,
+    final_metrics,
+    make_permutation,
+)
+from evaluation.plots import save_head_plots
+from utils.config_loader import check_data_paths, config_to_dict, parse_config
+from utils.errors import ConfigError, DataError, UserError
+from utils.file_io import write_atomically
+
+SETS = ("train", "val", "test")
+
+
+def run_dir(checkpoint: Path) -> Path:
+    """The run directory of a checkpoint: the parent of its `checkpoints/` folder."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
+def results_dir(checkpoint: Path, output_dir: str | None) -> Path:
+    """Where results are written: `--output_dir`, else `<run>/results/`."""
+    return Path(output_dir) if output_dir else run_dir(checkpoint) / "results"
+
+
+def safe_name(text: str) -> str:
+    """`text` fit for a file name."""
+    return re.sub(r"[^\w.+-]", "_", text)
+
+
+def read_training_record(checkpoint: Path, loaded, heads: dict[str, str]) -> dict:
+    """The best validation loss and accuracy of the run that wrote `checkpoint`.
+
+    They come from the checkpoint itself (`val_metrics`: the validation metrics of
+    the epoch it was saved after; for `best.ckpt` the best epoch's). Checkpoints
+    written before it kept them fall back on the ModelCheckpoint callback's
+    `best_model_score` (it monitors `val/loss`) and `<run>/metrics.json`.
+
+    Args:
+        checkpoint: the checkpoint file.
+        loaded: its `evaluation.checkpoints.LoadedModel`.
+        heads: head -> its classification mode (for the mean top-1 per mode).
+    """
+    record: dict = {"loss": None, "acc": None, "mean_top1": None, "notes": []}
+    if loaded.val_metrics:
+        metrics = final_metrics(loaded.val_metrics, heads)
+        record["loss"] = metrics["val_loss"]
+        record["acc"] = {
+            head: values["top1"] for head, values in metrics["heads"].items()
+        }
+        record["mean_top1"] = metrics["mean_top1"]
+        return record
+    record["loss"] = loaded.best_val_loss
+    metrics_path = run_dir(checkpoint) / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record["notes"].append(
+            "the checkpoint holds no validation metrics and there is no readable "
+            f"{metrics_path}: the best validation accuracy is unknown"
+        )
+        return record
+    if record["loss"] is None:
+        record["loss"] = metrics.get("val_loss")
+    record["acc"] = {
+        head: values.get("top1") for head, values in metrics.get("heads", {}).items()
+    }
+    record["mean_top1"] = metrics.get("mean_top1")
+    return record
+
+
+class Evaluator:
+    """A checkpoint's model and the data its config describes, ready to evaluate.
+
+    Args:
+        checkpoint: the checkpoint file.
+        data_path: dataset roots replacing the config's `data_path`, or None.
+        batch_size: the evaluation batch size, or None for the config's.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Path,
+        data_path: list[str] | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        # The checkpoint alone rebuilds the model (no starting-weights file needed).
+        loaded = load_checkpoint(checkpoint, torch.device("cpu"))
+        if loaded.config.train_parameters.pre_training:
+            raise UserError(
+                f"{checkpoint}: a pretraining checkpoint has no trained heads to "
+                "evaluate; fine-tune it first (train.py --checkpoint), or export its "
+                "embeddings with predict.py"
+            )
+        self.loaded = loaded
+        self.model = loaded.model
+        self.label_names = loaded.label_names
+        self.num_classes = {
+            head: len(names) for head, names in self.label_names.items()
+        }
+        raw = config_to_dict(loaded.config)
+        if data_path:
+            raw["general_parameters"]["data_path"] = (
+                data_path[0] if len(data_path) == 1 else list(data_path)
+            )
+        try:
+            self.config = parse_config(raw, f"{checkpoint} (its config)")
+        except ConfigError as error:  # one line: the problems joined
+            raise ConfigError("; ".join(str(error).splitlines())) from None
+        self.loss_weights = self.config.loss_weights()
+        try:
+            check_data_paths(self.config)
+        except ConfigError as error:
+            if data_path:
+                raise
+            raise ConfigError(
+                f"{error}; pass --data_path to point at the checkpoint's data"
+            ) from None
+        self.data = SignData(self.config)
+        self.batch_size = batch_size or self.config.train_parameters.batch_size
+        gpu = self.config.general_parameters.gpu
+        if 0 <= gpu < torch.cuda.device_count():
+            self.device = torch.device("cuda", gpu)
+        else:
+            if gpu >= 0:
+                print(
+                    f"note: CUDA device {gpu} is not available; evaluating on the CPU",
+                    file=sys.stderr,
+                )
+            self.device = torch.device("cpu")
+        self.model.to(self.device)
+
+    def samples(self, set_name: str) -> list:
+        """The samples of a set (train, val or test); may be empty for test."""
+        if set_name not in SETS:
+            raise UserError(
+                f"unknown set '{set_name}': choose one of {', '.join(SETS)}"
+            )
+        return getattr(self.data, f"{set_name}_samples")
+
+    def require_samples(self, set_name: str) -> list:
+        """The samples of a set; `DataError` when it is empty."""
+        samples = self.samples(set_name)
+        if not samples:
+            raise DataError(
+                f"the {set_name} set is empty: the annotation files of "
+                f"{', '.join(self.config.general_parameters.data_paths())} have no "
+                f"rows with split '{set_name}'; add a 'split' column (train, val or "
+                "test per row) to define a test set, or evaluate 'val'"
+            )
+        return samples
+
+    def permutation(self) -> list[int]:
+        """The frame permutation of `--shuffle_frames` (seeded by the config seed)."""
+        return make_permutation(
+            self.config.train_parameters.num_segments,
+            self.config.general_parameters.seed,
+        )
+
+    def evaluate(self, set_name: str, shuffle: bool = False):
+        """Evaluate one set; an `EvalRes` with every head's metrics."""
+        samples = self.require_samples(set_name)
+        perm = self.permutation() if shuffle else None
+        workers = self.config.general_parameters.workers
+        loader = DataLoader(
+            self.data.dataset(samples, train=False),
+            batch_size=self.batch_size,
+            shuffle=False,
+            drop_last=False,
+            num_workers=workers,
+            collate_fn=ShuffledCollate(perm) if shuffle else collate_clips,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=worker_init_fn if workers > 0 else None,
+        )
+        label = f"{set_name}{' (shuffled frames)' if shuffle else ''}"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            batches = tqdm(loader, desc=label, unit="batch", file=sys.stderr)
+            predictions = collect_predictions(
+                self.model, batches, self.device, expected=len(samples)
+            )
+        problem = check_label_range(predictions, self.num_classes)
+        if problem:
+            raise DataError(problem)
+        return evaluate_predictions(
+            predictions,
+            self.loss_weights,
+            set_name=set_name,
+            checkpoint=str(self.checkpoint),
+            perm=perm,
+            signers=[sample.signer for sample in samples],
+        )
+
+
+def write_json(data: dict, path: Path) -> Path:
+    """Write `data` as indented JSON (atomically), creating the folder."""
+    text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda file: file.write(text))
+    except OSError as error:
+        raise UserError(
+            f"{path}: cannot write the results ({error.strerror})"
+        ) from None
+    return path
+
+
+def result_tag(result) -> str:
+    """`<set>` or `<set>_shuffled`: the part of the file names naming the run."""
+    return f"{result.set}_shuffled" if result.perm is not None else result.set
+
+
+def save_plots(
+    evaluator: Evaluator, result, directory: Path, kinds: list[str]
+) -> list[Path]:
+    """Draw the chosen plots of every head of a set's results."""
+    prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
+    written = []
+    for head, predictions in result.predictions.items():
+        title = f"{evaluator.checkpoint.name}, {result_tag(result)}, {head}"
+        try:
+            written += save_head_plots(
+                predictions,
+                evaluator.label_names.get(head, []),
+                kinds,
+                directory / f"{prefix}-{safe_name(head)}",
+                title,
+            )
+        except OSError as error:
+            raise UserError(
+                f"{directory}: cannot write the plots ({error.strerror})"
+            ) from None
+    return written
+
+
+def save_partial(
+    evaluator: Evaluator, result, directory: Path, kinds: list[str]
+) -> list[Path]:
+    """Write a set's results JSON and the chosen plots of every head."""
+    prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
+    written = [write_json(result.to_dict(), directory / f"{prefix}-results.json")]
+    return written + save_plots(evaluator, result, directory, kinds)
