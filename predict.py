@@ -9,6 +9,10 @@ directly in INPUT_DIR; a frame folder is `<name>/<name>_<idx>.<img>` or any imag
 taken in numeric order of their names. INPUT_DIR may also be one video file or one
 frame folder. Inputs may have any number of frames; batches of different lengths are
 padded and masked, so an input's outputs do not depend on the others in its batch.
+A dataset root (INPUT_DIR holds the annotation file(s) of the checkpoint's config,
+`test_<mode>.txt` by default) is read as training reads it: one input per annotated
+sample, its clip made from the annotated start..end frames exactly as test.py
+makes it (a note on stderr names the files read).
 
 Everything else comes from the checkpoint: the model, the evaluation transform (resize,
 centre crop; the model normalises), the class names, and the temporal sampling:
@@ -122,8 +126,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _run(args: argparse.Namespace) -> int:
     kind = resolve_kind(args.embedding_kind)
-    inputs = list_inputs(args.input)
+    if not args.input.exists():
+        raise UserError(f"input {args.input} does not exist")
     loaded = load_checkpoint(args.checkpoint)
+    inputs = list_inputs(args.input, loaded.config)
     pretraining = loaded.config.train_parameters.pre_training
     if pretraining and kind == "probabilities":
         raise UserError(

@@ -22,7 +22,7 @@ from utils.annotations import (
     read_annotation_file,
 )
 from utils.config import AnnotationSource, SignpipeConfig
-from utils.constants import IMAGE_SUFFIXES
+from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from utils.errors import DataError
 from utils.files import EMPTY, exists, path_problem, read_text
 from utils.hamnosys_heads import head_class_names
@@ -198,6 +198,26 @@ def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str 
     )
 
 
+def _video_hint(name: str, root: Path) -> str:
+    """What to run when the root holds the sample's video instead of its folder."""
+    video = next(
+        (
+            root / f"{name}{suffix}"
+            for suffix in sorted(VIDEO_SUFFIXES)
+            if exists(root / f"{name}{suffix}")
+        ),
+        None,
+    )
+    if video is None:
+        return ""
+    return (
+        f"; {root} holds {video.name}: write frame folders with `python -m "
+        f"data_preprocessing.videos_to_frames {root} {root}`, or a dataset root "
+        "from a labels CSV with `python -m data_preprocessing.labels_csv` (see "
+        "docs/guide/own-dataset.md)"
+    )
+
+
 def _index_row(
     row: AnnotationRow, root: Path, *, frames: bool, landmarks: bool
 ) -> Sample | str:
@@ -205,7 +225,9 @@ def _index_row(
     sample_dir = root / row.name
     problem = path_problem(sample_dir, folder=True)
     if problem:
-        return f"{row.source}: sample folder {sample_dir} {problem}"
+        return f"{row.source}: sample folder {sample_dir} {problem}" + _video_hint(
+            row.name, root
+        )
     frame_paths: list[Path] = []
     if frames:
         frame_paths, problem = _find_frames(row, sample_dir)

@@ -8,12 +8,18 @@ deterministic, evenly spread frames (`sample_indices(train=False)`), resized and
 centre-cropped by the evaluation transform; or, with `all_frames`, every frame.
 Models that read landmarks get them from a landmark file beside the input, or from
 MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
+
+A dataset root (a folder holding the annotation file(s) the checkpoint's config
+names, `test_<mode>.txt` by default) is read the way training reads it: each
+annotated sample is one input, and its clip is made by `SignDataset` itself from the
+annotated `start..end` frames, so `predict.py` and `test.py` see the same clips.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +35,13 @@ from data_preprocessing.extract_landmarks import (
     load_mediapipe,
 )
 from data_preprocessing.video_io import VideoReader, check_unique_names, find_videos
-from datasets.index import list_frames, read_fps
+from datasets.index import (
+    Sample,
+    index_samples,
+    list_frames,
+    read_fps,
+    read_root_annotations,
+)
 from datasets.landmarks import (
     PointLayout,
     landmark_file,
@@ -38,13 +50,14 @@ from datasets.landmarks import (
 )
 from datasets.sampling import SamplingOptions
 from datasets.sign_dataset import (
+    SignDataset,
     collate_clips,
     decode_image,
     frames_clip,
     landmark_clip,
 )
 from datasets.transforms import build_clip_transform, decode_size_hint
-from utils.config import LandmarksParameters, SignpipeConfig
+from utils.config import AnnotationSource, LandmarksParameters, SignpipeConfig
 from utils.constants import IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
 
@@ -74,6 +87,8 @@ class PredictionInput:
         frame_ids: each image's row in a landmark file: its index `idx` for
             `<name>_<idx>` files (as extract_landmarks writes rows), else 0, 1, ...
         indexed: whether the images are named `<name>_<idx>.<suffix>`.
+        sample: the annotated sample of a dataset root (its `start..end` frames
+            and landmark file), or None for a bare video or frame folder.
     """
 
     name: str
@@ -81,11 +96,12 @@ class PredictionInput:
     frame_paths: tuple[Path, ...] = ()
     frame_ids: tuple[int, ...] = ()
     indexed: bool = False
+    sample: Sample | None = None
 
     @property
     def is_video(self) -> bool:
         """Whether the input is a video file."""
-        return not self.frame_paths
+        return not self.frame_paths and self.sample is None
 
 
 def natural_key(path: Path) -> tuple:
@@ -123,21 +139,94 @@ def frame_folder_input(folder: Path) -> PredictionInput | None:
     )
 
 
-def list_inputs(source: Path) -> list[PredictionInput]:
+def annotation_paths(
+    config: SignpipeConfig, root: Path, annotation_file: AnnotationSource
+) -> list[Path]:
+    """The files of one annotation source of the config, in `root`; empty for an
+    absolute file name (it does not tell whether `root` is a dataset root)."""
+    if annotation_file is None:
+        names = [f"test_{mode}.txt" for mode in config.train_parameters.modes()]
+    elif isinstance(annotation_file, dict):
+        names = list(annotation_file.values())
+    else:
+        names = [annotation_file]
+    if any(Path(name).is_absolute() for name in names):
+        return []
+    return [root / name for name in names]
+
+
+def dataset_inputs(
+    root: Path, config: SignpipeConfig
+) -> tuple[list[PredictionInput], list[Path]] | None:
+    """The annotated samples of a dataset root, as training indexes them.
+
+    `root` is a dataset root when it holds every file of one of the config's
+    annotation sources (`general_parameters.annotation_file`; null: `test_<mode>.txt`
+    for each classification mode). Its rows are read and its samples found by
+    `datasets.index` (the same reader and checks as training).
+
+    Returns:
+        The inputs (one per annotated sample, in annotation order) and the
+        annotation files read; None when `root` is not a dataset root.
+
+    Raises:
+        DataError: a bad annotation line, or missing frames or landmark files.
+    """
+    tried = []
+    for annotation_file in config.general_parameters.annotation_files():
+        if annotation_file in tried:
+            continue
+        tried.append(annotation_file)
+        paths = annotation_paths(config, root, annotation_file)
+        if not paths or not all(path.is_file() for path in paths):
+            continue
+        rows = read_root_annotations(config, root, annotation_file)
+        samples = index_samples(
+            rows,
+            root,
+            frames=config.uses_frames(),
+            landmarks=config.uses_landmarks(),
+        )
+        inputs = [
+            PredictionInput(sample.name, root / sample.name, sample=sample)
+            for sample in samples
+        ]
+        return inputs, paths
+    return None
+
+
+def list_inputs(
+    source: Path, config: SignpipeConfig | None = None
+) -> list[PredictionInput]:
     """The videos and frame folders directly in `source`, or `source` itself.
 
     `source` may also be a single video file, or one frame folder (holding images
-    and no videos or image folders).
+    and no videos or image folders). With the checkpoint's `config`, a dataset root
+    (see `dataset_inputs`) gives its annotated samples instead, and a note saying
+    which annotation files were read goes to stderr.
 
     Raises:
         UserError: `source` does not exist, holds no inputs, or two inputs share a
             name (and so an output file).
+        DataError: `source` is a dataset root with bad annotations or missing files.
     """
     source = Path(source)
     if source.is_file():
         return [PredictionInput(source.stem, source)]
     if not source.is_dir():
         raise UserError(f"input {source} does not exist")
+    found = dataset_inputs(source, config) if config is not None else None
+    if found is not None:
+        inputs, paths = found
+        if not inputs:
+            raise UserError(f"{', '.join(map(str, paths))}: no annotated samples")
+        print(
+            f"note: {source} is a dataset root: read {', '.join(map(str, paths))}; "
+            f"predicting its {len(inputs)} annotated samples on their start..end "
+            "frames, as test.py does",
+            file=sys.stderr,
+        )
+        return inputs
     own = list_frames(source, source.name)
     if own:
         return [frame_folder_input(source)]
@@ -293,6 +382,37 @@ def _landmark_clip(
     return torch.from_numpy(clip), torch.from_numpy(present)
 
 
+def sample_clip(item: PredictionInput, options: ClipOptions) -> dict:
+    """An annotated sample's clip, made by `SignDataset` as for evaluation.
+
+    `positions` are the frame indices used (`<name>_<idx>`, within `start..end`) and
+    `num_frames` the annotated length; with `all_frames`, every annotated frame.
+    """
+    sample = item.sample
+    sampling = options.sampling or SamplingOptions(max(1, sample.length))
+    dataset = SignDataset(
+        samples=[sample],
+        sampling=sampling,
+        train=False,
+        transform=options.transform,
+        landmarks=options.landmarks,
+        size_hint=options.size_hint,
+    )
+    clip = dataset[0]
+    fps = sample.fps
+    if fps is None and sampling.time is not None and sample.landmark_path:
+        fps = read_landmarks(sample.landmark_path, options.landmarks.components)[2]
+    positions = sampling.evaluation_positions(sample.length, fps, sample.name)
+    clip.update(
+        name=item.name,
+        source=str(item.source),
+        labels={},
+        positions=[sample.start + position for position in positions],
+        num_frames=sample.length,
+    )
+    return clip
+
+
 def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
     """One input as a `SignDataset`-style item (for `collate_clips`).
 
@@ -305,6 +425,8 @@ def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
     Raises:
         DataError: the input cannot be read (or its landmarks cannot be made).
     """
+    if item.sample is not None:
+        return sample_clip(item, options)
     points = shoulders = fps = None
     if options.landmarks is not None:
         with tempfile.TemporaryDirectory(prefix="signpipe-predict-") as scratch:
