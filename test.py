@@ -29,24 +29,9 @@ test set (val when the data has no test split).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from evaluation.evaluator import (
-    SETS,
-    Evaluator,
-    read_training_record,
-    results_dir,
-    safe_name,
-    save_partial,
-    save_plots,
-    write_json,
-)
-from evaluation.metrics import CompRes, format_table
-from evaluation.plots import PLOT_KINDS
 from utils.cli import run_cli
-from utils.errors import UserError
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -111,72 +96,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def partial(args: argparse.Namespace) -> int:
-    """`test.py partial`: evaluate one set."""
-    if args.set not in SETS:
-        raise UserError(f"unknown set '{args.set}': choose one of {', '.join(SETS)}")
-    evaluator = Evaluator(Path(args.checkpoint), args.data_path, args.batch_size)
-    result = evaluator.evaluate(args.set, shuffle=args.shuffle_frames)
-    print(format_table(result), file=sys.stderr)
-    kinds = [kind for kind in PLOT_KINDS if getattr(args, kind)]
-    if args.save or args.output_dir:
-        directory = results_dir(evaluator.checkpoint, args.output_dir)
-        for path in save_partial(evaluator, result, directory, kinds or PLOT_KINDS):
-            print(f"wrote {path}", file=sys.stderr)
-    elif kinds:
-        print("note: plots are written with --save or --output_dir", file=sys.stderr)
-    print(json.dumps(result.to_dict(), indent=2))
-    return 0
+def evaluate(args: argparse.Namespace) -> int:
+    """Run the command; the library (and torch) loads only now, so --help answers at
+    once and a missing dependency is a one-line error."""
+    # pylint: disable-next=import-outside-toplevel
+    from evaluation.evaluator import run_full, run_partial
 
-
-def full(args: argparse.Namespace) -> int:
-    """`test.py full`: test (or val), val, shuffled test and the training record."""
-    checkpoint = Path(args.checkpoint)
-    evaluator = Evaluator(checkpoint, args.data_path, args.batch_size)
-    notes = []
-    test_set = "test"
-    if not evaluator.samples("test"):
-        test_set = "val"
-        notes.append(
-            "the data has no test split (no 'split' column with test rows): "
-            "'test' and 'test_shuffled' are evaluated on the val set"
-        )
-        print(f"note: {notes[-1]}", file=sys.stderr)
-    val = evaluator.evaluate("val")
-    test = val if test_set == "val" else evaluator.evaluate("test")
-    shuffled = evaluator.evaluate(test_set, shuffle=True)
-    record = read_training_record(
-        checkpoint, evaluator.loaded, evaluator.config.head_modes()
-    )
-    notes += record["notes"]
-    bundle = CompRes(
-        checkpoint=str(checkpoint),
-        test_set=test_set,
-        test=test,
-        val=val,
-        test_shuffled=shuffled,
-        best_val_loss=record["loss"],
-        best_val_acc=record["acc"],
-        best_val_mean_top1=record["mean_top1"],
-        notes=notes,
-    )
-    for result in ([test] if test_set == "test" else []) + [val, shuffled]:
-        print(format_table(result), file=sys.stderr)
-    if args.save or args.output_dir:
-        directory = results_dir(checkpoint, args.output_dir)
-        name = f"{safe_name(checkpoint.stem)}_full-results.json"
-        written = [write_json(bundle.to_dict(), directory / name)]
-        written += save_plots(evaluator, test, directory, list(PLOT_KINDS))
-        for path in written:
-            print(f"wrote {path}", file=sys.stderr)
-    print(json.dumps(bundle.to_dict(), indent=2))
-    return 0
+    return (run_partial if args.command == "partial" else run_full)(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one `error:` line and exit 2."""
     args = parse_args(argv)
-    return run_cli(lambda: partial(args) if args.command == "partial" else full(args))
+    return run_cli(lambda: evaluate(args))
 
 
 if __name__ == "__main__":

@@ -108,9 +108,11 @@ def train(args: argparse.Namespace) -> int:
         from datasets.check import check_data
 
         return check_data(config)
-    # pylint: disable-next=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from training.preflight import check_before_data
     from training.run import RunOptions, run_training
 
+    check_before_data(config)  # model names, weights files, devices, Neptune: all now
     return run_training(config, RunOptions(resume=args.resume))
 
 

@@ -7,6 +7,7 @@ once per sample, and the writers put the results JSON and the plots beside the r
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -21,14 +22,16 @@ from datasets.sign_data import SignData
 from datasets.sign_dataset import collate_clips, worker_init_fn
 from evaluation.checkpoints import load_checkpoint
 from evaluation.metrics import (
+    CompRes,
     ShuffledCollate,
     check_label_range,
     collect_predictions,
     evaluate_predictions,
     final_metrics,
+    format_table,
     make_permutation,
 )
-from evaluation.plots import save_head_plots
+from evaluation.plots import PLOT_KINDS, save_head_plots
 from utils.config_loader import check_data_paths, config_to_dict, parse_config
 from utils.errors import ConfigError, DataError, UserError
 from utils.file_io import write_atomically
@@ -265,3 +268,65 @@ def save_partial(
     prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
     written = [write_json(result.to_dict(), directory / f"{prefix}-results.json")]
     return written + save_plots(evaluator, result, directory, kinds)
+
+
+def run_partial(args: argparse.Namespace) -> int:
+    """`test.py partial`: evaluate one set; the JSON on stdout, a table on stderr."""
+    if args.set not in SETS:
+        raise UserError(f"unknown set '{args.set}': choose one of {', '.join(SETS)}")
+    evaluator = Evaluator(Path(args.checkpoint), args.data_path, args.batch_size)
+    result = evaluator.evaluate(args.set, shuffle=args.shuffle_frames)
+    print(format_table(result), file=sys.stderr)
+    kinds = [kind for kind in PLOT_KINDS if getattr(args, kind)]
+    if args.save or args.output_dir:
+        directory = results_dir(evaluator.checkpoint, args.output_dir)
+        for path in save_partial(evaluator, result, directory, kinds or PLOT_KINDS):
+            print(f"wrote {path}", file=sys.stderr)
+    elif kinds:
+        print("note: plots are written with --save or --output_dir", file=sys.stderr)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def run_full(args: argparse.Namespace) -> int:
+    """`test.py full`: test (or val), val, shuffled test and the training record."""
+    checkpoint = Path(args.checkpoint)
+    evaluator = Evaluator(checkpoint, args.data_path, args.batch_size)
+    notes = []
+    test_set = "test"
+    if not evaluator.samples("test"):
+        test_set = "val"
+        notes.append(
+            "the data has no test split (no 'split' column with test rows): "
+            "'test' and 'test_shuffled' are evaluated on the val set"
+        )
+        print(f"note: {notes[-1]}", file=sys.stderr)
+    val = evaluator.evaluate("val")
+    test = val if test_set == "val" else evaluator.evaluate("test")
+    shuffled = evaluator.evaluate(test_set, shuffle=True)
+    record = read_training_record(
+        checkpoint, evaluator.loaded, evaluator.config.head_modes()
+    )
+    notes += record["notes"]
+    bundle = CompRes(
+        checkpoint=str(checkpoint),
+        test_set=test_set,
+        test=test,
+        val=val,
+        test_shuffled=shuffled,
+        best_val_loss=record["loss"],
+        best_val_acc=record["acc"],
+        best_val_mean_top1=record["mean_top1"],
+        notes=notes,
+    )
+    for result in ([test] if test_set == "test" else []) + [val, shuffled]:
+        print(format_table(result), file=sys.stderr)
+    if args.save or args.output_dir:
+        directory = results_dir(checkpoint, args.output_dir)
+        name = f"{safe_name(checkpoint.stem)}_full-results.json"
+        written = [write_json(bundle.to_dict(), directory / name)]
+        written += save_plots(evaluator, test, directory, list(PLOT_KINDS))
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    print(json.dumps(bundle.to_dict(), indent=2))
+    return 0

@@ -212,6 +212,19 @@ def _check_credentials(mode: str, project: str | None, api_token: str | None) ->
         )
 
 
+def check_environment() -> None:
+    """The checks `NeptuneLogger` makes of the environment, before a run starts:
+    a known ``NEPTUNE_MODE``, and a project and token for a server mode.
+
+    Raises:
+        ConfigError: naming what is missing.
+    """
+    mode = neptune_mode_from_env()
+    if mode in SERVER_MODES:
+        token = os.environ.get(TOKEN_ENV, "").strip() or None
+        _check_credentials(mode, _project_from_env(), token)
+
+
 @contextlib.contextmanager
 def _env_var(name: str, value: str) -> Iterator[None]:
     """Set an environment variable for the duration of a ``with`` block."""

@@ -17,13 +17,29 @@ def user_error_message(error: BaseException) -> str:
     return message
 
 
+def missing_module_message(error: ModuleNotFoundError) -> str:
+    """What to do when a dependency is not installed (usually: not in the venv)."""
+    name = (error.name or str(error)).split(".")[0]
+    extra = (
+        " (pip install -r requirements-landmarks.txt)" if name == "mediapipe" else ""
+    )
+    return (
+        f"the Python package '{name}' is not installed in {sys.executable}: run "
+        "`make venv`, then `source .venv/bin/activate` (or run .venv/bin/python)"
+        + extra
+    )
+
+
 def run_cli(command: Callable[[], int]) -> int:
     """Run `command`; print a `UserError` (its notes, then `error: ...`) on stderr and
-    return 2."""
+    return 2. A missing dependency is one line too, saying how to install it."""
     try:
         return command()
     except UserError as error:
         for note in error.notes:
             print(note, file=sys.stderr)
         print(f"error: {user_error_message(error)}", file=sys.stderr)
+        return USER_ERROR_EXIT_CODE
+    except ModuleNotFoundError as error:
+        print(f"error: {missing_module_message(error)}", file=sys.stderr)
         return USER_ERROR_EXIT_CODE

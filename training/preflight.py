@@ -1,0 +1,86 @@
+"""What a run can check from its config alone, checked before any data is read.
+
+Indexing a large corpus takes minutes; a misspelt extractor name, a missing weights
+file, an unavailable GPU or missing Neptune credentials should not wait for it. Every
+problem found is reported at once, one line each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
+from training.run import trainer_device_args
+from utils.config import SignpipeConfig
+from utils.errors import ConfigError
+from utils.file_io import file_problem
+
+
+def _registry_problems(config: SignpipeConfig) -> list[str]:
+    problems = []
+    for registry, name in (
+        (FEATURE_EXTRACTORS, config.feature_extractor.name),
+        (TRANSFORMERS, config.transformer.name),
+    ):
+        try:
+            registry.get(name)
+        except ConfigError as error:
+            problems.append(str(error))
+    return problems
+
+
+def _file_problems(config: SignpipeConfig) -> list[str]:
+    problems = []
+    files = {
+        "feature_extractor.pretrained_path": config.feature_extractor.pretrained_path,
+        "transfer.checkpoint": config.transfer.checkpoint,
+    }
+    for key, path in files.items():
+        problem = file_problem(Path(path)) if path else None
+        if problem:
+            problems.append(f"{key}: '{path}' {problem}")
+    folder = config.transformer.pretrained_path
+    if folder and not Path(folder).is_dir():
+        problems.append(
+            f"transformer.pretrained_path: '{folder}' is not a directory (a HuBERT "
+            "model saved with save_pretrained)"
+        )
+    return problems
+
+
+def _device_problems(config: SignpipeConfig) -> list[str]:
+    try:
+        trainer_device_args(config)
+    except ConfigError as error:
+        return [str(error)]
+    return []
+
+
+def _neptune_problems(config: SignpipeConfig) -> list[str]:
+    if not config.general_parameters.neptune:
+        return []
+    # neptune is slow to import: only when the run logs to it.
+    # pylint: disable-next=import-outside-toplevel
+    from training.neptune_logger import check_environment
+
+    try:
+        check_environment()
+    except ConfigError as error:
+        return [str(error)]
+    return []
+
+
+def check_before_data(config: SignpipeConfig) -> None:
+    """Check the model names, the weights files, the devices and Neptune's settings.
+
+    Raises:
+        ConfigError: one line per problem, every problem found.
+    """
+    problems = (
+        _registry_problems(config)
+        + _file_problems(config)
+        + _device_problems(config)
+        + _neptune_problems(config)
+    )
+    if problems:
+        raise ConfigError("\n".join(problems))
