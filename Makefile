@@ -7,7 +7,7 @@ SOURCES := models datasets data_preprocessing utils training evaluation tests tr
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-clean format-check format-apply lint pytest docs docs-serve test test-slow train bench
+.PHONY: help venv venv-clean format-check format-apply lint pytest docs docs-serve test test-slow train bench notebook
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ pytest: $(VENV)/.installed ## run the tests only
 	$(PY) -m pytest
 
 docs: $(VENV)/.installed ## build the documentation site into site/ (mkdocs --strict)
-	$(PY) -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 docs-serve: $(VENV)/.installed ## serve the documentation on http://127.0.0.1:8000
 	$(PY) -m mkdocs serve
@@ -52,6 +52,9 @@ $(SAMPLE_DATA)/test_gloss.txt: | $(VENV)/.installed
 
 train: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## train with $(CONFIG) (sample data made when missing)
 	$(PY) train.py --model_config_path $(CONFIG)
+
+notebook: $(VENV)/.installed ## open notebooks/walkthrough.ipynb in JupyterLab (the .venv kernel)
+	$(PY) -m jupyter lab notebooks/walkthrough.ipynb
 
 bench: $(VENV)/.installed ## throughput benchmarks; writes benchmarks/results.json
 	$(PY) -m benchmarks.bench

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import safetensors.torch
 import timm
 import torch
 import torchvision
@@ -96,6 +100,36 @@ def _check_weights_file(pretrained_path: str | None) -> None:
         )
 
 
+# timm loads a pretrained file without `strict` when the classifier is dropped
+# (num_classes=0), and only logs the backbone tensors the file lacked, at INFO level.
+_TIMM_BUILDER_LOGGER = "timm.models._builder"
+_TIMM_MISSING = "Missing keys ("
+
+
+@contextlib.contextmanager
+def _timm_missing_keys() -> Iterator[list[str]]:
+    """Collects the names of the tensors that timm's `load_pretrained` did not find
+    in the weights file (its INFO message), without printing that message."""
+    logger = logging.getLogger(_TIMM_BUILDER_LOGGER)
+    shown_from = logger.getEffectiveLevel()
+    missing: list[str] = []
+
+    def catch(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(_TIMM_MISSING):
+            missing.extend(message[len(_TIMM_MISSING) :].split(")")[0].split(", "))
+        return record.levelno >= shown_from
+
+    previous = logger.level
+    logger.setLevel(min(shown_from, logging.INFO))
+    logger.addFilter(catch)
+    try:
+        yield missing
+    finally:
+        logger.removeFilter(catch)
+        logger.setLevel(previous)
+
+
 @FEATURE_EXTRACTORS.register("cnn_extractor")
 def cnn_extractor(
     *, model_path: str, representation_size: int, pretrained_path: str | None = None
@@ -112,12 +146,13 @@ def cnn_extractor(
     overlay = {"file": pretrained_path} if pretrained_path else None
     try:
         # timm reads the file with weights_only=True (or as safetensors).
-        backbone = timm.create_model(
-            model_path,
-            pretrained=pretrained_path is not None,
-            pretrained_cfg_overlay=overlay,
-            num_classes=0,
-        )
+        with _timm_missing_keys() as missing:
+            backbone = timm.create_model(
+                model_path,
+                pretrained=pretrained_path is not None,
+                pretrained_cfg_overlay=overlay,
+                num_classes=0,
+            )
     except Exception as error:  # pylint: disable=broad-exception-caught
         if pretrained_path is None:
             raise
@@ -125,6 +160,12 @@ def cnn_extractor(
             f"{_WEIGHTS_KEY}: cannot load {pretrained_path} as {model_path} weights "
             f"({describe_load_error(error)})"
         ) from None
+    if missing:
+        raise ConfigError(
+            f"{_WEIGHTS_KEY}: '{pretrained_path}' does not hold {model_path} weights "
+            f"({len(missing)} of its {len(backbone.state_dict())} tensors are not in "
+            f"it, e.g. {missing[0]})"
+        )
     config = backbone.pretrained_cfg
     return FrameFeatureExtractor(
         backbone=backbone,
@@ -137,6 +178,21 @@ def cnn_extractor(
     )
 
 
+def _load_weights(pretrained_path: str) -> object:
+    """A weights file as data: a `.safetensors` file (tensors only, nothing
+    unpickled), otherwise a PyTorch file loaded with `weights_only=True`."""
+    if not pretrained_path.endswith(".safetensors"):
+        return load_data_only(pretrained_path, _WEIGHTS_KEY)
+    try:
+        return safetensors.torch.load_file(pretrained_path, device="cpu")
+    except Exception as error:  # pylint: disable=broad-exception-caught
+        reason = (str(error).splitlines() or [""])[0][:160]
+        raise ConfigError(
+            f"{_WEIGHTS_KEY}: cannot read {pretrained_path} as a safetensors file "
+            f"({type(error).__name__}: {reason})"
+        ) from None
+
+
 @FEATURE_EXTRACTORS.register("resnet50_extractor")
 def resnet50_extractor(
     *, representation_size: int, pretrained_path: str | None = None
@@ -145,7 +201,7 @@ def resnet50_extractor(
     _check_weights_file(pretrained_path)
     backbone = torchvision.models.resnet50(weights=None)
     if pretrained_path is not None:
-        state = load_data_only(pretrained_path, _WEIGHTS_KEY)
+        state = _load_weights(pretrained_path)
         state = state.get("state_dict", state) if isinstance(state, dict) else {}
         try:
             missing, _ = backbone.load_state_dict(state, strict=False)
