@@ -52,25 +52,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from data_preprocessing.video_io import positive_int, report_failures
-from evaluation.checkpoints import load_checkpoint
-from evaluation.prediction import (
-    EMBEDDING_KINDS,
-    ClipOptions,
-    list_inputs,
-    resolve_kind,
-)
-from evaluation.writers import (
-    FRAMES_FILE,
-    PREDICTIONS_FILE,
-    OutputWriter,
-    run_prediction,
-)
+from data_preprocessing.video_io import positive_int
 from utils.cli import run_cli
-from utils.errors import UserError
+from utils.constants import EMBEDDING_KINDS
 
 
 def _non_negative_int(text: str) -> int:
@@ -124,47 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _run(args: argparse.Namespace) -> int:
-    kind = resolve_kind(args.embedding_kind)
-    if not args.input.exists():
-        raise UserError(f"input {args.input} does not exist")
-    loaded = load_checkpoint(args.checkpoint)
-    inputs = list_inputs(args.input, loaded.config)
-    pretraining = loaded.config.train_parameters.pre_training
-    if pretraining and kind == "probabilities":
-        raise UserError(
-            f"{args.checkpoint}: a pretraining checkpoint has no trained heads, so no "
-            "probabilities; export spatial, temporal or CLS embeddings, or fine-tune "
-            "it first (train.py --checkpoint)"
-        )
-    if pretraining:
-        print(
-            "note: a pretraining checkpoint has no trained heads: "
-            f"{PREDICTIONS_FILE} gets no rows",
-            file=sys.stderr,
-        )
-    options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
-    writer = OutputWriter(
-        args.output, kind, loaded.label_names, heads_trained=not pretraining
-    )
-    start = time.perf_counter()
-    results = run_prediction(
-        loaded,
-        inputs,
-        writer,
-        options=options,
-        batch_size=args.batch_size,
-        workers=args.workers,
-    )
-    seconds = time.perf_counter() - start
-    done = [result for result in results if result.error is None]
-    print(
-        f"wrote {kind} outputs of {len(done)} of {len(results)} inputs to "
-        f"{args.output} ({PREDICTIONS_FILE}, {FRAMES_FILE}); {len(done)} clips in "
-        f"{seconds:.1f} s ({len(done) / max(seconds, 1e-9):.1f} clips/s) on "
-        f"{loaded.device}"
-    )
-    return report_failures(results, "inputs")
+def predict(args: argparse.Namespace) -> int:
+    """Run the command; the library (and torch) loads only now, so --help answers at
+    once and a missing dependency is a one-line error."""
+    # pylint: disable-next=import-outside-toplevel
+    from evaluation.writers import predict_command
+
+    return predict_command(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         0 when every input was written, 1 when some failed (listed on stderr), 2 on
         a user error (bad checkpoint, missing or empty input, unknown kind).
     """
-    return run_cli(lambda: _run(parse_args(argv)))
+    args = parse_args(argv)
+    return run_cli(lambda: predict(args))
 
 
 if __name__ == "__main__":

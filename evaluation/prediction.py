@@ -58,11 +58,9 @@ from datasets.sign_dataset import (
 )
 from datasets.transforms import build_clip_transform, decode_size_hint
 from utils.config import AnnotationSource, LandmarksParameters, SignpipeConfig
-from utils.constants import IMAGE_SUFFIXES
+from utils.constants import EMBEDDING_KINDS, IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
 
-#: What `predict.py --embedding_kind` writes per input.
-EMBEDDING_KINDS = ("spatial", "temporal", "CLS", "probabilities")
 #: Video frames are resized/cropped in chunks of this many while decoding.
 VIDEO_CHUNK = 64
 

@@ -8,9 +8,11 @@ frames each clip used).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +21,18 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data_preprocessing.video_io import ItemResult, prepare_output
-from evaluation.checkpoints import LoadedModel
+from data_preprocessing.video_io import ItemResult, prepare_output, report_failures
+from evaluation.checkpoints import LoadedModel, load_checkpoint
 from evaluation.prediction import (
     ClipOptions,
     PredictionDataset,
     PredictionInput,
     check_extraction,
     collate_inputs,
+    list_inputs,
+    resolve_kind,
 )
+from utils.errors import UserError
 from utils.file_io import write_atomically
 
 TOP_K = 5
@@ -198,3 +203,48 @@ def _to_cpu(outputs: dict) -> dict:
         )
         for key, value in outputs.items()
     }
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """`predict.py`: every input through the checkpoint's model, the files written;
+    0 when every input was written, 1 when some failed (listed on stderr)."""
+    kind = resolve_kind(args.embedding_kind)
+    if not args.input.exists():
+        raise UserError(f"input {args.input} does not exist")
+    loaded = load_checkpoint(args.checkpoint)
+    inputs = list_inputs(args.input, loaded.config)
+    pretraining = loaded.config.train_parameters.pre_training
+    if pretraining and kind == "probabilities":
+        raise UserError(
+            f"{args.checkpoint}: a pretraining checkpoint has no trained heads, so no "
+            "probabilities; export spatial, temporal or CLS embeddings, or fine-tune "
+            "it first (train.py --checkpoint)"
+        )
+    if pretraining:
+        print(
+            "note: a pretraining checkpoint has no trained heads: "
+            f"{PREDICTIONS_FILE} gets no rows",
+            file=sys.stderr,
+        )
+    options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
+    writer = OutputWriter(
+        args.output, kind, loaded.label_names, heads_trained=not pretraining
+    )
+    start = time.perf_counter()
+    results = run_prediction(
+        loaded,
+        inputs,
+        writer,
+        options=options,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    seconds = time.perf_counter() - start
+    done = [result for result in results if result.error is None]
+    print(
+        f"wrote {kind} outputs of {len(done)} of {len(results)} inputs to "
+        f"{args.output} ({PREDICTIONS_FILE}, {FRAMES_FILE}); {len(done)} clips in "
+        f"{seconds:.1f} s ({len(done) / max(seconds, 1e-9):.1f} clips/s) on "
+        f"{loaded.device}"
+    )
+    return report_failures(results, "inputs")

@@ -25,3 +25,6 @@ VIDEO_SUFFIXES = frozenset(
         ".mts",
     }
 )
+
+#: What `predict.py --embedding_kind` writes per input.
+EMBEDDING_KINDS = ("spatial", "temporal", "CLS", "probabilities")
