@@ -1,8 +1,11 @@
-"""Training callbacks: crash-safe checkpoints, interruptions, freeze until a plateau."""
+"""Training callbacks: crash-safe checkpoints, interruptions, freeze until a plateau,
+a line per epoch for logs written to a file."""
 
 from __future__ import annotations
 
 import signal
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +75,9 @@ class LastCheckpoint(L.Callback):
 
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.global_step != self._saved_step or not self.path.exists():
-            trainer.save_checkpoint(self.path)
+            # A full checkpoint (optimizer, loops, callbacks) for --resume; saying so
+            # also keeps Lightning from logging "`weights_only` was not set".
+            trainer.save_checkpoint(self.path, weights_only=False)
             self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -198,3 +203,48 @@ class FreezeUntilConvergence(L.Callback):
                     group["lr"] = self.lr_after_unfreeze
             message += f", lr now {self.lr_after_unfreeze}"
         _say(message + f" (epoch {trainer.current_epoch})")
+
+
+def writes_to_terminal() -> bool:
+    """Whether standard output is a terminal (not a file or a pipe)."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class EpochSummary(L.Callback):
+    """Prints one line per epoch when standard output is not a terminal (a cluster
+    job's log file), where the progress bar shows nothing until the run ends.
+
+    The line, printed on rank zero at the end of every training epoch (after its
+    validation), reads e.g. `epoch 3/50  train/loss 2.31  val/loss 2.05
+    val/gloss/top1 0.412  val/gloss/top5 0.700  lr 9.1e-04  48 s`: the epoch's
+    training loss, the validation loss and every head's top-1/top-5 accuracy (those
+    that were logged), the learning rate at the epoch's end and the epoch's seconds
+    (validation included).
+    """
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero or writes_to_terminal():
+            return
+        print(self.line(trainer), flush=True)
+
+    def line(self, trainer: L.Trainer) -> str:
+        """The summary of the epoch that is ending."""
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for name, key in (("train/loss", "train/loss_epoch"), ("val/loss", "val/loss")):
+            if key in metrics:
+                parts.append(f"{name} {float(metrics[key]):.4g}")
+        for key, value in metrics.items():
+            if key.startswith("val/") and key.endswith(("/top1", "/top5")):
+                parts.append(f"{key} {float(value):.3f}")
+        if trainer.optimizers:
+            parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")
+        parts.append(f"{time.monotonic() - self._started:.0f} s")
+        return "  ".join(parts)

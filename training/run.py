@@ -7,6 +7,7 @@ goes to the run directory (`general_parameters.path_to_save`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import warnings
@@ -29,8 +30,10 @@ from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.pipeline import SignPipeline, unused_model_settings
 from training.callbacks import (
     AtomicCheckpointIO,
+    EpochSummary,
     FreezeUntilConvergence,
     LastCheckpoint,
+    writes_to_terminal,
 )
 from training.datamodule import SignDataModule, check_evaluation_processes
 from training.loggers import ContinuingCSVLogger
@@ -171,7 +174,12 @@ def _callbacks(
         save_dir / "checkpoints" / "last.ckpt",
         config.train_parameters.checkpoint_every_n_steps,
     )
-    callbacks = [best, last, LearningRateMonitor(logging_interval="step")]
+    callbacks = [
+        best,
+        last,
+        LearningRateMonitor(logging_interval="step"),
+        EpochSummary(),
+    ]
     if config.train_parameters.ema_decay is not None:
         # Validation, checkpoints and the final weights use the averaged weights.
         # Before `last`: hooks run in list order, and a step's save must hold that
@@ -266,6 +274,32 @@ def run_training(config: SignpipeConfig, options: RunOptions) -> int:
         return _fit(config, options, datamodule, module, device_args)
 
 
+class _DropLightningTip(logging.Filter):
+    """Drops Lightning's advertisement of its cloud logger ("💡 Tip: ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def _drop_lightning_tip() -> None:
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTip) for f in logger.filters):
+        logger.addFilter(_DropLightningTip())
+
+
+def _quiet_third_party_noise(resume: bool) -> None:
+    """Silences the warnings of Lightning and torch that a run cannot act on (inside
+    a `warnings.catch_warnings()` block)."""
+    # Few loader workers is a choice here (general_parameters.workers).
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # Lightning 2.6 calls a pytree API that newer torch deprecates.
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+    # The final validation reads best.ckpt's weights only; its callbacks are moot.
+    warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint.*")
+    if resume:  # the run's own checkpoints are there by design
+        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+
+
 def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> int:
     """The rest of `run_training`, while the run holds its folder."""
     resume_from = None
@@ -274,6 +308,7 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
         check_resumable(resume_from, config, datamodule.num_classes)
     save_dir = prepare_output_dir(config)
     callbacks, best, last = _callbacks(config, save_dir)
+    _drop_lightning_tip()
     train_parameters = config.train_parameters
     trainer = _make_trainer(
         max_epochs=train_parameters.epochs,
@@ -283,15 +318,21 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
         logger=build_loggers(config, save_dir, options.resume),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
+        # In a log file the bar shows only its last frame; EpochSummary prints there.
+        enable_progress_bar=writes_to_terminal(),
         log_every_n_steps=max(
-            1, min(10, len(datamodule.train_samples) // train_parameters.batch_size)
+            1,
+            min(
+                train_parameters.log_every_n_steps,
+                len(datamodule.train_samples) // train_parameters.batch_size,
+            ),
         ),
         default_root_dir=save_dir,
         **device_args,
     )
     check_evaluation_processes(len(datamodule.val_samples), trainer.world_size)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        _quiet_third_party_noise(options.resume)
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         except SystemExit:

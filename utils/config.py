@@ -265,6 +265,14 @@ class TrainParameters(Section):
         description="Save `last.ckpt` every this many optimizer steps; null saves it "
         "only at the end of each epoch (and when the run is interrupted).",
     )
+    log_every_n_steps: int = Field(
+        10,
+        ge=1,
+        le=MAX_STEPS,
+        description="Training steps between the per-step values (loss, learning "
+        "rate) written to the loggers (Lightning's `log_every_n_steps`); capped at "
+        "the training batches of one epoch, so that a small dataset still logs.",
+    )
     lr_schedule: Literal["exponential", "cosine", "one_cycle"] = Field(
         "exponential",
         description="The decay after the warm-up: `exponential` (multiplied by "

@@ -55,9 +55,12 @@ class HubertTransformer(nn.Module):
                     f"transformer.pretrained_path: '{pretrained_path}' is not an "
                     "existing directory (a HuBERT model saved with save_pretrained)"
                 )
+            # `from_pretrained` returns the model in eval mode; Lightning keeps the
+            # modes it finds, so without `.train()` the encoder would train with
+            # dropout off. A module is built in train mode, as every other part.
             encoder = HubertModel.from_pretrained(
                 pretrained_path, local_files_only=True
-            ).encoder
+            ).encoder.train()
             output_size = encoder.config.hidden_size
         else:
             config = HubertConfig(  # pylint: disable=unexpected-keyword-arg
