@@ -65,13 +65,24 @@ def test_single_classification_modes(tiny_config, write_config, mode):
     assert list(metrics["mean_top1"]) == [mode]
 
 
-def test_resume_continues_from_last_checkpoint(tiny_config, write_config):
+def test_a_new_run_in_an_earlier_runs_folder_says_so(tiny_config, write_config, capsys):
+    assert run(write_config, tiny_config) == 0
+    assert "holds the checkpoints of an earlier run" not in capsys.readouterr().err
+    assert run(write_config, tiny_config) == 0
+    err = capsys.readouterr().err
+    folder = tiny_config["general_parameters"]["path_to_save"]
+    assert f"warning: {folder} holds the checkpoints of an earlier run" in err
+    assert "best.ckpt" in err and "--resume" in err
+
+
+def test_resume_continues_from_last_checkpoint(tiny_config, write_config, capsys):
     assert run(write_config, tiny_config) == 0
     last = Path(tiny_config["general_parameters"]["path_to_save"]) / "checkpoints"
     first = torch.load(last / "last.ckpt", map_location="cpu", weights_only=True)
     config = copy.deepcopy(tiny_config)
     config["train_parameters"]["epochs"] = 2
     assert run(write_config, config, "--resume") == 0
+    assert "earlier run" not in capsys.readouterr().err
     second = torch.load(last / "last.ckpt", map_location="cpu", weights_only=True)
     assert first["epoch"] == 0 and second["epoch"] == 1
     assert second["global_step"] == 2 * first["global_step"]

@@ -44,7 +44,7 @@ from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
 from utils.errors import ConfigError, UserError
 from utils.file_io import load_data_only, write_atomically
-from utils.run_folder import prepare_output_dir, run_folder_lock
+from utils.run_folder import earlier_run_note, prepare_output_dir, run_folder_lock
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
 MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parameters")
@@ -306,6 +306,9 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
     if options.resume:
         resume_from = config.general_parameters.run_dir() / "checkpoints" / "last.ckpt"
         check_resumable(resume_from, config, datamodule.num_classes)
+    note = None if options.resume else earlier_run_note(config)
+    if note:
+        print(note, file=sys.stderr)
     save_dir = prepare_output_dir(config)
     callbacks, best, last = _callbacks(config, save_dir)
     _drop_lightning_tip()

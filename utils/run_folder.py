@@ -163,6 +163,25 @@ def check_weights_file(config: SignpipeConfig) -> None:
         )
 
 
+def earlier_run_note(config: SignpipeConfig) -> str | None:
+    """A warning when a new (not resumed) run starts in a folder that holds another
+    run's checkpoints, which it will replace; None when the folder holds none."""
+    folder = config.general_parameters.run_dir()
+    saved = sorted(
+        path.name
+        for path in (folder / "checkpoints").glob("*.ckpt")
+        if path.is_file() and not is_temporary(path)
+    )
+    if not saved:
+        return None
+    return (
+        f"warning: {folder} holds the checkpoints of an earlier run "
+        f"({', '.join(saved)}); this run replaces them. To keep them, stop now and "
+        "set general_parameters.path_to_save to another folder (--set "
+        "general_parameters.path_to_save=runs/NAME), or continue that run with --resume"
+    )
+
+
 def prepare_output_dir(config: SignpipeConfig) -> Path:
     """Create the run directory and write the resolved config into it (atomically)."""
     save_dir = config.general_parameters.run_dir()
