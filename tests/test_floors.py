@@ -225,3 +225,26 @@ def test_scripts_are_thin() -> None:
         text = (ROOT / script).read_text(encoding="utf-8")
         assert not re.search(r"^class \w+[(:]", text, re.M), f"{script} has a class"
         assert text.count("\n") < 260, f"{script} has {text.count(chr(10))} lines"
+
+
+@pytest.mark.parametrize("script", ["train.py", "test.py", "predict.py"])
+def test_help_answers_without_loading_torch(script: str) -> None:
+    code = (
+        "import contextlib, io, runpy, sys\n"
+        f"sys.argv = ['{script}', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        f"        runpy.run_path('{script}', run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('usage' in out.getvalue(), 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.stdout.split() == ["True", "False"], result.stdout + result.stderr
