@@ -39,7 +39,7 @@ def test_every_config_problem_is_reported_before_the_data_is_read(
     assert "feature_extractor.name: unknown feature extractor 'cnn_extractr'" in err
     assert "transformer.name: unknown transformer 'sign_language_transformr'" in err
     assert "general_parameters.gpu: CUDA device 7 is not available" in err
-    assert "transfer.checkpoint: '/nonexistent/run/best.ckpt'" in err
+    assert "--checkpoint: '/nonexistent/run/best.ckpt'" in err
     assert "Traceback" not in err
 
 

@@ -33,7 +33,8 @@ def _file_problems(config: SignpipeConfig) -> list[str]:
     problems = []
     files = {
         "feature_extractor.pretrained_path": config.feature_extractor.pretrained_path,
-        "transfer.checkpoint": config.transfer.checkpoint,
+        # As training/transfer.py names it: the flag and the key set the same field.
+        "--checkpoint": config.transfer.checkpoint,
     }
     for key, path in files.items():
         problem = file_problem(Path(path)) if path else None
