@@ -109,30 +109,40 @@ def test_a_downward_import_keeps_the_contracts(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("script", ["test.py", "predict.py"])
-def test_evaluation_scripts_do_not_import_lightning(script: str) -> None:
+def run_help_then(script: str, after: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter runs `script --help` (stdout kept aside as `out`), then
+    the Python lines `after`."""
     code = (
-        "import runpy, sys\n"
+        "import contextlib, io, runpy, sys\n"
         f"sys.argv = ['{script}', '--help']\n"
-        "try:\n"
-        f"    runpy.run_path('{script}', run_name='__main__')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in "
-        "('lightning', 'pytorch_lightning')]\n"
-        "print('LIGHTNING', loaded[:3])\n"
-        "import evaluation.evaluator, evaluation.writers, evaluation.prediction\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in "
-        "('lightning', 'pytorch_lightning')]\n"
-        "print('AFTER', loaded[:3])\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        f"        runpy.run_path('{script}', run_name='__main__')\n"
+        "    except SystemExit:\n"
+        "        pass\n" + after
     )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+    )
+
+
+LOADED_LIGHTNING = (
+    "[m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')]"
+)
+
+
+@pytest.mark.parametrize("script", ["test.py", "predict.py"])
+def test_evaluation_scripts_do_not_import_lightning(script: str) -> None:
+    result = run_help_then(
+        script,
+        f"print('LIGHTNING', {LOADED_LIGHTNING}[:3])\n"
+        "import evaluation.evaluator, evaluation.writers, evaluation.prediction\n"
+        f"print('AFTER', {LOADED_LIGHTNING}[:3])\n",
     )
     assert result.returncode == 0, result.stderr
     assert (
@@ -229,22 +239,7 @@ def test_scripts_are_thin() -> None:
 
 @pytest.mark.parametrize("script", ["train.py", "test.py", "predict.py"])
 def test_help_answers_without_loading_torch(script: str) -> None:
-    code = (
-        "import contextlib, io, runpy, sys\n"
-        f"sys.argv = ['{script}', '--help']\n"
-        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    try:\n"
-        f"        runpy.run_path('{script}', run_name='__main__')\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "print('usage' in out.getvalue(), 'torch' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_help_then(
+        script, "print('usage' in out.getvalue(), 'torch' in sys.modules)\n"
     )
     assert result.stdout.split() == ["True", "False"], result.stdout + result.stderr
