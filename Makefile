@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= train_config.yml
-SOURCES := models datasets data_preprocessing utils training evaluation tests train.py $(wildcard test.py predict.py benchmarks)
+SOURCES := models datasets data_preprocessing utils training evaluation tests train.py $(wildcard test.py predict.py export.py demo.py sweep.py benchmarks sweeps serving)
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help

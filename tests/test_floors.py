@@ -34,6 +34,8 @@ PACKAGES = (
     "training",
     "evaluation",
     "benchmarks",
+    "sweeps",
+    "serving",
 )
 
 
