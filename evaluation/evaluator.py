@@ -288,10 +288,19 @@ def run_partial(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_full(args: argparse.Namespace) -> int:
-    """`test.py full`: test (or val), val, shuffled test and the training record."""
-    checkpoint = Path(args.checkpoint)
-    evaluator = Evaluator(checkpoint, args.data_path, args.batch_size)
+def full_results(
+    checkpoint: Path,
+    data_path: list[str] | None = None,
+    batch_size: int | None = None,
+    directory: Path | None = None,
+) -> tuple[Evaluator, CompRes]:
+    """`test.py full`'s evaluation: test (or val), val, shuffled test and the
+    training record; with `directory`, the JSON and the test set's plots go there.
+
+    Returns:
+        The evaluator (its `loaded` checkpoint) and the bundle of results.
+    """
+    evaluator = Evaluator(checkpoint, data_path, batch_size)
     notes = []
     test_set = "test"
     if not evaluator.samples("test"):
@@ -321,12 +330,24 @@ def run_full(args: argparse.Namespace) -> int:
     )
     for result in ([test] if test_set == "test" else []) + [val, shuffled]:
         print(format_table(result), file=sys.stderr)
-    if args.save or args.output_dir:
-        directory = results_dir(checkpoint, args.output_dir)
+    if directory is not None:
         name = f"{safe_name(checkpoint.stem)}_full-results.json"
         written = [write_json(bundle.to_dict(), directory / name)]
         written += save_plots(evaluator, test, directory, list(PLOT_KINDS))
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
+    return evaluator, bundle
+
+
+def run_full(args: argparse.Namespace) -> int:
+    """`test.py full`: test (or val), val, shuffled test and the training record."""
+    checkpoint = Path(args.checkpoint)
+    save = args.save or args.output_dir
+    _, bundle = full_results(
+        checkpoint,
+        args.data_path,
+        args.batch_size,
+        results_dir(checkpoint, args.output_dir) if save else None,
+    )
     print(json.dumps(bundle.to_dict(), indent=2))
     return 0

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -52,9 +52,15 @@ MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parame
 
 @dataclass
 class RunOptions:
-    """Command-line choices that are not part of the config."""
+    """Choices that are not part of the config.
+
+    Attributes:
+        resume: continue from `<run>/checkpoints/last.ckpt`.
+        callbacks: more Lightning callbacks for the run (a sweep's pruning hook).
+    """
 
     resume: bool = False
+    callbacks: list = field(default_factory=list)
 
 
 def _latest_version(folder: Path) -> int | None:
@@ -311,6 +317,7 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
         print(note, file=sys.stderr)
     save_dir = prepare_output_dir(config)
     callbacks, best, last = _callbacks(config, save_dir)
+    callbacks += options.callbacks
     _drop_lightning_tip()
     train_parameters = config.train_parameters
     trainer = _make_trainer(

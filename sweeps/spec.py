@@ -1,0 +1,325 @@
+"""SWEEP.yml: what a sweep runs, validated with pydantic (unknown keys rejected).
+
+A sweep names a base config, overrides applied to every trial (`set`), and exactly
+one of: a `grid` (every combination of the listed values), a `queue` (an explicit
+list of override sets, one trial each) or a `search_space` (float/int/categorical
+per dotted key, sampled by `sampler`, `n_trials` of them). The objective is a
+validation metric the run logs, with a direction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from utils.config import SignpipeConfig
+from utils.config_loader import format_validation_error, load_config
+from utils.errors import ConfigError
+
+# Optuna's categorical values; anything else (a list) is stored as its JSON text.
+Scalar = Union[bool, int, float, str, None]
+QUEUE_PARAM = "queue_entry"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    """The number a trial is judged by."""
+
+    metric: str = Field(
+        "val/loss",
+        description="a validation metric the run logs: val/loss, "
+        "val/<head>/top1, val/<head>/top5 or val/<head>/loss",
+    )
+    direction: Literal["minimize", "maximize"] = Field(
+        "minimize", description="minimize (a loss) or maximize (an accuracy)"
+    )
+
+
+class FloatParam(_Strict):
+    """A float between `low` and `high` (log-uniform with `log`)."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+
+class IntParam(_Strict):
+    """An integer between `low` and `high` inclusive."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+
+class CategoricalParam(_Strict):
+    """One of `choices`."""
+
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+Param = Annotated[
+    Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")
+]
+
+
+class TPE(_Strict):
+    """Optuna's TPESampler."""
+
+    name: Literal["tpe"]
+    seed: int | None = None
+    n_startup_trials: int = Field(10, ge=0)
+    multivariate: bool = False
+
+
+class RandomSearch(_Strict):
+    """Optuna's RandomSampler."""
+
+    name: Literal["random"]
+    seed: int | None = None
+
+
+Sampler = Annotated[Union[TPE, RandomSearch], Field(discriminator="name")]
+
+
+class NoPruning(_Strict):
+    """Every trial runs all its epochs."""
+
+    name: Literal["none"]
+
+
+class MedianPruning(_Strict):
+    """Optuna's MedianPruner (`percentile`: PercentilePruner)."""
+
+    name: Literal["median", "percentile"]
+    percentile: float = Field(50.0, ge=0, le=100)
+    n_startup_trials: int = Field(2, ge=0)
+    n_warmup_steps: int = Field(1, ge=0)
+
+
+class HalvingPruning(_Strict):
+    """Optuna's SuccessiveHalvingPruner or HyperbandPruner (epochs are the
+    resource)."""
+
+    name: Literal["successive_halving", "hyperband"]
+    min_resource: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+
+
+Pruner = Annotated[
+    Union[NoPruning, MedianPruning, HalvingPruning], Field(discriminator="name")
+]
+
+
+class SweepSpec(_Strict):
+    """SWEEP.yml."""
+
+    base_config: str = Field(description="the config every trial starts from")
+    study_name: str | None = Field(
+        None, description="the Optuna study's name; default: the file's stem"
+    )
+    output: str | None = Field(
+        None, description="the sweep folder; default runs/sweeps/<study_name>"
+    )
+    storage: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the study; default sqlite:///<output>/study.db",
+    )
+    objective: Objective = Field(default_factory=Objective)
+    fixed: list[str] = Field(
+        default_factory=list,
+        alias="set",
+        description="dotted.key=value overrides applied to every trial",
+    )
+    grid: dict[str, list[Any]] | None = Field(
+        None, description="dotted key -> values; one trial per combination"
+    )
+    queue: list[list[str]] | None = Field(
+        None, description="one trial per list of dotted.key=value overrides"
+    )
+    search_space: dict[str, Param] | None = Field(
+        None, description="dotted key -> distribution, sampled by `sampler`"
+    )
+    n_trials: int | None = Field(
+        None, ge=1, description="trials of a search (--trials overrides)"
+    )
+    sampler: Sampler = Field(default_factory=lambda: TPE(name="tpe"))
+    pruner: Pruner = Field(default_factory=lambda: NoPruning(name="none"))
+    seed_per_trial: bool = Field(
+        True,
+        description="trial i runs with seed base seed + i (a retry keeps its "
+        "trial's seed); false: every trial runs with the base seed",
+    )
+    heartbeat_seconds: int = Field(
+        30, ge=1, description="how often a running trial tells the study it lives"
+    )
+    grace_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="a trial silent this long is failed and retried; "
+        "default 3 heartbeats",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SweepSpec":
+        kinds = [
+            name
+            for name in ("grid", "queue", "search_space")
+            if getattr(self, name) is not None
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                "give exactly one of grid, queue and search_space"
+                + (f" (found {', '.join(kinds)})" if kinds else "")
+            )
+        for key, values in (self.grid or {}).items():
+            if not values:
+                raise ValueError(f"grid.{key}: give at least one value")
+        if self.queue is not None and not self.queue:
+            raise ValueError("queue: give at least one trial")
+        if self.n_trials is not None and self.search_space is None:
+            raise ValueError("n_trials: only a search_space takes it")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The study name (set by `load_spec` when absent)."""
+        return self.study_name or "sweep"
+
+    def queued(self) -> bool:
+        """Whether the trials are listed in advance (a grid or a queue)."""
+        return self.search_space is None
+
+    def points(self) -> list[dict[str, Scalar]]:
+        """The parameters of every listed trial (grid or queue), in order."""
+        if self.queue is not None:
+            return [{QUEUE_PARAM: index} for index in range(len(self.queue))]
+        if self.grid is None:
+            return []
+        keys = list(self.grid)
+        combos = itertools.product(*(self.grid[key] for key in keys))
+        return [
+            {key: encode(value) for key, value in zip(keys, combo)} for combo in combos
+        ]
+
+    def overrides(self, params: dict[str, Scalar]) -> list[str]:
+        """The `--set` overrides of a trial with these parameters."""
+        if self.queue is not None:
+            return [*self.fixed, *self.queue[int(params[QUEUE_PARAM])]]
+        choices = dict(self.grid or {})
+        for key, param in (self.search_space or {}).items():
+            if isinstance(param, CategoricalParam):
+                choices[key] = param.choices
+        updates = []
+        for key, value in params.items():
+            decoded = decode(value, choices.get(key))
+            updates.append(f"{key}={json.dumps(decoded)}")
+        return [*self.fixed, *updates]
+
+    def example_overrides(self) -> list[list[str]]:
+        """Override sets that together use every value a trial may get (for checking
+        them against the config before the first trial)."""
+        if self.search_space is None:
+            return [self.overrides(point) for point in self.points()]
+        sets = []
+        for key, param in self.search_space.items():
+            values = (
+                param.choices
+                if isinstance(param, CategoricalParam)
+                else [param.low, param.high]
+            )
+            sets += [[*self.fixed, f"{key}={json.dumps(v)}"] for v in values]
+        return sets or [list(self.fixed)]
+
+
+def encode(value: Any) -> Scalar:
+    """A value as an Optuna parameter: scalars as they are, lists as JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value)
+
+
+def decode(value: Scalar, choices: list[Any] | None) -> Any:
+    """The listed choice that `value` encodes (the value itself without choices)."""
+    for choice in choices or []:
+        if encode(choice) == value and type(encode(choice)) is type(value):
+            return choice
+    return value
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate SWEEP.yml.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key is wrong (named).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the sweep ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a sweep is a YAML mapping (base_config, grid, ...)")
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(
+            f"invalid sweep {path}:\n{format_validation_error(error)}"
+        ) from None
+    if spec.study_name is None:
+        spec.study_name = path.stem
+    return spec
+
+
+def logged_metrics(config: SignpipeConfig) -> list[str]:
+    """The validation metrics a run of `config` logs."""
+    names = ["val/loss"]
+    if not config.train_parameters.pre_training:
+        for head in config.head_modes():
+            names += [f"val/{head}/{k}" for k in ("top1", "top5", "loss")]
+    return names
+
+
+def check_spec(spec: SweepSpec) -> SignpipeConfig:
+    """Check every trial's overrides and the objective against the base config
+    before anything runs; returns the base config (with `set` applied).
+
+    Raises:
+        ConfigError: naming the bad override, key or metric.
+    """
+    config = load_config(spec.base_config, spec.fixed)
+    for overrides in spec.example_overrides():
+        try:
+            load_config(spec.base_config, overrides)
+        except ConfigError as error:
+            raise ConfigError(
+                f"sweep trial with {' '.join(overrides[len(spec.fixed):])}: {error}"
+            ) from None
+    metrics = logged_metrics(config)
+    if spec.objective.metric not in metrics:
+        raise ConfigError(
+            f"objective.metric: '{spec.objective.metric}' is not logged by runs of "
+            f"{spec.base_config}; choose one of {', '.join(metrics)}"
+        )
+    trainer = config.trainer
+    if str(trainer.devices) not in ("1", "None") or trainer.num_nodes != 1:
+        raise ConfigError(
+            "trainer.devices: a sweep trial runs on one device; to use several GPUs, "
+            "start one sweep worker per GPU (CUDA_VISIBLE_DEVICES=i python3 sweep.py "
+            "...), all on the same study"
+        )
+    return config

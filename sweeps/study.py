@@ -1,0 +1,170 @@
+"""The Optuna study of a sweep: its storage (SQLite in the sweep folder, or any
+SQLAlchemy URL), sampler and pruner, and the listed trials queued once.
+
+Listed trials (a grid or a queue) are put in the study's queue by the worker that
+creates the study; every worker then pops trials from it, and the storage hands
+each waiting trial to one worker only. A trial whose worker stops sending heartbeats
+(killed) is failed after `grace_seconds` and queued again, once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+
+from sweeps.spec import HalvingPruning, MedianPruning, SweepSpec, TPE
+from utils.errors import ConfigError
+
+# How long a worker that did not create the study waits for its trials to be queued.
+QUEUE_WAIT_SECONDS = 120
+# A retry runs a failed trial once more.
+MAX_RETRY = 1
+
+
+def quiet_optuna() -> None:
+    """Optuna's per-trial log lines and experimental-feature warnings off: the sweep
+    prints its own line per trial."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def storage_url(spec: SweepSpec, output: Path) -> str:
+    """The study's SQLAlchemy URL: `storage`, or SQLite in the sweep folder."""
+    return spec.storage or f"sqlite:///{(output / 'study.db').resolve()}"
+
+
+def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
+    """The RDB storage with heartbeats, stale trials retried once."""
+    engine_kwargs = {}
+    if url.startswith("sqlite"):
+        # Workers share the file: wait for its lock instead of failing at once.
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=spec.heartbeat_seconds,
+            grace_period=spec.grace_seconds or 3 * spec.heartbeat_seconds,
+            heartbeat_stale_trial_callback=retry_callback(),
+        )
+    except (ImportError, ValueError) as error:
+        raise ConfigError(f"storage: cannot open {url} ({error})") from None
+    except Exception as error:  # SQLAlchemy's errors: a bad URL, no server
+        raise ConfigError(
+            f"storage: cannot open {url} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0]})"
+        ) from None
+
+
+def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """Queues a failed trial's copy once (keeps its parameters)."""
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+
+def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    """The sampler of a search; listed trials come from the queue."""
+    sampler = spec.sampler
+    if isinstance(sampler, TPE):
+        return optuna.samplers.TPESampler(
+            seed=sampler.seed,
+            n_startup_trials=sampler.n_startup_trials,
+            multivariate=sampler.multivariate,
+        )
+    return optuna.samplers.RandomSampler(seed=sampler.seed)
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """The pruner; epochs are its steps."""
+    pruner = spec.pruner
+    if isinstance(pruner, MedianPruning):
+        return optuna.pruners.PercentilePruner(
+            pruner.percentile if pruner.name == "percentile" else 50.0,
+            n_startup_trials=pruner.n_startup_trials,
+            n_warmup_steps=pruner.n_warmup_steps,
+        )
+    if isinstance(pruner, HalvingPruning):
+        if pruner.name == "hyperband":
+            return optuna.pruners.HyperbandPruner(
+                min_resource=pruner.min_resource,
+                reduction_factor=pruner.reduction_factor,
+            )
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=pruner.min_resource, reduction_factor=pruner.reduction_factor
+        )
+    return optuna.pruners.NopPruner()
+
+
+def spec_fingerprint(spec: SweepSpec) -> str:
+    """What must not change between the workers and restarts of one study."""
+    fields = ("base_config", "grid", "queue", "search_space", "objective", "fixed")
+    return json.dumps(spec.model_dump(include=set(fields), mode="json"), sort_keys=True)
+
+
+def open_study(spec: SweepSpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """Create the study (queuing the listed trials) or join it.
+
+    Raises:
+        ConfigError: the study exists with a different sweep, or its trials were
+            never queued.
+    """
+    arguments = {
+        "study_name": spec.name,
+        "storage": storage,
+        "sampler": make_sampler(spec),
+        "pruner": make_pruner(spec),
+    }
+    try:
+        study = optuna.create_study(direction=spec.objective.direction, **arguments)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**arguments)
+        _check_same_sweep(spec, study, storage.url)
+        if spec.queued():
+            _wait_for_queue(study)
+        return study
+    study.set_user_attr("sweep", spec_fingerprint(spec))
+    for point in spec.points():
+        study.enqueue_trial(point)
+    study.set_user_attr("queued", len(spec.points()))
+    return study
+
+
+def _check_same_sweep(spec: SweepSpec, study: optuna.Study, url: str) -> None:
+    stored = study.user_attrs.get("sweep")
+    if stored is not None and stored != spec_fingerprint(spec):
+        differs = [
+            key
+            for key, value in json.loads(spec_fingerprint(spec)).items()
+            if json.loads(stored).get(key) != value
+        ]
+        raise ConfigError(
+            f"study '{spec.name}' in {storage_name(url)} was created by a different "
+            f"sweep (its {', '.join(differs)} differ); give this sweep another "
+            "study_name or --output"
+        )
+
+
+def _wait_for_queue(study: optuna.Study) -> None:
+    """Wait until the worker that created the study has queued its trials."""
+    deadline = time.monotonic() + QUEUE_WAIT_SECONDS
+    while "queued" not in study.user_attrs:
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"study '{study.study_name}' has no queued trials after "
+                f"{QUEUE_WAIT_SECONDS} s: the worker that created it stopped before "
+                "queuing them; delete the study (or its study.db) and start again"
+            )
+        time.sleep(1)
+
+
+def storage_name(url: str) -> str:
+    """A storage URL, password hidden."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    user = credentials.split(":")[0]
+    return f"{scheme}://{user}:***@{tail}"
