@@ -27,12 +27,18 @@ Layout written (``<name>`` is ``<GLOSS>_<clip:03d>``, e.g. ``HOUSE_000``)::
     OUTPUT_DIR/glosses.txt                      id gloss
 
 ``start`` and ``end`` are inclusive frame indices; the frames outside them show
-the signer without hands.
+the signer without hands. With ``--videos`` each clip is a short H.264 video
+``OUTPUT_DIR/<name>.mp4`` (25 fps) instead of a frame folder, the same frames
+encoded at a per-clip quality; with ``--manifest`` a video manifest
+``OUTPUT_DIR/manifest.csv`` (``path,start,end,gloss,<8 HamNoSys heads>``) lists
+the videos too, so the same clips can be read as a manifest dataset
+(``data_path: OUTPUT_DIR/manifest.csv``).
 
 Usage::
 
     python3 -m data_preprocessing.make_sample_dataset OUTPUT_DIR \
-        [--glosses N] [--clips_per_gloss N] [--seed N] [--size PX]
+        [--glosses N] [--clips_per_gloss N] [--seed N] [--size PX] \
+        [--videos [--manifest]]
 """
 
 import argparse
@@ -41,12 +47,14 @@ import math
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
+import av
 import numpy as np
 from PIL import Image, ImageDraw
 
 from utils.errors import USER_ERROR_EXIT_CODE, UserError
+from utils.file_io import write_atomically
 
 #: HamNoSys heads in annotation-file column order, with their number of classes.
 HAMNOSYS_CLASS_COUNTS: dict[str, int] = {
@@ -68,6 +76,11 @@ MIN_ACTIVE_FRAMES = 8
 #: At most this many unused frames before ``start`` and after ``end``.
 MAX_EDGE_FRAMES = 2
 MIN_SIZE = 32
+#: The video manifest written with ``--manifest``.
+MANIFEST_FILE = "manifest.csv"
+#: H.264 constant rate factor per clip: JPEG quality q maps to CRF 108 - q
+#: (quality 86..94 -> CRF 22..14), so clips vary in compression as the JPEGs do.
+_CRF_OF_QUALITY = 108
 MIN_CLIPS_PER_GLOSS = 2
 MIN_GLOSSES = 2
 
@@ -387,7 +400,9 @@ def render_clip(
     return frames, style.jpeg_quality
 
 
-def _validate(glosses: int, clips_per_gloss: int, seed: int, size: int) -> None:
+def _validate(  # pylint: disable=too-many-arguments
+    glosses: int, clips_per_gloss: int, seed: int, size: int, videos: bool, manifest
+) -> None:
     if not MIN_GLOSSES <= glosses <= len(GLOSS_SPECS):
         raise UserError(
             f"glosses must be between {MIN_GLOSSES} and {len(GLOSS_SPECS)}, "
@@ -402,6 +417,10 @@ def _validate(glosses: int, clips_per_gloss: int, seed: int, size: int) -> None:
         raise UserError(f"seed must be non-negative, got {seed}")
     if size < MIN_SIZE:
         raise UserError(f"size must be at least {MIN_SIZE} pixels, got {size}")
+    if videos and size % 2:
+        raise UserError(f"--videos needs an even size (H.264 4:2:0), got {size}")
+    if manifest and not videos:
+        raise UserError("--manifest lists videos: give --videos with it")
 
 
 def _prepare_output_dir(output_dir: Path) -> None:
@@ -439,13 +458,39 @@ def _write_clip(
     )
 
 
-def make_sample_dataset(
+def _encode_video(file: BinaryIO, frames: list[Image.Image], quality: int) -> None:
+    """Encode frames as an H.264 MP4 (yuv420p, 25 fps) into an open binary file."""
+    with av.open(file, "w", format="mp4") as container:
+        stream = container.add_stream(
+            "libx264", rate=round(FPS), options={"crf": str(_CRF_OF_QUALITY - quality)}
+        )
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        container.mux(stream.encode())
+
+
+def _write_video(path: Path, frames: list[Image.Image], quality: int) -> None:
+    """Writes a clip as ``<name>.mp4`` (atomically), removing a frame folder of the
+    same name so that the video is the clip's only source."""
+    folder = path.with_suffix("")
+    if folder.is_dir() and not folder.is_symlink():
+        for stale in folder.iterdir():
+            stale.unlink()
+        folder.rmdir()
+    write_atomically(path, lambda out: _encode_video(out, frames, quality))
+
+
+def make_sample_dataset(  # pylint: disable=too-many-arguments
     output_dir: Path,
     *,
     glosses: int = 8,
     clips_per_gloss: int = 12,
     seed: int = 0,
     size: int = 80,
+    videos: bool = False,
+    manifest: bool = False,
 ) -> dict:
     """Writes the synthetic dataset to ``output_dir``.
 
@@ -458,7 +503,9 @@ def make_sample_dataset(
         glosses: Number of glosses, between 2 and ``len(GLOSS_SPECS)``.
         clips_per_gloss: Number of clips per gloss, at least 2.
         seed: Non-negative seed of all per-clip variation.
-        size: Side of the square frames in pixels, at least 32.
+        size: Side of the square frames in pixels, at least 32 (even for videos).
+        videos: Write each clip as ``<name>.mp4`` instead of a frame folder.
+        manifest: Also write ``manifest.csv`` listing the videos (needs ``videos``).
 
     Returns:
         A summary: ``{"clips": ..., "frames": ..., "glosses": ...}``.
@@ -468,15 +515,17 @@ def make_sample_dataset(
             directory and cannot be created.
         OSError: Writing a file failed.
     """
-    _validate(glosses, clips_per_gloss, seed, size)
+    _validate(glosses, clips_per_gloss, seed, size, videos, manifest)
     output_dir = Path(output_dir)
     _prepare_output_dir(output_dir)
     samples = [
-        _write_sample(output_dir, gloss_id, clip, seed, size)
+        _write_sample(output_dir, (gloss_id, clip), seed, size, videos)
         for gloss_id in range(glosses)
         for clip in range(clips_per_gloss)
     ]
     _write_annotations(output_dir, samples, glosses)
+    if manifest:
+        _write_manifest(output_dir, samples)
     return {
         "clips": len(samples),
         "frames": sum(timing.frames for _, _, timing in samples),
@@ -485,16 +534,34 @@ def make_sample_dataset(
 
 
 def _write_sample(
-    output_dir: Path, gloss_id: int, clip: int, seed: int, size: int
+    output_dir: Path, which: tuple[int, int], seed: int, size: int, video: bool
 ) -> tuple[str, int, ClipTiming]:
-    """Renders and writes one clip; returns its name, gloss id and timing."""
+    """Renders and writes clip ``which = (gloss id, clip)`` as a frame folder or a
+    video; returns its name, gloss id and timing."""
+    gloss_id, clip = which
     spec = GLOSS_SPECS[gloss_id]
     name = f"{spec.word}_{clip:03d}"
     rng = np.random.default_rng([seed, gloss_id, clip])
     timing = _sample_timing(rng)
     frames, quality = render_clip(spec, timing, size, rng)
-    _write_clip(output_dir / name, name, frames, quality)
+    if video:
+        _write_video(output_dir / f"{name}.mp4", frames, quality)
+    else:
+        _write_clip(output_dir / name, name, frames, quality)
     return name, gloss_id, timing
+
+
+def _write_manifest(
+    output_dir: Path, samples: list[tuple[str, int, ClipTiming]]
+) -> None:
+    """Writes manifest.csv: path,start,end,gloss,<HamNoSys heads> per video."""
+    rows = [",".join(["path", "start", "end", "gloss", *HAMNOSYS_CLASS_COUNTS])]
+    for name, gloss_id, timing in samples:
+        labels = [gloss_id, *GLOSS_SPECS[gloss_id].labels()]
+        cells = [f"{name}.mp4", timing.start, timing.end, *labels]
+        rows.append(",".join(str(cell) for cell in cells))
+    data = ("\n".join(rows) + "\n").encode("utf-8")
+    write_atomically(output_dir / MANIFEST_FILE, lambda out: out.write(data))
 
 
 def _write_annotations(
@@ -556,6 +623,17 @@ def _build_parser() -> argparse.ArgumentParser:
         default=80,
         help=f"frame side in pixels, at least {MIN_SIZE} (default: 80)",
     )
+    parser.add_argument(
+        "--videos",
+        action="store_true",
+        help="write each clip as OUTPUT_DIR/<name>.mp4 instead of a frame folder",
+    )
+    parser.add_argument(
+        "--manifest",
+        action="store_true",
+        help=f"also write OUTPUT_DIR/{MANIFEST_FILE}, a video manifest of the clips "
+        "(with --videos)",
+    )
     return parser
 
 
@@ -576,13 +654,17 @@ def main(argv: list[str] | None = None) -> int:
             clips_per_gloss=args.clips_per_gloss,
             seed=args.seed,
             size=args.size,
+            videos=args.videos,
+            manifest=args.manifest,
         )
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT_CODE
+    kind = " as videos" if args.videos else ""
     print(
         f"wrote {summary['clips']} clips ({summary['frames']} frames) of "
-        f"{summary['glosses']} glosses to {args.output_dir}"
+        f"{summary['glosses']} glosses{kind} to {args.output_dir}"
+        + (f" (and {args.output_dir / MANIFEST_FILE})" if args.manifest else "")
     )
     return 0
 

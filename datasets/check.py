@@ -1,9 +1,11 @@
-"""`train.py --check_data`: decode every frame and landmark file of the configured
-dataset once, in parallel, and list every bad file with its reason.
+"""`train.py --check_data`: decode every frame, video and landmark file of the
+configured dataset once, in parallel, and list every bad file with its reason.
 
-Indexing already reports missing, empty and non-regular files; this pass finds what
-only decoding shows (a truncated JPEG, a 32-bit TIFF, a decompression bomb, a landmark
-file cut short or with a bad `fps`), so a corrupt file is not met hours into a run.
+Indexing already reports missing, empty and non-regular files, and videos whose
+container cannot be opened or lists too few frames; this pass finds what only
+decoding shows (a truncated JPEG, a 32-bit TIFF, a decompression bomb, a video whose
+data is corrupt or ends early, a landmark file cut short or with a bad `fps`), so a
+corrupt file is not met hours into a run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tqdm import tqdm
 from datasets.images import decode_image
 from datasets.index import Sample, index_roots, resolve_num_classes
 from datasets.landmarks import read_landmarks, require_rows
+from datasets.videos import frame_table, read_all_frames
 from utils.config import SignpipeConfig
 from utils.errors import DataError
 
@@ -31,6 +34,8 @@ def check_sample(sample: Sample, components: list[str]) -> list[str]:
         One `path: reason` line per bad file; empty when all are good.
     """
     problems = []
+    if sample.video_path is not None:
+        problems += check_video(sample)
     first: tuple[str, tuple[int, ...]] | None = None
     for path in sample.frame_paths:
         try:
@@ -52,6 +57,24 @@ def check_sample(sample: Sample, components: list[str]) -> list[str]:
         except DataError as error:
             problems.append(str(error))
     return problems
+
+
+def check_video(sample: Sample) -> list[str]:
+    """Decode a video sample's frames up to its last, in one pass, and read the frame
+    table seeking uses; the problem (naming the file) if any."""
+    try:
+        table = frame_table(sample.video_path)
+        needed = sample.start + sample.length
+        if table.frames < needed:
+            return [
+                f"{sample.video_path}: {table.frames} frames, but the sample "
+                f"{sample.name} needs frames {sample.start}..{needed - 1}"
+            ]
+        for _ in read_all_frames(sample.video_path, 0, needed):
+            pass
+    except DataError as error:
+        return [str(error)]
+    return []
 
 
 def _collect(results, total: int) -> list[str]:
@@ -89,7 +112,10 @@ def check_data(config: SignpipeConfig) -> int:
         list(config.landmarks_parameters.components) if config.uses_landmarks() else []
     )
     problems += find_bad_files(samples, components, config.general_parameters.workers)
-    files = sum(len(s.frame_paths) + (s.landmark_path is not None) for s in samples)
+    files = sum(
+        len(s.frame_paths) + (s.video_path is not None) + (s.landmark_path is not None)
+        for s in samples
+    )
     if problems:
         raise DataError(
             f"--check_data: {len(problems)} problem"

@@ -1,4 +1,11 @@
-"""Dataset roots -> samples: annotation rows joined, frames and landmarks found.
+"""Dataset roots -> samples: annotation rows joined, frames, videos and landmarks found.
+
+A sample's frames are the `ROOT/<name>/<name>_<idx>.jpg` files of its folder, or,
+when that folder is missing or holds none of them, the video `ROOT/<name>.mp4` (or
+another video suffix) beside it; a frame folder with frames wins over a video. A
+root may also be a video manifest (a `.csv` file, see `utils.annotations`), whose
+rows name their videos. A video's frame count and rate come from its container
+(`datasets.videos.probe_video`), without decoding it.
 
 Everything on disk is checked here, in one pass when the dataset is built, so that all
 missing folders, frames and landmark files are reported together before training.
@@ -14,12 +21,15 @@ from pathlib import Path
 
 from datasets.landmarks import landmark_file
 from datasets.sampling import check_fps
+from datasets.videos import probe_video
 from utils.annotations import (
     IGNORE_INDEX,
     MAX_REPORTED,
     AnnotationRow,
     check_label_ranges,
+    is_manifest,
     read_annotation_file,
+    read_manifest,
 )
 from utils.config import AnnotationSource, SignpipeConfig
 from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -30,7 +40,11 @@ from utils.hamnosys_heads import head_class_names
 
 @dataclass
 class Sample:
-    """One clip: where its frames and landmarks are, its labels and its split."""
+    """One clip: where its frames and landmarks are, its labels and its split.
+
+    Its frames are `frame_paths` (the images of `start..end`, in order) or, for a
+    video sample, frames `start .. start + length - 1` of `video_path`.
+    """
 
     name: str
     start: int
@@ -42,6 +56,23 @@ class Sample:
     split: str | None = None
     signer: str | None = None
     root: str = ""
+    video_path: Path | None = None
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether the sample has image frames (a frame folder or a video)."""
+        return bool(self.frame_paths) or self.video_path is not None
+
+    @property
+    def frame_source(self) -> Path:
+        """Where its frames are read from: the video, or the frame folder."""
+        return self.video_path or self.frame_paths[0].parent
+
+
+def root_folder(root: str | Path) -> Path:
+    """The folder of a dataset root: the root itself, or a manifest's folder."""
+    root = Path(root)
+    return root.parent if root.suffix.lower() == ".csv" and root.is_file() else root
 
 
 def list_frames(sample_dir: Path, name: str) -> dict[int, Path]:
@@ -89,6 +120,7 @@ def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
                     row.split,
                     row.signer,
                     {head: row.source for head in row.labels},
+                    video=row.video,
                 )
                 continue
             if (first.start, first.end) != (row.start, row.end):
@@ -109,6 +141,23 @@ def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
     return list(joined.values())
 
 
+def _manifest_root(
+    root: Path, annotation_file: AnnotationSource, heads: list[str]
+) -> list[AnnotationRow]:
+    """The rows of a dataset root that is a video manifest."""
+    if annotation_file is not None:
+        raise DataError(
+            f"general_parameters.data_path {root} is a video manifest, which holds "
+            "the labels itself; set annotation_file: null for it"
+        )
+    if not is_manifest(root):
+        raise DataError(
+            f"{root}: a data_path file must be a video manifest, a CSV whose header "
+            "starts with 'path' (see docs/data/videos.md)"
+        )
+    return read_manifest(root, heads)
+
+
 def read_root_annotations(
     config: SignpipeConfig, root: Path, annotation_file: AnnotationSource
 ) -> list[AnnotationRow]:
@@ -116,23 +165,27 @@ def read_root_annotations(
 
     Args:
         config: the validated config.
-        root: the dataset root.
+        root: the dataset root; or a video manifest (`.csv`), which holds every
+            head's column (then `annotation_file` must be None).
         annotation_file: one file holding every active head's columns (relative to
-            the root or absolute); or such a file per split (`{train, val, test}`:
-            each row gets its file's split, and without a val file the train
-            file's rows are split into train and val by `ratio_train_test`); or
-            None for `test_<mode>.txt` per head group.
+            the root or absolute; a video manifest too); or such a file per split
+            (`{train, val, test}`: each row gets its file's split, and without a val
+            file the train file's rows are split into train and val by
+            `ratio_train_test`); or None for `test_<mode>.txt` per head group.
     """
     head_modes = config.head_modes()
     separator = config.general_parameters.annotation_separator
 
-    def read(name: str, heads: list[str]) -> list[AnnotationRow]:
+    def read(name: str | Path, heads: list[str]) -> list[AnnotationRow]:
         path = Path(name)
-        return read_annotation_file(
-            path if path.is_absolute() else root / path, heads, separator
-        )
+        path = path if path.is_absolute() else root / path
+        if is_manifest(path):
+            return read_manifest(path, heads)
+        return read_annotation_file(path, heads, separator)
 
-    if isinstance(annotation_file, dict):
+    if root.suffix.lower() == ".csv" and root.is_file():
+        rows = _manifest_root(root, annotation_file, list(head_modes))
+    elif isinstance(annotation_file, dict):
         rows, seen = [], {}
         for split, name in annotation_file.items():
             fixed = split if split != "train" or "val" in annotation_file else None
@@ -182,8 +235,9 @@ def _frame_problems(row: AnnotationRow, paths: list[Path]) -> str | None:
     return "\n".join(lines) or None
 
 
-def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str | None]:
-    frames = list_frames(sample_dir, row.name)
+def _find_frames(
+    row: AnnotationRow, sample_dir: Path, frames: dict[int, Path]
+) -> tuple[list[Path], str | None]:
     wanted = range(row.start, row.end + 1)
     missing = [index for index in wanted if index not in frames]
     if not missing:
@@ -198,9 +252,10 @@ def _find_frames(row: AnnotationRow, sample_dir: Path) -> tuple[list[Path], str 
     )
 
 
-def _video_hint(name: str, root: Path) -> str:
-    """What to run when the root holds the sample's video instead of its folder."""
-    video = next(
+def find_video(root: Path, name: str) -> Path | None:
+    """The video `ROOT/<name>.<suffix>` of a sample, if there is one (of several
+    suffixes, the first in alphabetical order)."""
+    return next(
         (
             root / f"{name}{suffix}"
             for suffix in sorted(VIDEO_SUFFIXES)
@@ -208,44 +263,143 @@ def _video_hint(name: str, root: Path) -> str:
         ),
         None,
     )
+
+
+def _video_hint(name: str, root: Path) -> str:
+    """What to run when the root holds the sample's video instead of its folder
+    (for landmarks, which are read from the folder)."""
+    video = find_video(root, name)
     if video is None:
         return ""
     return (
-        f"; {root} holds {video.name}: write frame folders with `python -m "
-        f"data_preprocessing.videos_to_frames {root} {root}`, or a dataset root "
-        "from a labels CSV with `python -m data_preprocessing.labels_csv` (see "
-        "docs/guide/own-dataset.md)"
+        f"; {root} holds {video.name}: write its landmarks with `python -m "
+        f"data_preprocessing.extract_landmarks {root} {root}` (see "
+        "docs/data/videos.md)"
     )
+
+
+def _landmarks_of(
+    row: AnnotationRow, folders: list[Path], landmarks: bool
+) -> tuple[Path | None, str | None]:
+    """The row's landmark file (the first of `folders` holding one), or the problem."""
+    if not landmarks:
+        return None, None
+    path = next(
+        (found for folder in folders if (found := landmark_file(folder, row.name))),
+        None,
+    )
+    if path is None:
+        expected = " or ".join(f"{folder / row.name}.npz" for folder in folders)
+        return None, (
+            f"{row.source}: no landmarks for {row.name} (expected {expected} or .pose)"
+        )
+    problem = path_problem(path)
+    if problem:
+        return None, f"{row.source}: landmark file {path} {problem}"
+    return path, None
+
+
+def _video_range(row: AnnotationRow, video: Path) -> tuple[int, float | None] | str:
+    """The last frame of the row's clip in the video, and the video's rate; or what
+    is wrong with the video."""
+    problem = path_problem(video, empty_ok=False)
+    if problem:
+        return f"{row.source}: video {video} {problem}"
+    try:
+        meta = probe_video(video)
+    except DataError as error:
+        return f"{row.source}: {error}"
+    end = meta.frames - 1 if row.end is None else row.end
+    if end >= meta.frames or row.start > end:
+        return (
+            f"{row.source}: frames {row.start}..{end} of {row.name} asked for, but "
+            f"{video} has {meta.frames} frames (0..{meta.frames - 1})"
+        )
+    return end, meta.fps
+
+
+def _video_sample(
+    row: AnnotationRow, root: Path, video: Path, *, landmarks: bool
+) -> Sample | str:
+    """A sample whose frames are a video's (`start..end`; `end` None: to the last)."""
+    found = _video_range(row, video)
+    if isinstance(found, str):
+        return found
+    end, fps = found
+    folders = [video.parent / row.name, video.parent]
+    landmark_path, problem = _landmarks_of(row, folders, landmarks)
+    if problem:
+        return problem
+    return Sample(
+        name=row.name,
+        start=row.start,
+        length=end - row.start + 1,
+        labels=row.labels,
+        frame_paths=[],
+        landmark_path=landmark_path,
+        fps=fps,
+        split=row.split,
+        signer=row.signer,
+        root=str(root),
+        video_path=video,
+    )
+
+
+def _manifest_sample(
+    row: AnnotationRow, root: Path, *, frames: bool, landmarks: bool
+) -> Sample | str:
+    """The sample of a manifest row, which names its video."""
+    if frames:
+        return _video_sample(row, root, row.video, landmarks=landmarks)
+    folders = [row.video.parent / row.name, row.video.parent]
+    landmark_path, problem = _landmarks_of(row, folders, landmarks)
+    if problem:
+        return problem
+    return _folder_sample(row, root, [], landmark_path, None)
 
 
 def _index_row(
     row: AnnotationRow, root: Path, *, frames: bool, landmarks: bool
 ) -> Sample | str:
     """The row's sample, or what is wrong with its files."""
+    if row.video is not None:
+        return _manifest_sample(row, root, frames=frames, landmarks=landmarks)
     sample_dir = root / row.name
     problem = path_problem(sample_dir, folder=True)
+    listed = list_frames(sample_dir, row.name) if frames and not problem else {}
+    if frames and not listed and (video := find_video(root, row.name)) is not None:
+        return _video_sample(row, root, video, landmarks=landmarks)
     if problem:
         return f"{row.source}: sample folder {sample_dir} {problem}" + _video_hint(
             row.name, root
         )
     frame_paths: list[Path] = []
     if frames:
-        frame_paths, problem = _find_frames(row, sample_dir)
+        frame_paths, problem = _find_frames(row, sample_dir, listed)
         if problem:
             return problem
-    landmark_path = landmark_file(sample_dir, row.name) if landmarks else None
-    if landmarks and landmark_path is None:
-        return (
-            f"{row.source}: no landmarks for {row.name} "
-            f"(expected {sample_dir / row.name}.npz or .pose)"
-        )
-    problem = path_problem(landmark_path) if landmark_path else None
-    if problem:
-        return f"{row.source}: landmark file {landmark_path} {problem}"
+    landmark_path, problem = _landmarks_of(row, [sample_dir], landmarks)
+    return problem or _folder_sample(row, root, frame_paths, landmark_path, sample_dir)
+
+
+def _folder_sample(
+    row: AnnotationRow,
+    root: Path,
+    frame_paths: list[Path],
+    landmark_path: Path | None,
+    sample_dir: Path | None,
+) -> Sample | str:
+    """A sample of frame files and/or a landmark file; its FPS from the folder's
+    `<name>_properties.json` (when `sample_dir` is given and holds one)."""
     try:
-        fps = read_fps(sample_dir, row.name)
+        fps = read_fps(sample_dir, row.name) if sample_dir is not None else None
     except DataError as error:
         return str(error)
+    if row.end is None:
+        return (
+            f"{row.source}: a manifest row without start and end needs its video's "
+            "frames to count them; give start and end for landmark-only training"
+        )
     return Sample(
         name=row.name,
         start=row.start,
@@ -374,7 +528,9 @@ def label_names(
     """Readable class names per head: HamNoSys symbol names, gloss words where a
     `glosses.txt` gives them, the class id otherwise."""
     hamnosys = head_class_names()
-    glosses = read_gloss_names(config.general_parameters.data_paths())
+    glosses = read_gloss_names(
+        [str(root_folder(root)) for root in config.general_parameters.data_paths()]
+    )
     names = {}
     for head, count in num_classes.items():
         known = hamnosys.get(head, [])

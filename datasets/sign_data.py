@@ -201,7 +201,7 @@ class SignData:
     def _frame_cache(self, samples: list[Sample]) -> FrameCache:
         augmentations = self.config.augmentations_parameters
         return FrameCache.build_or_open(
-            [sample for sample in samples if sample.frame_paths],
+            [sample for sample in samples if sample.has_frames],
             Path(self.config.general_parameters.frame_cache_dir).expanduser(),
             resize=augmentations.resize_size,
             size=augmentations.center_crop_size,

@@ -26,6 +26,7 @@ from datasets.landmarks import (
     require_rows,
 )
 from datasets.sampling import SamplingOptions, sample_indices
+from datasets.videos import read_frames
 from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
 
@@ -59,6 +60,9 @@ def landmark_clip(
 
 class SignDataset(Dataset):
     """Clips of sampled frames and/or landmarks, with their labels.
+
+    A video sample's frames are decoded here, in the loader worker, seeking to the
+    sampled frames (`datasets.videos.read_frames`).
 
     An item is `{"labels": {head: int}, "name": str}` plus `"frames"`: `(T, C, H, W)`
     uint8 when frames are used, and `"landmarks"`: `(T, K, 3)` float32 with
@@ -110,7 +114,7 @@ class SignDataset(Dataset):
                 raise DataError(
                     "train_parameters.time needs each sample's FPS, but "
                     f"{len(unknown)} samples (e.g. {unknown[0]}) have no "
-                    "<name>_properties.json with an FPS; set "
+                    "<name>_properties.json with an FPS (nor a video rate); set "
                     "train_parameters.default_fps"
                 )
 
@@ -121,10 +125,17 @@ class SignDataset(Dataset):
         if self.cache is not None and sample in self.cache:
             clip = self.cache.clip(sample, positions)
             return (self.transform(clip) if self.transform else clip).contiguous()
-        images = [
-            decode_image(sample.frame_paths[i], self.size_hint) for i in positions
-        ]
-        return frames_clip(images, self.transform, sample.frame_paths[0].parent)
+        if sample.video_path is not None:
+            images = read_frames(
+                sample.video_path,
+                [sample.start + i for i in positions],
+                size_hint=self.size_hint,
+            ).images
+        else:
+            images = [
+                decode_image(sample.frame_paths[i], self.size_hint) for i in positions
+            ]
+        return frames_clip(images, self.transform, sample.frame_source)
 
     def _landmarks(
         self, sample: Sample, points: np.ndarray, shoulders, positions: list[int]
@@ -185,7 +196,7 @@ class SignDataset(Dataset):
             )
             fps = fps or file_fps
         positions = self._positions(sample, fps)
-        if sample.frame_paths:
+        if sample.has_frames:
             item["frames"] = self._frames(sample, positions)
         if points is not None:
             item["landmarks"], item["landmark_mask"] = self._landmarks(

@@ -1,4 +1,5 @@
-"""Annotation files: `name start end label_1 ... label_n`, one sample per line.
+"""Annotation files: `name start end label_1 ... label_n`, one sample per line; and
+video manifests: a CSV with a header `path,<head>...[,split][,signer][,start,end]`.
 
 An optional first line names the columns. Heads are matched to columns by header name
 where possible (HearAI's long names included), otherwise by the documented order. A
@@ -51,12 +52,16 @@ class AnnotationRow:
 
     name: str
     start: int
-    end: int
+    end: int | None
     labels: dict[str, int]
     source: str = field(compare=False)
     split: str | None = None
     signer: str | None = None
     head_sources: dict[str, str] = field(default_factory=dict, compare=False)
+    #: The video file a manifest row names; None for a row of an annotation file
+    #: (its sample is `ROOT/<name>/` or `ROOT/<name>.<video suffix>`). `end` is None
+    #: for a manifest row without one: the video's last frame.
+    video: Path | None = None
 
     def source_of(self, head: str) -> str:
         """`file:line` where the head's label was read (joined rows span files)."""
@@ -312,3 +317,136 @@ def check_label_ranges(rows: list[AnnotationRow], num_classes: dict[str, int]) -
         more = len(errors) - MAX_REPORTED
         tail = [f"... and {more} more"] if more > 0 else []
         raise DataError("\n".join(errors[:MAX_REPORTED] + tail))
+
+
+#: The first column title that makes a `.csv` file a video manifest.
+MANIFEST_PATH_COLUMN = "path"
+MANIFEST_RANGE_COLUMNS = ("start", "end")
+
+
+def is_manifest(path: Path) -> bool:
+    """Whether `path` is a video manifest: a `.csv` file whose header starts `path`."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return False
+    lines = read_text(path, "manifest").splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    cells = next(csv.reader([first]), [""]) or [""]
+    return normalise_title(cells[0]) == MANIFEST_PATH_COLUMN
+
+
+def _manifest_columns(header: list[str], heads: list[str], where: str) -> dict:
+    """Column title -> index of a manifest header; `DataError` naming what is wrong."""
+    titles = [resolve_title(title) for title in header]
+    known = {MANIFEST_PATH_COLUMN, *SPECIAL_COLUMNS, *MANIFEST_RANGE_COLUMNS, *heads}
+    problems = [
+        f"column {title!r} appears twice"
+        for title in set(titles)
+        if titles.count(title) > 1
+    ]
+    missing = [head for head in heads if head not in titles]
+    if missing:
+        problems.append(
+            f"no column for head {', '.join(missing)} (the header names the heads: "
+            f"path,{','.join(heads)}[,split][,signer][,start,end])"
+        )
+    unknown = [title for title in titles if title not in known]
+    if unknown:
+        problems.append(
+            f"unknown column {', '.join(unknown)}; allowed: "
+            f"{', '.join(sorted(known))}"
+        )
+    if ("start" in titles) != ("end" in titles):
+        problems.append("give both start and end columns, or neither")
+    if problems:
+        raise DataError(f"{where}: " + "; ".join(problems))
+    return {title: index for index, title in enumerate(titles)}
+
+
+def _manifest_range(values: dict[str, str], where: str) -> tuple[int, int | None]:
+    """The row's `start, end` frames: both empty (or absent) = the whole video."""
+    start, end = values.get("start", ""), values.get("end", "")
+    if not start and not end:
+        return 0, None
+    if not (_is_int(start) and _is_int(end)):
+        raise DataError(
+            f"{where}: start and end must be frame numbers (or both empty for the "
+            f"whole video), got {start!r} {end!r}"
+        )
+    if int(start) < 0 or int(start) > int(end):
+        raise DataError(f"{where}: start {start} must be >= 0 and <= end {end}")
+    return int(start), int(end)
+
+
+def _manifest_row(
+    cells: list[str], columns: dict[str, int], heads: list[str], where: str, base: Path
+) -> AnnotationRow:
+    if len(cells) != len(columns):
+        raise DataError(
+            f"{where}: {len(cells)} cells but the header has {len(columns)} columns"
+        )
+    values = {title: cells[index].strip() for title, index in columns.items()}
+    if not values[MANIFEST_PATH_COLUMN]:
+        raise DataError(f"{where}: empty path")
+    video = Path(values[MANIFEST_PATH_COLUMN])
+    video = video if video.is_absolute() else base / video
+    start, end = _manifest_range(values, where)
+    split = values.get("split", "").lower() or None
+    if split is not None and split not in SPLITS:
+        raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+    signer = values.get("signer", "")
+    if re.search(r"\s", signer):
+        raise DataError(f"{where}: signer {signer!r} contains whitespace")
+    labels = {head: parse_label(values[head], head, where) for head in heads}
+    return AnnotationRow(
+        video.stem, start, end, labels, where, split, signer or None, video=video
+    )
+
+
+def read_manifest(path: Path, heads: list[str]) -> list[AnnotationRow]:
+    """Read every row of a video manifest.
+
+    A manifest is a comma-separated file with a header: `path` (a video file,
+    relative to the manifest's folder or absolute), one column per head named by
+    the head (`label` and `class` stand for `gloss`; class indices, `-1` or empty
+    for missing), and optionally `split`, `signer`, and `start`,`end` (inclusive
+    frames of the video; empty for the whole video). A sample's name is its video's
+    file stem, so two videos of one stem are refused.
+
+    Raises:
+        DataError: listing every bad line (file:line and the reason).
+    """
+    path = Path(path)
+    lines = [
+        (number, cells)
+        for number, cells in enumerate(
+            csv.reader(read_text(path, "manifest").splitlines()), start=1
+        )
+        if any(cell.strip() for cell in cells)
+    ]
+    if not lines:
+        raise DataError(f"{path}: an empty manifest (expected a header: path,...)")
+    header_line, header = lines[0]
+    columns = _manifest_columns(header, heads, f"{path}:{header_line}")
+    rows, errors, names = [], [], {}
+    for number, cells in lines[1:]:
+        where = f"{path}:{number}"
+        try:
+            row = _manifest_row(cells, columns, heads, where, path.parent)
+            if row.name in names:
+                raise DataError(
+                    f"{where}: video {row.video} has the name {row.name} of the video "
+                    f"at {names[row.name]}; a sample's name is its file stem, so "
+                    "give the videos different names"
+                )
+            names[row.name] = where
+            rows.append(row)
+        except DataError as error:
+            errors.append(str(error))
+    if errors:
+        more = len(errors) - MAX_REPORTED
+        tail = [f"... and {more} more bad lines"] if more > 0 else []
+        raise DataError("\n".join(errors[:MAX_REPORTED] + tail))
+    if not rows:
+        raise DataError(f"{path}: no samples in the manifest")
+    return rows

@@ -1,0 +1,350 @@
+"""Video files as samples: their frame count and rate from the container, and the
+frames a clip samples decoded by seeking, not by decoding the whole video.
+
+`probe_video` reads the container header (the stream's frame count and rate); when
+the container does not record a frame count (some `.webm`, `.mkv`, `.avi`) the
+packets are counted instead, which reads the file but decodes nothing.
+
+`read_frames` maps frame indices (0-based, in presentation order) to packet
+timestamps by demuxing the file once (no decoding; the table is kept per process),
+then for each wanted frame seeks to the key frame at or before it, unless the frame
+lies ahead in the group of pictures already being decoded, and decodes forward to
+it. A clip of 16 frames spread over a 200-frame video thus decodes about as many
+frames as its groups of pictures hold up to the sampled frames, not all 200.
+
+Every problem (an unreadable file, no video stream, corrupt data, a frame past the
+end) is a `DataError` naming the file. PyAV decodes (FFmpeg, bundled with its wheel).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import av
+import numpy as np
+
+# FFmpegError is made at import time by the compiled module; pylint cannot see it.
+from av.error import FFmpegError  # pylint: disable=no-name-in-module
+
+from utils.constants import VIDEO_SUFFIXES
+from utils.errors import DataError
+
+#: Frame tables kept per process (a table is a few bytes per frame).
+TABLE_CACHE_SIZE = 4096
+#: The draft-mode scales tried, as for JPEG frames: decode at 1/1, 1/2, 1/4, 1/8.
+DRAFT_SCALES = (8, 4, 2)
+_DECODE_ERRORS = (FFmpegError, OSError, ValueError, EOFError)
+
+
+def is_video(path: Path) -> bool:
+    """Whether `path` names a video file by its suffix (case-insensitive)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _reason(error: Exception) -> str:
+    """An FFmpeg error's text without the errno and file name it repeats."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """What the container says about a video's first video stream.
+
+    Attributes:
+        frames: the number of frames.
+        fps: the average frame rate, or None when the container has none.
+        width: the frame width in pixels.
+        height: the frame height in pixels.
+        counted: whether `frames` was counted from the packets (the container does
+            not record it).
+    """
+
+    frames: int
+    fps: float | None
+    width: int
+    height: int
+    counted: bool = False
+
+
+def _open(path: Path) -> tuple[Any, Any]:
+    """The open container and its first video stream; `DataError` naming the file."""
+    try:
+        container = av.open(str(path))
+    except _DECODE_ERRORS as error:
+        raise DataError(f"{path}: cannot open video ({_reason(error)})") from None
+    if not container.streams.video:
+        container.close()
+        raise DataError(f"{path}: no video stream")
+    return container, container.streams.video[0]
+
+
+def _packets(container: Any, stream: Any, path: Path) -> Iterator[Any]:
+    """The stream's packets that carry data (demuxed, not decoded)."""
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                yield packet
+    except _DECODE_ERRORS as error:
+        raise DataError(f"{path}: cannot read video ({_reason(error)})") from None
+
+
+def probe_video(path: Path) -> VideoMeta:
+    """The frame count, rate and size of a video, without decoding it.
+
+    Raises:
+        DataError: naming the file, when it is not a readable video or holds no
+            frames.
+    """
+    path = Path(path)
+    container, stream = _open(path)
+    with container:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        context = stream.codec_context
+        frames, counted = stream.frames, False
+        if not frames:
+            frames = sum(1 for _ in _packets(container, stream, path))
+            counted = True
+        if not frames:
+            raise DataError(f"{path}: the video has no frames")
+        if not context.width or not context.height:
+            raise DataError(f"{path}: the video stream has no frame size")
+        return VideoMeta(
+            frames=int(frames),
+            fps=float(rate) if rate else None,
+            width=context.width,
+            height=context.height,
+            counted=counted,
+        )
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """Where each frame of a video is, from its packets (no decoding).
+
+    Attributes:
+        pts: each frame's presentation timestamp, in frame (presentation) order;
+            None when some packets have none (then frames are found by counting).
+        keys: the timestamps of the key frames, ascending.
+        frames: the number of frames.
+    """
+
+    pts: tuple[int, ...] | None
+    keys: tuple[int, ...]
+    frames: int
+
+    def seek_point(self, index: int) -> int | None:
+        """The timestamp of the last key frame at or before frame `index`."""
+        if self.pts is None:
+            return None
+        at = bisect.bisect_right(self.keys, self.pts[index]) - 1
+        return self.keys[at] if at >= 0 else None
+
+
+def _build_table(path: Path) -> FrameTable:
+    container, stream = _open(path)
+    with container:
+        times, keys, timed = [], [], True
+        for packet in _packets(container, stream, path):
+            if packet.pts is None:
+                timed = False
+            elif packet.is_keyframe:
+                keys.append(packet.pts)
+            times.append(packet.pts)
+    if not times:
+        raise DataError(f"{path}: the video has no frames")
+    return FrameTable(
+        pts=tuple(sorted(times)) if timed else None,
+        keys=tuple(sorted(keys)),
+        frames=len(times),
+    )
+
+
+_TABLES: OrderedDict[tuple, FrameTable] = OrderedDict()
+
+
+def frame_table(path: Path) -> FrameTable:
+    """The video's frame table, kept per process (a changed file is read again)."""
+    path = Path(path)
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read video ({error.strerror})") from None
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = _build_table(path)
+        if len(_TABLES) > TABLE_CACHE_SIZE:
+            _TABLES.popitem(last=False)
+    else:
+        _TABLES.move_to_end(key)
+    return table
+
+
+def draft_size(width: int, height: int, size_hint: int | None) -> tuple[int, int]:
+    """The frame size to convert to: shrunk by 2, 4 or 8 while the shorter side stays
+    at least `size_hint` (as JPEG draft mode decodes frames); None keeps the size."""
+    if size_hint is not None:
+        for scale in DRAFT_SCALES:
+            if min(width, height) // scale >= size_hint:
+                return max(1, width // scale), max(1, height // scale)
+    return width, height
+
+
+def _to_rgb(frame: Any, size_hint: int | None) -> np.ndarray:
+    """A decoded frame as a `(H, W, 3)` uint8 array, drafted to about `size_hint`."""
+    width, height = draft_size(frame.width, frame.height, size_hint)
+    if (width, height) == (frame.width, frame.height):
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(
+        format="rgb24", width=width, height=height, interpolation="AREA"
+    )
+
+
+@dataclass
+class DecodedFrames:
+    """What `read_frames` returns.
+
+    Attributes:
+        images: the RGB uint8 `(H, W, 3)` frames, in the order asked for.
+        decoded: how many frames were decoded to get them (seeking skips the rest).
+        seeks: how many times the decoder was moved to a key frame.
+    """
+
+    images: list[np.ndarray]
+    decoded: int
+    seeks: int
+
+
+def _decode_sequentially(
+    container: Any, stream: Any, wanted: list[int], size_hint: int | None
+) -> tuple[dict[int, np.ndarray], int]:
+    """Frames by counting from the start (for videos whose packets lack timestamps)."""
+    found: dict[int, np.ndarray] = {}
+    decoded = 0
+    for decoded, frame in enumerate(container.decode(stream), start=1):
+        if decoded - 1 in wanted:
+            found[decoded - 1] = _to_rgb(frame, size_hint)
+        if decoded > wanted[-1]:
+            break
+    return found, decoded
+
+
+def _decode_seeking(
+    container: Any,
+    stream: Any,
+    table: FrameTable,
+    wanted: list[int],
+    size_hint: int | None,
+) -> tuple[dict[int, np.ndarray], int, int]:
+    """Frames by seeking to the key frame before each wanted frame (when it is not
+    reached by decoding on from the current position)."""
+    found: dict[int, np.ndarray] = {}
+    decoded = seeks = 0
+    frames: Iterator[Any] | None = None
+    position: int | None = None  # pts of the last frame decoded
+    for index in wanted:
+        target = table.pts[index]
+        key = table.seek_point(index)
+        if (
+            frames is None
+            or position is None
+            or position >= target
+            or (key is not None and key > position)
+        ):
+            container.seek(key if key is not None else 0, stream=stream)
+            frames = container.decode(stream)
+            seeks += 1
+        for frame in frames:
+            decoded += 1
+            position = frame.pts
+            if frame.pts is not None and frame.pts >= target:
+                found[index] = _to_rgb(frame, size_hint)
+                break
+        else:
+            break  # the stream ended before the frame: reported by the caller
+    return found, decoded, seeks
+
+
+def read_frames(
+    path: Path, indices: list[int], *, size_hint: int | None = None
+) -> DecodedFrames:
+    """The video's frames at `indices` (0-based, presentation order, any order).
+
+    Args:
+        path: the video file.
+        indices: the frames wanted (repeats allowed).
+        size_hint: convert frames at about this size (halved while the shorter side
+            stays at least this, as JPEG draft mode); None keeps the full size.
+
+    Raises:
+        DataError: naming the file, when it cannot be read or decoded, or a frame
+            past its end is asked for.
+    """
+    path = Path(path)
+    wanted = sorted(set(indices))
+    if not wanted:
+        return DecodedFrames([], 0, 0)
+    table = frame_table(path)
+    if wanted[0] < 0 or wanted[-1] >= table.frames:
+        raise DataError(
+            f"{path}: frame {wanted[-1] if wanted[-1] >= 0 else wanted[0]} asked for, "
+            f"but the video has {table.frames} frames (0..{table.frames - 1})"
+        )
+    container, stream = _open(path)
+    seeks = 0
+    try:
+        with container:
+            if table.pts is None:
+                found, decoded = _decode_sequentially(
+                    container, stream, wanted, size_hint
+                )
+            else:
+                found, decoded, seeks = _decode_seeking(
+                    container, stream, table, wanted, size_hint
+                )
+    except _DECODE_ERRORS as error:
+        raise DataError(f"{path}: cannot decode video ({_reason(error)})") from None
+    missing = [index for index in wanted if index not in found]
+    if missing:
+        raise DataError(
+            f"{path}: cannot decode frame {missing[0]} (the stream ends or is "
+            f"corrupt before it; the container lists {table.frames} frames)"
+        )
+    return DecodedFrames([found[index] for index in indices], decoded, seeks)
+
+
+def read_all_frames(
+    path: Path, start: int = 0, count: int | None = None, size_hint: int | None = None
+) -> Iterator[np.ndarray]:
+    """Frames `start .. start + count - 1` (all to the end when `count` is None),
+    decoded in one pass; for the frame cache and `--check_data`.
+
+    Raises:
+        DataError: naming the file, when it cannot be decoded or ends early.
+    """
+    path = Path(path)
+    container, stream = _open(path)
+    index = -1
+    try:
+        with container:
+            for index, frame in enumerate(container.decode(stream)):
+                if count is not None and index >= start + count:
+                    return
+                if index >= start:
+                    yield _to_rgb(frame, size_hint)
+    except _DECODE_ERRORS as error:
+        raise DataError(
+            f"{path}: cannot decode frame {index + 1} ({_reason(error)})"
+        ) from None
+    if index < 0:
+        raise DataError(f"{path}: no frames could be decoded")
+    if count is not None and index + 1 < start + count:
+        raise DataError(
+            f"{path}: has {index + 1} decodable frames, but frames {start}.."
+            f"{start + count - 1} are needed"
+        )
