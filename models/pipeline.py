@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
+import torch
 from torch import nn
 
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
@@ -13,6 +14,7 @@ from models.heads import MultiHeadClassifier
 from models.registry import (
     FEATURE_EXTRACTORS,
     TRANSFORMERS,
+    ClipFeatureExtractor,
     FeatureExtractor,
     TemporalEncoder,
     missing_members,
@@ -33,7 +35,8 @@ class SignPipeline(nn.Module):
     `train()` is called on the whole pipeline.
 
     Args:
-        feature_extractor: a batch (frames and/or landmarks, mask) -> `(B, T, D)`.
+        feature_extractor: a batch (frames and/or landmarks, mask) -> `(B, T, D)`,
+            or `(B, T', D)` tokens for a video network.
         transformer: `(B, T, D)` + mask -> `(B, D')` clip, `(B, T, D')` frame outputs.
         heads: `(B, D')` -> `{head: (B, num_class)}`.
     """
@@ -57,14 +60,34 @@ class SignPipeline(nn.Module):
 
         Returns:
             `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),
-            "cls": (B, D')}`.
+            "cls": (B, D')}`. With a video network (`ClipFeatureExtractor`) the
+            encoder reads its `T'` tokens; `spatial` and `temporal` give each frame
+            the token whose window holds it.
         """
-        spatial = self.feature_extractor(batch)
-        cls, temporal = self.transformer(spatial, batch["mask"])
+        tokens = self.feature_extractor(batch)
+        mask = batch["mask"]
+        if not isinstance(self.feature_extractor, ClipFeatureExtractor):
+            cls, temporal = self.transformer(tokens, mask)
+            return {
+                "logits": self.heads(cls),
+                "spatial": tokens,
+                "temporal": temporal,
+                "cls": cls,
+            }
+        # A video network's T' tokens: masked by the real frames they hold, and
+        # spread back over the T frames for the per-frame outputs.
+        positions = self.feature_extractor.token_positions(
+            mask.shape[1], tokens.shape[1]
+        )
+        real_frames = tokens.new_zeros(
+            mask.shape[0], tokens.shape[1], dtype=torch.float
+        )
+        token_mask = real_frames.index_add_(1, positions, mask.float()) > 0
+        cls, temporal = self.transformer(tokens, token_mask)
         return {
             "logits": self.heads(cls),
-            "spatial": spatial,
-            "temporal": temporal,
+            "spatial": tokens[:, positions],
+            "temporal": temporal[:, positions],
             "cls": cls,
         }
 

@@ -18,12 +18,13 @@ T = TypeVar("T")
 
 @runtime_checkable
 class FeatureExtractor(Protocol):
-    """A batch -> per-frame features `(B, T, out_dim)`, zero at padded frames.
+    """A batch -> per-frame features `(B, T, out_dim)`, zero at padded frames
+    (or tokens of several frames each: see `ClipFeatureExtractor`).
 
     `prepare_for_training` is called once before training (not for evaluation or
     prediction): an extractor that profits from a memory format or compilation
     declares it there, for the parts it knows (a 2-D CNN puts its backbone in
-    channels_last; a 3-D network would use channels_last_3d or nothing). Extractors
+    channels_last; a 3-D CNN uses channels_last_3d). Extractors
     with nothing to prepare inherit `NothingToPrepare`.
     """
 
@@ -33,6 +34,21 @@ class FeatureExtractor(Protocol):
 
     def prepare_for_training(self, *, channels_last: bool, compile_model: bool) -> None:
         """Apply `trainer.channels_last` / `trainer.compile` where they help."""
+
+
+@runtime_checkable
+class ClipFeatureExtractor(FeatureExtractor, Protocol):
+    """A `FeatureExtractor` whose tokens are not one per frame: a video network
+    that reads the whole clip and strides over time, giving `(B, T', out_dim)`.
+
+    `token_positions(T, T')` says which token's window holds each of the `T` input
+    frames (a `(T,)` long tensor, non-decreasing). The pipeline derives the tokens'
+    mask from it (a token is real when a real frame falls in it) and gives the
+    per-frame outputs by it, so the temporal encoders and heads need no change.
+    """
+
+    def token_positions(self, num_frames: int, num_tokens: int) -> torch.Tensor:
+        """`(num_frames,)` long: the token index of each frame."""
 
 
 @runtime_checkable

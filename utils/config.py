@@ -18,6 +18,7 @@ from utils.config_augmentations import (  # pylint: disable=unused-import
 )
 from utils.config_landmarks import LandmarksParameters
 from utils.config_model import (
+    VIDEO_NETWORKS,
     FeatureExtractorConfig,
     HeadConfig,
     HeadsConfig,
@@ -449,7 +450,10 @@ class TrainerConfig(Section):
     `Trainer`. The accelerator is not a key: `general_parameters.gpu` chooses it (-1
     = CPU). `compile` and `channels_last` apply to the image backbone of
     `cnn_extractor` and `resnet50_extractor` (also inside a fused extractor) and do
-    nothing for the landmark-only extractors.
+    nothing for the landmark-only extractors. For the video networks, `compile`
+    applies to all of them and `channels_last` (as channels_last_3d, the 5-D
+    format) to the convolutional ones (S3D, R3D, MC3, R(2+1)D); Swin3D and MViT
+    keep their tokens channel-last anyway.
     """
 
     devices: Annotated[int, Field(le=4096)] | str | list[int] | None = Field(
@@ -472,7 +476,8 @@ class TrainerConfig(Section):
     channels_last: bool = Field(
         True,
         description="Keep the image backbone's weights in channels-last memory "
-        "format (the frames are always passed in that format).",
+        "format (the frames are always passed in that format); a convolutional "
+        "video network's weights and clips in channels_last_3d.",
     )
     precision: Literal[
         "32-true",
@@ -575,6 +580,51 @@ class SignpipeConfig(Section):
             raise ValueError(
                 "transfer.freeze_parts: use either freeze_scheduler or "
                 "transfer.freeze_parts, not both"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _video_network_input(self) -> SignpipeConfig:
+        name = self.feature_extractor.name
+        spec = VIDEO_NETWORKS.get(name)
+        if spec is None:
+            return self
+        needs = f"feature_extractor.name: {name} needs {spec.requirement()}"
+        for key, on in (
+            ("train_parameters.landmarks", self.train_parameters.landmarks),
+            ("train_parameters.pre_training", self.train_parameters.pre_training),
+        ):
+            if on:
+                raise ValueError(
+                    f"{key}: a video network ({name}) reads whole clips, not frames "
+                    "one by one; set it to false (landmark fusion and masked-frame "
+                    "pretraining work per frame)"
+                )
+        segments = self.train_parameters.num_segments
+        if spec.exact_frames is not None and segments != spec.exact_frames:
+            raise ValueError(
+                f"{needs}: set train_parameters.num_segments: {spec.exact_frames} "
+                f"(is {segments})"
+            )
+        augmentations = self.augmentations_parameters
+        if augmentations.apply_center_crop:
+            side, key = augmentations.center_crop_size, "center_crop_size"
+        elif augmentations.apply_resize:
+            side, key = augmentations.resize_size, "resize_size"
+        else:
+            side, key = None, "apply_center_crop"
+        if spec.exact_size is not None and (
+            key != "center_crop_size" or side != spec.exact_size
+        ):
+            raise ValueError(
+                f"{needs}: set augmentations_parameters.apply_center_crop: true and "
+                f"augmentations_parameters.center_crop_size: {spec.exact_size} (is "
+                f"{side if key == 'center_crop_size' else 'no centre crop'})"
+            )
+        if side is not None and side < spec.min_size:
+            raise ValueError(
+                f"{needs}: set augmentations_parameters.{key} to at least "
+                f"{spec.min_size} (is {side})"
             )
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -16,8 +17,9 @@ MAX_NUM_CLASS = 1_000_000
 
 
 class FeatureExtractorConfig(Section):
-    """The per-frame feature extractor: it turns every real (not padded) frame of a
-    batch into `representation_size` features, all frames at once.
+    """The feature extractor: it turns every real (not padded) frame of a batch
+    into `representation_size` features, all frames at once (a video network:
+    every clip into tokens of a few frames each).
 
     The registered extractors (`name`):
 
@@ -32,6 +34,16 @@ class FeatureExtractorConfig(Section):
       `kernel_size` frames (the 1-D blocks of the Kaggle ISLR winners).
     - `landmarks_stgcn`: landmarks only, a spatial-temporal graph convolution network
       over the skeleton, `num_blocks` blocks, pooled over the points.
+
+    - `s3d`, `r3d_18`, `r2plus1d_18`, `mc3_18`, `swin3d_t`, `swin3d_s`,
+      `swin3d_b`, `mvit_v1_b`, `mvit_v2_s`: torchvision's video networks, run over
+      the whole clip; they pool over space only and give `T' = T / stride` tokens
+      (stride 8 for S3D, R3D and R(2+1)D, 2 for Swin3D and MViT, 1 for MC3), each
+      projected to `representation_size`. Frames are normalised with the mean and
+      std of the network's torchvision Kinetics-400 weights. MViT needs exactly
+      16 frames of 224x224 (`train_parameters.num_segments`,
+      `augmentations_parameters.center_crop_size`), S3D frames of at least 17x17;
+      the config is checked for both. No landmark fusion or `pre_training`.
 
     With `train_parameters.landmarks: true` and an image extractor, each frame's
     image features and landmark features (the `landmarks_extractor` MLP) are
@@ -51,15 +63,17 @@ class FeatureExtractorConfig(Section):
     )
     pretrained_path: str | None = Field(
         None,
-        description="Image extractors: a local weights file for the backbone "
-        "(nothing is downloaded). null = random initialisation, with a warning.",
+        description="Image extractors and video networks: a local weights file "
+        "for the backbone (nothing is downloaded); for a video network, "
+        "torchvision's weights file of that network (a state_dict, `.pth`). null = "
+        "random initialisation, with a warning for the image extractors.",
     )
     representation_size: int = Field(
         256,
         gt=0,
         le=MAX_WIDTH,
-        description="The size of each frame's features, the input of the temporal "
-        "encoder.",
+        description="The size of each frame's features (a video network's tokens), "
+        "the input of the temporal encoder.",
     )
     num_blocks: int = Field(
         3,
@@ -250,3 +264,53 @@ class HeadsConfig(Section):
     def group(self, mode: str) -> dict[str, HeadConfig]:
         """The heads of one classification mode."""
         return getattr(self, mode)
+
+
+@dataclass(frozen=True)
+class VideoNetworkInput:
+    """What one of torchvision's video networks is and the clips it accepts,
+    measured with torchvision 0.29 (`weights=None`).
+
+    Attributes:
+        family: `resnet3d`, `s3d`, `swin3d` or `mvit` (how its trunk is run).
+        width: the channels of its last stage, before the projection to
+            `representation_size`.
+        frame_stride: input frames per output token; clips are padded at the end to
+            a multiple of it.
+        exact_frames: the only frame count it takes (its positional encoding is
+            fixed), or None for any.
+        min_size: the smallest frame side it runs on.
+        exact_size: the only (square) frame side it takes, or None for any.
+    """
+
+    family: str
+    width: int
+    frame_stride: int
+    exact_frames: int | None = None
+    min_size: int = 1
+    exact_size: int | None = None
+
+    def requirement(self) -> str:
+        """The frames and size it needs, in words."""
+        if self.exact_size:
+            side = f"{self.exact_size}x{self.exact_size} pixels"
+        else:
+            side = f"at least {self.min_size}x{self.min_size} pixels"
+        if self.exact_frames:
+            return f"exactly {self.exact_frames} frames of {side}"
+        return f"frames of {side}"
+
+
+#: torchvision's video networks, by their torchvision names: each is a
+#: `feature_extractor.name`.
+VIDEO_NETWORKS: dict[str, VideoNetworkInput] = {
+    "s3d": VideoNetworkInput("s3d", 1024, 8, min_size=17),
+    "r3d_18": VideoNetworkInput("resnet3d", 512, 8),
+    "r2plus1d_18": VideoNetworkInput("resnet3d", 512, 8),
+    "mc3_18": VideoNetworkInput("resnet3d", 512, 1),
+    "swin3d_t": VideoNetworkInput("swin3d", 768, 2),
+    "swin3d_s": VideoNetworkInput("swin3d", 768, 2),
+    "swin3d_b": VideoNetworkInput("swin3d", 1024, 2),
+    "mvit_v1_b": VideoNetworkInput("mvit", 768, 2, exact_frames=16, exact_size=224),
+    "mvit_v2_s": VideoNetworkInput("mvit", 768, 2, exact_frames=16, exact_size=224),
+}

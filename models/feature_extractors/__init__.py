@@ -1,7 +1,9 @@
-"""Per-frame feature extractors; importing this package registers them."""
+"""Feature extractors (per frame, or per clip for the video networks); importing
+this package registers them."""
 
 from models.feature_extractors import (
     cnn,
     landmark_encoders,
     landmarks,
+    video,
 )  # noqa: F401  (registers them)
