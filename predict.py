@@ -2,7 +2,9 @@
 
 python3 predict.py CHECKPOINT INPUT_DIR OUTPUT_DIR
                    --embedding_kind spatial|temporal|CLS|probabilities
-                   [--batch_size 8] [--all_frames] [--workers 0]
+                   [--batch_size 8] [--all_frames] [--workers 0] [--layout flat|ssvp]
+                   [--num_shards N --shard_id I | --items_per_shard K [--shard_id I]]
+python3 predict.py --merge_manifests OUTPUT_DIR
 
 Inputs: every video file (.mp4, .avi, .mov, .mkv, .webm, ...) and every frame folder
 directly in INPUT_DIR; a frame folder is `<name>/<name>_<idx>.<img>` or any images,
@@ -43,6 +45,18 @@ checkpoint (a head with fewer than 5 classes leaves the rest empty), and `frames
 one row per input: `input, source, num_frames, used_frames` (the 0-based frame
 positions of the N rows, space-separated).
 
+With `--layout ssvp` the embeddings go to `features/0/<name[:5]>/<name>.pt` (torch
+tensors) and `manifests/<split>_features.tsv` lists `video_name, length, label` (the
+split and the gloss label of an annotated sample; `all` and no label for bare inputs).
+
+Sharding: `--num_shards N --shard_id I` processes the I-th of N contiguous blocks of
+the inputs; `--items_per_shard K` blocks of K, the index from `--shard_id` or
+SLURM_ARRAY_TASK_ID. A shard writes its tables as `<table>.shard-I-of-N.<suffix>`
+and `shards/shard-I-of-N.json`. Inputs already written by an earlier run into
+OUTPUT_DIR (recorded in `progress[.shard-...].jsonl`) are skipped, so a killed run
+resumes. `--merge_manifests OUTPUT_DIR` joins the shards' tables, checking that
+every input is there exactly once.
+
 Exit status: 0 when every input was written; 1 when some could not be read (listed
 at the end, the others are written); 2 on a bad checkpoint, a missing or empty
 INPUT_DIR, or an unknown embedding kind.
@@ -74,19 +88,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.splitlines()[0],
         epilog="Output formats and details: see the docstring of predict.py.",
     )
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    parser.add_argument("checkpoint", type=Path, nargs="?", metavar="CHECKPOINT")
     parser.add_argument(
         "input",
         type=Path,
+        nargs="?",
         metavar="INPUT_DIR",
         help="a folder of videos and/or frame folders, or one video or frame folder",
     )
-    parser.add_argument("output", type=Path, metavar="OUTPUT_DIR")
+    parser.add_argument("output", type=Path, nargs="?", metavar="OUTPUT_DIR")
     parser.add_argument(
         "--embedding_kind",
-        required=True,
         metavar="KIND",
-        help=f"one of {', '.join(EMBEDDING_KINDS)}",
+        help=f"one of {', '.join(EMBEDDING_KINDS)} (required)",
     )
     parser.add_argument(
         "--batch_size",
@@ -107,7 +121,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="processes decoding inputs (default: %(default)s = in this process)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--layout",
+        choices=("flat", "ssvp"),
+        default="flat",
+        help="flat: <name>.npy|.npz; ssvp: features/0/<prefix>/<name>.pt and "
+        "manifests/<split>_features.tsv (default: %(default)s)",
+    )
+    shards = parser.add_argument_group("shards (one machine or array task each)")
+    shards.add_argument(
+        "--num_shards", type=positive_int, metavar="N", help="cut the inputs in N"
+    )
+    shards.add_argument(
+        "--items_per_shard",
+        type=positive_int,
+        metavar="K",
+        help="shards of K inputs; the index from SLURM_ARRAY_TASK_ID",
+    )
+    shards.add_argument(
+        "--shard_id", type=_non_negative_int, metavar="I", help="this shard's index"
+    )
+    shards.add_argument(
+        "--merge_manifests",
+        type=Path,
+        metavar="OUTPUT_DIR",
+        help="join the shards' manifests and tables in OUTPUT_DIR, and exit",
+    )
+    args = parser.parse_args(argv)
+    positional = (args.checkpoint, args.input, args.output)
+    if args.merge_manifests is not None:
+        if any(value is not None for value in positional):
+            parser.error(
+                "--merge_manifests takes no CHECKPOINT, INPUT_DIR or OUTPUT_DIR"
+            )
+        return args
+    if any(value is None for value in positional):
+        parser.error("CHECKPOINT, INPUT_DIR and OUTPUT_DIR are required")
+    if args.embedding_kind is None:
+        parser.error("the following arguments are required: --embedding_kind")
+    if args.num_shards is not None and args.items_per_shard is not None:
+        parser.error("give --num_shards or --items_per_shard, not both")
+    if args.num_shards is not None and args.shard_id is None:
+        parser.error("--num_shards needs --shard_id")
+    return args
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -3,7 +3,14 @@
 `run_prediction` batches the clips of `evaluation.prediction` through the model;
 `OutputWriter` writes one file per input (probabilities or embeddings, atomically)
 and the two tables `predictions.csv` (top-5 classes per head) and `frames.csv` (the
-frames each clip used).
+frames each clip used). In the `ssvp` layout, embeddings go to
+`features/0/<name[:5]>/<name>.pt` with a manifest per split,
+`manifests/<split>_features.tsv` (`video_name, length, label`).
+
+A shard of the inputs (`Shard`) writes its own tables (`<table>.<shard>.<suffix>`)
+and `shards/<shard>.json` (its items); `merge_manifests` joins the shards' tables.
+Every input written is recorded in `progress[.<shard>].jsonl` as soon as its file is
+in place, so a killed run started again skips the inputs already written.
 """
 
 from __future__ import annotations
@@ -11,6 +18,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
+import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,6 +48,93 @@ from utils.file_io import write_atomically
 TOP_K = 5
 PREDICTIONS_FILE = "predictions.csv"
 FRAMES_FILE = "frames.csv"
+LAYOUTS = ("flat", "ssvp")
+MANIFEST_HEADER = ["video_name", "length", "label"]
+# A sample without a split (a bare video, a root without a split column).
+NO_SPLIT = "all"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the inputs `start:end` (in input order)."""
+
+    index: int
+    count: int
+    start: int
+    end: int
+
+    @property
+    def tag(self) -> str:
+        """The shard's part of its file names."""
+        return f"shard-{self.index:05d}-of-{self.count:05d}"
+
+
+def select_shard(args: argparse.Namespace, total: int) -> Shard | None:
+    """The shard the command line asks for (None: every input).
+
+    `--num_shards N --shard_id I` cuts the inputs into N contiguous blocks;
+    `--items_per_shard K` into blocks of K, the index from `--shard_id` or
+    `SLURM_ARRAY_TASK_ID`.
+
+    Raises:
+        UserError: the index is missing or out of range.
+    """
+    if args.num_shards is None and args.items_per_shard is None:
+        if args.shard_id is not None:
+            raise UserError("--shard_id needs --num_shards or --items_per_shard")
+        return None
+    index = args.shard_id
+    if index is None:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        if args.items_per_shard is None or task is None or not task.isdigit():
+            raise UserError(
+                "--shard_id: give the shard's index (or run in a SLURM array with "
+                "--items_per_shard, which reads SLURM_ARRAY_TASK_ID)"
+            )
+        index = int(task)
+    if args.items_per_shard is not None:
+        count = max(1, math.ceil(total / args.items_per_shard))
+        start = index * args.items_per_shard
+        end = min(total, start + args.items_per_shard)
+    else:
+        count = args.num_shards
+        start, end = index * total // count, (index + 1) * total // count
+    if index >= count:
+        raise UserError(
+            f"--shard_id {index}: {total} inputs make {count} shards "
+            f"(0..{count - 1})"
+        )
+    return Shard(index, count, start, end)
+
+
+def manifest_fields(inputs: list[PredictionInput], label_names: dict) -> dict:
+    """name -> (label, split) of each input for the manifests: the class name of its
+    annotated label (the gloss head's, else the first head's) and its split."""
+    head = "gloss" if "gloss" in label_names else next(iter(label_names), None)
+    fields = {}
+    for item in inputs:
+        sample = item.sample
+        label = ""
+        if sample is not None and head is not None:
+            index = sample.labels.get(head, -1)
+            if 0 <= index < len(label_names[head]):
+                label = label_names[head][index]
+        split = (sample.split if sample is not None else None) or NO_SPLIT
+        fields[item.name] = (label, split)
+    return fields
+
+
+def _write_rows(path: Path, rows: list[list], delimiter: str = ",") -> None:
+    text = io.StringIO()
+    csv.writer(text, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    data = text.getvalue().encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda file: file.write(data))
+
+
+def _read_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.reader(file, delimiter=delimiter))
 
 
 @dataclass
@@ -50,19 +147,49 @@ class OutputWriter:
         label_names: head -> class names.
         heads_trained: False for a pretraining checkpoint: its heads never learned,
             so predictions.csv gets no rows.
+        layout: `flat` (`<name>.npy|.npz`) or `ssvp` (`features/0/<prefix>/<name>.pt`
+            and the manifests).
+        shard: the shard's tag in the table names ("" for all inputs).
+        manifest: name -> (label, split), for the ssvp manifests.
     """
 
     output: Path
     kind: str
     label_names: dict[str, list[str]]
     heads_trained: bool = True
-    predictions: dict[str, list[list]] = field(default_factory=dict)
-    frames: dict[str, list] = field(default_factory=dict)
+    layout: str = "flat"
+    shard: str = ""
+    manifest: dict[str, tuple[str, str]] = field(default_factory=dict)
+    records: dict[str, dict] = field(default_factory=dict)
 
     def path(self, name: str) -> Path:
         """The file written for input `name`."""
+        if self.layout == "ssvp":
+            return self.output / "features" / "0" / name[:5] / f"{name}.pt"
         suffix = ".npz" if self.kind == "probabilities" else ".npy"
         return self.output / f"{name}{suffix}"
+
+    def table(self, name: str) -> Path:
+        """A table of this writer's inputs: `name`, with the shard's tag."""
+        if not self.shard:
+            return self.output / name
+        stem, dot, suffix = name.rpartition(".")
+        return self.output / f"{stem}.{self.shard}{dot}{suffix}"
+
+    def resume(self) -> set[str]:
+        """The inputs written by an earlier run of this command (recorded in the
+        progress file, their file in place); their rows are kept."""
+        path = self.table("progress.jsonl")
+        if not path.is_file():
+            return set()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # the line a killed run was writing
+                continue
+            if isinstance(record, dict) and self.path(record["name"]).is_file():
+                self.records[record["name"]] = record
+        return set(self.records)
 
     def add(self, meta: dict, outputs: dict, row: int, mask: torch.Tensor) -> None:
         """Write one input's file from row `row` of CPU `outputs`; keep its CSV rows.
@@ -77,30 +204,44 @@ class OutputWriter:
             head: torch.softmax(logits[row].float(), dim=-1).numpy()
             for head, logits in outputs["logits"].items()
         }
+        path = self.path(meta["name"])
+        length = 1
         if self.kind == "probabilities":
             arrays = {head: p.astype(np.float32) for head, p in probabilities.items()}
-            write_atomically(
-                self.path(meta["name"]), lambda file: np.savez(file, **arrays)
-            )
+            write_atomically(path, lambda file: np.savez(file, **arrays))
         else:
             key = {"spatial": "spatial", "temporal": "temporal", "CLS": "cls"}[
                 self.kind
             ]
             value = outputs[key][row]
             value = value if key == "cls" else value[mask]
-            array = value.float().numpy()
-            write_atomically(self.path(meta["name"]), lambda file: np.save(file, array))
-        self.predictions[meta["name"]] = [
-            [meta["name"], head, *self._top(head, p)]
-            for head, p in probabilities.items()
-            if self.heads_trained
-        ]
-        self.frames[meta["name"]] = [
-            meta["name"],
-            meta["source"],
-            meta["num_frames"],
-            " ".join(str(position) for position in meta["positions"]),
-        ]
+            length = 1 if key == "cls" else len(value)
+            if self.layout == "ssvp":
+                tensor = value.float().clone()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(path, lambda file: torch.save(tensor, file))
+            else:
+                array = value.float().numpy()
+                write_atomically(path, lambda file: np.save(file, array))
+        record = {
+            "name": meta["name"],
+            "length": length,
+            "predictions": [
+                [meta["name"], head, *self._top(head, p)]
+                for head, p in probabilities.items()
+                if self.heads_trained
+            ],
+            "frames": [
+                meta["name"],
+                str(meta["source"]),
+                meta["num_frames"],
+                " ".join(str(position) for position in meta["positions"]),
+            ],
+        }
+        self.records[meta["name"]] = record
+        # After the file is in place: a recorded input is a written one.
+        with self.table("progress.jsonl").open("a", encoding="utf-8") as progress:
+            progress.write(json.dumps(record) + "\n")
 
     def _top(self, head: str, probabilities: np.ndarray) -> list:
         """The top-5 class names and probabilities, padded with empty cells."""
@@ -111,23 +252,32 @@ class OutputWriter:
         return cells + [""] * (2 * TOP_K - len(cells))
 
     def finish(self, names: list[str]) -> None:
-        """Write predictions.csv and frames.csv, rows in input order."""
+        """Write predictions.csv and frames.csv (and the ssvp manifests), rows in
+        input order."""
         header = ["input", "head"]
         for rank in range(1, TOP_K + 1):
             header += [f"top{rank}", f"top{rank}_probability"]
-        tables = {
-            PREDICTIONS_FILE: [header]
-            + [row for name in names for row in self.predictions.get(name, [])],
-            FRAMES_FILE: [["input", "source", "num_frames", "used_frames"]]
-            + [self.frames[name] for name in names if name in self.frames],
-        }
-        for file_name, rows in tables.items():
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\n").writerows(rows)
-            data = text.getvalue().encode("utf-8")
-            write_atomically(
-                self.output / file_name, lambda file, data=data: file.write(data)
+        done = [self.records[name] for name in names if name in self.records]
+        _write_rows(
+            self.table(PREDICTIONS_FILE),
+            [header] + [row for record in done for row in record["predictions"]],
+        )
+        _write_rows(
+            self.table(FRAMES_FILE),
+            [["input", "source", "num_frames", "used_frames"]]
+            + [record["frames"] for record in done],
+        )
+        if self.layout != "ssvp":
+            return
+        splits: dict[str, list[list]] = {}
+        for record in done:
+            label, split = self.manifest.get(record["name"], ("", NO_SPLIT))
+            splits.setdefault(split, []).append(
+                [record["name"], record["length"], label]
             )
+        for split, rows in splits.items():
+            name = f"manifests/{split}_features.tsv"
+            _write_rows(self.table(name), [MANIFEST_HEADER, *rows], "\t")
 
 
 def run_prediction(
@@ -138,6 +288,7 @@ def run_prediction(
     options: ClipOptions,
     batch_size: int = 8,
     workers: int = 0,
+    names: list[str] | None = None,
 ) -> list[ItemResult]:
     """Run the model over every input in batches and write its outputs.
 
@@ -148,6 +299,8 @@ def run_prediction(
         options: how clips are made.
         batch_size: inputs per forward pass (padded to the longest, masked).
         workers: DataLoader processes reading inputs (0 = this process).
+        names: every input of the tables, in order (default: `inputs`'; a resumed
+            run passes the ones written before too).
 
     Returns:
         One result per input, in input order; broken inputs carry an `error`.
@@ -189,7 +342,7 @@ def run_prediction(
                         meta["name"], meta["source"], frames=len(meta["positions"])
                     )
             progress.update(len(failed) + sum(len(metas) for metas, _ in batches))
-    writer.finish([item.name for item in inputs])
+    writer.finish(names if names is not None else [item.name for item in inputs])
     return [results[item.name] for item in inputs]
 
 
@@ -205,10 +358,77 @@ def _to_cpu(outputs: dict) -> dict:
     }
 
 
+def merge_manifests(output: Path) -> int:
+    """`predict.py --merge_manifests OUTPUT_DIR`: join the shards' manifests (and
+    predictions.csv, frames.csv) into one file each, checking that every shard ran
+    and that every input of every shard is there exactly once.
+
+    Raises:
+        UserError: a shard is missing, an input is missing or written twice.
+    """
+    records = sorted((output / "shards").glob("shard-*-of-*.json"))
+    if not records:
+        raise UserError(
+            f"--merge_manifests: {output / 'shards'} holds no shard records; run "
+            "predict.py with --num_shards/--items_per_shard into OUTPUT_DIR first"
+        )
+    shards = [json.loads(path.read_text(encoding="utf-8")) for path in records]
+    count = shards[0]["count"]
+    missing = sorted(set(range(count)) - {shard["index"] for shard in shards})
+    if missing or any(shard["count"] != count for shard in shards):
+        raise UserError(
+            f"--merge_manifests: shards {', '.join(map(str, missing))} of {count} "
+            "have not run (or the shards were cut differently)"
+        )
+    expected = [name for shard in shards for name in shard["items"]]
+    tags = [path.stem for path in records]
+    tables: dict[str, list[list[str]]] = {}
+    for tag in tags:
+        for path in sorted(output.glob(f"**/*.{tag}.*")):
+            if path.suffix not in (".csv", ".tsv"):
+                continue
+            merged = path.with_name(path.name.replace(f".{tag}", ""))
+            rows = _read_rows(path, "\t" if path.suffix == ".tsv" else ",")
+            table = tables.setdefault(str(merged), rows[:1])
+            table += rows[1:]
+    manifests = {k: v for k, v in tables.items() if k.endswith("_features.tsv")}
+    if manifests:
+        seen = [row[0] for rows in manifests.values() for row in rows[1:]]
+    else:
+        seen = [row[0] for row in tables.get(str(output / FRAMES_FILE), [])[1:]]
+    counts = {name: seen.count(name) for name in set(seen)}
+    absent = [name for name in expected if name not in counts]
+    twice = sorted(name for name, n in counts.items() if n > 1)
+    if absent or twice:
+        raise UserError(
+            f"--merge_manifests: {len(absent)} of {len(expected)} inputs are missing"
+            + (
+                f" ({', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''})"
+                if absent
+                else ""
+            )
+            + (f"; written more than once: {', '.join(twice[:5])}" if twice else "")
+            + "; run the shards that did not finish again"
+        )
+    for path, rows in tables.items():
+        _write_rows(Path(path), rows, "\t" if path.endswith(".tsv") else ",")
+        print(f"wrote {path} ({len(rows) - 1} rows)", file=sys.stderr)
+    print(f"merged {count} shards: {len(expected)} inputs, each once")
+    return 0
+
+
 def predict_command(args: argparse.Namespace) -> int:
-    """`predict.py`: every input through the checkpoint's model, the files written;
-    0 when every input was written, 1 when some failed (listed on stderr)."""
+    """`predict.py`: every input (of the shard) through the checkpoint's model, the
+    files written; 0 when every input was written, 1 when some failed (listed on
+    stderr)."""
+    if args.merge_manifests is not None:
+        return merge_manifests(args.merge_manifests)
     kind = resolve_kind(args.embedding_kind)
+    if args.layout == "ssvp" and kind == "probabilities":
+        raise UserError(
+            "--layout ssvp writes embeddings: choose --embedding_kind spatial, "
+            "temporal or CLS"
+        )
     if not args.input.exists():
         raise UserError(f"input {args.input} does not exist")
     loaded = load_checkpoint(args.checkpoint)
@@ -226,25 +446,55 @@ def predict_command(args: argparse.Namespace) -> int:
             f"{PREDICTIONS_FILE} gets no rows",
             file=sys.stderr,
         )
+    shard = select_shard(args, len(inputs))
+    if shard is not None:
+        inputs = inputs[shard.start : shard.end]
+        data = json.dumps(
+            {
+                "index": shard.index,
+                "count": shard.count,
+                "items": [i.name for i in inputs],
+            }
+        ).encode("utf-8")
+        prepare_output(args.output / "shards")
+        write_atomically(
+            args.output / "shards" / f"{shard.tag}.json", lambda file: file.write(data)
+        )
     options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
     writer = OutputWriter(
-        args.output, kind, loaded.label_names, heads_trained=not pretraining
+        args.output,
+        kind,
+        loaded.label_names,
+        heads_trained=not pretraining,
+        layout=args.layout,
+        shard=shard.tag if shard is not None else "",
+        manifest=manifest_fields(inputs, loaded.label_names),
     )
+    done = writer.resume()
+    todo = [item for item in inputs if item.name not in done]
+    if done:
+        print(
+            f"note: {len(inputs) - len(todo)} of {len(inputs)} inputs were written by "
+            "an earlier run: skipped",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     results = run_prediction(
         loaded,
-        inputs,
+        todo,
         writer,
         options=options,
         batch_size=args.batch_size,
         workers=args.workers,
+        names=[item.name for item in inputs],
     )
     seconds = time.perf_counter() - start
-    done = [result for result in results if result.error is None]
+    done_now = [result for result in results if result.error is None]
+    where = f"{args.output} ({shard.tag})" if shard is not None else str(args.output)
     print(
-        f"wrote {kind} outputs of {len(done)} of {len(results)} inputs to "
-        f"{args.output} ({PREDICTIONS_FILE}, {FRAMES_FILE}); {len(done)} clips in "
-        f"{seconds:.1f} s ({len(done) / max(seconds, 1e-9):.1f} clips/s) on "
+        f"wrote {kind} outputs of {len(done_now)} of {len(results)} inputs to "
+        f"{where}; {len(done_now)} clips in "
+        f"{seconds:.1f} s ({len(done_now) / max(seconds, 1e-9):.1f} clips/s) on "
         f"{loaded.device}"
     )
     return report_failures(results, "inputs")
