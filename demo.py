@@ -1,0 +1,134 @@
+"""Serve a demo page where a video goes in and a sign comes out.
+
+python3 demo.py [CHECKPOINT] [--host 127.0.0.1] [--port 8000] [--max_upload_mb 50]
+                [--workers 1]
+
+CHECKPOINT is a train.py checkpoint (run with torch on the CPU) or a model.onnx
+written by export.py (run with onnxruntime; its model.json must lie beside it);
+default: runs/default/checkpoints/best.ckpt, the model `make train` writes. The
+page takes an uploaded video, or one recorded with the webcam where the browser
+allows it, and shows the top-5 glosses, each HamNoSys head's prediction, the
+landmarks over a few frames of the clip and how long each step took. Its JSON API:
+`POST /api/predict` with the multipart field `video`. The clip is made as
+predict.py makes it (MediaPipe landmarks for landmark models, frames for image
+models, the checkpoint's temporal sampling).
+
+Exit status: 0 when stopped with Ctrl+C; 2 on a bad checkpoint, a port in use or a
+missing dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from utils.cli import run_cli
+
+DEFAULT_CHECKPOINT = Path("runs/default/checkpoints/best.ckpt")
+
+
+def _positive_number(text: str) -> float:
+    """argparse type: a number above 0."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 0-65535 (0 = any free port)."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python3 demo.py",
+        description=__doc__.splitlines()[0],
+        epilog="The page and its API: docs/guide/demo.md.",
+    )
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        default=DEFAULT_CHECKPOINT,
+        metavar="CHECKPOINT",
+        help="a train.py checkpoint or an export.py model.onnx (default: "
+        "%(default)s, written by make train)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="default: %(default)s (0: any free)"
+    )
+    parser.add_argument(
+        "--max_upload_mb",
+        type=_positive_number,
+        default=50,
+        metavar="N",
+        help="largest accepted upload in MB (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="clips processed at the same time; more wait in a queue (default: "
+        "%(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Run the server; the library (torch, FastAPI) loads only now, so --help
+    answers at once and a missing dependency is a one-line error."""
+    # pylint: disable-next=import-outside-toplevel
+    from serving.app import serve
+
+    if args.checkpoint == DEFAULT_CHECKPOINT and not args.checkpoint.exists():
+        # pylint: disable-next=import-outside-toplevel
+        from utils.errors import UserError
+
+        raise UserError(
+            f"{DEFAULT_CHECKPOINT} does not exist: run `make train` first, or give "
+            "a checkpoint (python3 demo.py CHECKPOINT)"
+        )
+    return serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        workers=args.workers,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line.
+
+    Args:
+        argv: arguments without the program name; `sys.argv[1:]` if None.
+
+    Returns:
+        0 when stopped, 2 on a user error (bad checkpoint, port in use).
+    """
+    args = parse_args(argv)
+    try:
+        return run_cli(lambda: demo(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""One uploaded video -> the model's top-5 per head, a landmark strip and timings.
+
+The clip is made exactly as `predict.py` makes it for a video file
+(`evaluation.prediction.load_clip`): MediaPipe Holistic landmarks by
+`data_preprocessing.extract_landmarks.extract_item` for models that read landmarks,
+frames decoded with PyAV and the checkpoint's evaluation transform for image models,
+the checkpoint's temporal sampling. The model is a torch checkpoint or an exported
+ONNX file (`evaluation.onnx_backend`); both are called with the same batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from data_preprocessing.extract_landmarks import (
+    DEFAULT_COMPLEXITY,
+    check_model,
+    extract_item,
+    load_mediapipe,
+)
+from data_preprocessing.video_io import VideoReader
+from datasets.landmarks import read_landmarks
+from datasets.sign_dataset import collate_clips
+from evaluation.checkpoints import LoadedModel, load_checkpoint
+from evaluation.onnx_backend import load_onnx
+from evaluation.prediction import ClipOptions, PredictionInput, load_clip
+from serving.overlay import (
+    DRAWN_COMPONENTS,
+    STRIP_HEIGHT,
+    as_data_url,
+    render_strip,
+    strip_positions,
+)
+from utils.errors import UserError
+
+TOP_K = 5
+#: Frames shown in the landmark strip.
+STRIP_FRAMES = 4
+
+
+class Busy(Exception):
+    """Too many requests are waiting; the client should retry later."""
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the milliseconds the block took to `timings[step]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = timings.get(step, 0.0) + (time.perf_counter() - start) * 1e3
+
+
+def load_model(path: Path) -> tuple[LoadedModel, str]:
+    """A `.onnx` export (onnxruntime) or a `train.py` checkpoint (torch, CPU), and
+    the backend's name.
+
+    Raises:
+        UserError: the file is missing or not a model either loader reads.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return load_onnx(path), "onnx"
+    loaded = load_checkpoint(path, torch.device("cpu"))
+    if loaded.config.train_parameters.pre_training:
+        raise UserError(
+            f"{path}: a pretraining checkpoint has no trained heads to show; "
+            "fine-tune it first (train.py --checkpoint)"
+        )
+    return loaded, "torch"
+
+
+@dataclass
+class VideoFile:
+    """An upload saved to disk, and the name to call it by in messages."""
+
+    path: Path
+    display_name: str
+
+
+class DemoService:
+    """The model and the preprocessing behind the demo, safe to call from threads.
+
+    At most `workers` clips are processed at once and at most `max_waiting` more
+    wait for a turn (`Busy` beyond that); the model itself is called by one thread
+    at a time.
+
+    Args:
+        loaded: the model, its config and class names.
+        backend: `torch` or `onnx`, for the page.
+        workers: clips processed at the same time.
+        max_waiting: requests allowed to wait for a turn.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        backend: str = "torch",
+        *,
+        workers: int = 1,
+        max_waiting: int = 16,
+    ) -> None:
+        self.loaded = loaded
+        self.backend = backend
+        self.options = ClipOptions.from_config(loaded.config, all_frames=False)
+        self.modes = loaded.config.head_modes()
+        self.mediapipe_ready = self._check_mediapipe()
+        self._model_lock = threading.Lock()
+        self._turns = threading.Semaphore(workers)
+        self._waiting = threading.BoundedSemaphore(workers + max_waiting)
+
+    def _check_mediapipe(self) -> bool:
+        """Whether landmarks can be extracted; required for landmark models."""
+        try:
+            check_model(load_mediapipe(), DEFAULT_COMPLEXITY)
+        except UserError:
+            if self.options.landmarks is not None:
+                raise
+            return False
+        return True
+
+    def info(self) -> dict:
+        """What the page shows about the model."""
+        config = self.loaded.config
+        return {
+            "backend": self.backend,
+            "feature_extractor": config.feature_extractor.name,
+            "transformer": config.transformer.name,
+            "reads": [
+                name
+                for name, used in (
+                    ("frames", config.uses_frames()),
+                    ("landmarks", config.uses_landmarks()),
+                )
+                if used
+            ],
+            "heads": {
+                head: self.modes.get(head, "gloss") for head in self.loaded.label_names
+            },
+            "num_segments": config.train_parameters.num_segments,
+        }
+
+    def predict(self, video: VideoFile) -> dict:
+        """Run one saved upload through preprocessing and the model.
+
+        Returns:
+            `{"heads": {head: [{"label", "probability"}] * 5}, "head_kinds",
+            "timings_ms", "frames": {"num_frames", "positions", "fps"},
+            "landmark_strip": data URL or None, "landmarks_drawn": int}`.
+
+        Raises:
+            UserError: the file is not a readable video (the message names the
+                upload, not the temporary file).
+            Busy: too many requests are waiting.
+        """
+        # Released in `finally` below: a `with` block cannot be entered without waiting.
+        # pylint: disable-next=consider-using-with
+        if not self._waiting.acquire(blocking=False):
+            raise Busy("the server is busy; try again in a moment")
+        try:
+            with self._turns:
+                return self._predict(video)
+        except UserError as error:
+            raise UserError(
+                str(error).replace(str(video.path), video.display_name)
+            ) from None
+        finally:
+            self._waiting.release()
+
+    def _predict(self, video: VideoFile) -> dict:
+        timings: dict[str, float] = {}
+        with timed(timings, "probe"), VideoReader(video.path) as reader:
+            fps = reader.info.fps
+        item = PredictionInput(video.path.stem, video.path)
+        points_file = None
+        if self.options.landmarks is not None:
+            with timed(timings, "landmarks"):
+                points_file = self._extract(item.name, video.path, video.path.parent)
+        with timed(timings, "decode"):
+            clip = load_clip(item, self.options)
+        batch = collate_clips([clip])
+        tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        with timed(timings, "model"), self._model_lock, torch.inference_mode():
+            logits = self.loaded.model(tensors)["logits"]
+        heads = {
+            head: self._top(head, torch.softmax(values[0].float(), -1).numpy())
+            for head, values in logits.items()
+        }
+        with timed(timings, "overlay"):
+            strip, drawn = self._strip(video.path, clip["positions"], points_file)
+        timings["total"] = sum(timings.values())
+        return {
+            "heads": heads,
+            "head_kinds": {head: self.modes.get(head, "gloss") for head in heads},
+            "timings_ms": {step: round(ms, 1) for step, ms in timings.items()},
+            "frames": {
+                "num_frames": clip["num_frames"],
+                "positions": list(clip["positions"]),
+                "fps": fps,
+            },
+            "landmark_strip": as_data_url(strip) if strip else None,
+            "landmarks_drawn": drawn,
+        }
+
+    def _top(self, head: str, probabilities: np.ndarray) -> list[dict]:
+        """The top-5 classes of a head with their probabilities."""
+        names = self.loaded.label_names[head]
+        order = np.argsort(-probabilities, kind="stable")[:TOP_K]
+        return [
+            {"label": names[i], "probability": round(float(probabilities[i]), 6)}
+            for i in order
+        ]
+
+    @staticmethod
+    def _extract(name: str, source: Path, folder: Path) -> Path:
+        """MediaPipe Holistic over a video or frame folder into
+        `folder/<name>/<name>.npz` (where `load_clip` finds it)."""
+        result = extract_item(name, source, folder, DEFAULT_COMPLEXITY, None)
+        if result.error:
+            raise UserError(f"{source}: landmark extraction failed ({result.error})")
+        return folder / name / f"{name}.npz"
+
+    def _strip(
+        self, path: Path, positions: list[int], points_file: Path | None
+    ) -> tuple[bytes | None, int]:
+        """A few of the clip's frames with their landmarks (the model's own for a
+        landmark model; extracted on these frames alone for an image model)."""
+        wanted = strip_positions(positions, STRIP_FRAMES)
+        frames: dict[int, np.ndarray] = {}
+        # Decoded at about the strip's size: converting full-size frames is slow.
+        with VideoReader(path, max_side=2 * STRIP_HEIGHT) as reader:
+            source_height = reader.info.source_height
+            for index, image in enumerate(reader):
+                if index in wanted:
+                    frames[index] = image
+                if index >= max(wanted, default=-1):
+                    break
+        shown = [index for index in wanted if index in frames]
+        if not shown:
+            return None, 0
+        images = [frames[index] for index in shown]
+        points: list[np.ndarray | None] = [None] * len(images)
+        if points_file is not None:
+            all_points = read_landmarks(points_file, DRAWN_COMPONENTS)[0]
+            points = [all_points[i] if i < len(all_points) else None for i in shown]
+            return render_strip(images, points, source_height)
+        if self.mediapipe_ready:
+            points = self._points_of(images)
+        return render_strip(images, points)
+
+    def _points_of(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Landmarks of a few frames, by extract_item over them as a frame folder."""
+        with tempfile.TemporaryDirectory(prefix="signpipe-strip-") as scratch:
+            folder = Path(scratch) / "strip"
+            folder.mkdir()
+            for index, image in enumerate(images):
+                Image.fromarray(image).save(folder / f"strip_{index}.png")
+            found = read_landmarks(
+                self._extract("strip", folder, Path(scratch) / "out"), DRAWN_COMPONENTS
+            )[0]
+        return list(found)
