@@ -5,14 +5,17 @@ model, its config (evaluation transforms, `num_segments` / `time` sampling,
 landmarks) and the class names. An input (a video
 file or a frame folder) becomes one clip the way `SignDataset` builds evaluation clips:
 deterministic, evenly spread frames (`sample_indices(train=False)`), resized and
-centre-cropped by the evaluation transform; or, with `all_frames`, every frame.
+centre-cropped by the evaluation transform; or, with `all_frames`, every frame. A
+video's sampled frames are decoded by seeking (`datasets.videos.read_frames`), as in
+training; only `all_frames` decodes a whole video.
 Models that read landmarks get them from a landmark file beside the input, or from
 MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
 
 A dataset root (a folder holding the annotation file(s) the checkpoint's config
-names, `test_<mode>.txt` by default) is read the way training reads it: each
-annotated sample is one input, and its clip is made by `SignDataset` itself from the
-annotated `start..end` frames, so `predict.py` and `test.py` see the same clips.
+names, `test_<mode>.txt` by default; or a video manifest `.csv`) is read the way
+training reads it: each annotated sample (a frame folder or a video) is one input,
+and its clip is made by `SignDataset` itself from the annotated `start..end` frames,
+so `predict.py` and `test.py` see the same clips.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ from datasets.sign_dataset import (
     landmark_clip,
 )
 from datasets.transforms import build_clip_transform, decode_size_hint
+from datasets.videos import frame_table, probe_video, read_frames
+from utils.annotations import is_manifest
 from utils.config import AnnotationSource, LandmarksParameters, SignpipeConfig
 from utils.constants import EMBEDDING_KINDS, IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
@@ -170,6 +175,8 @@ def dataset_inputs(
     Raises:
         DataError: a bad annotation line, or missing frames or landmark files.
     """
+    if is_manifest(root):
+        return _indexed_inputs(config, root, None), [root]
     tried = []
     for annotation_file in config.general_parameters.annotation_files():
         if annotation_file in tried:
@@ -178,19 +185,26 @@ def dataset_inputs(
         paths = annotation_paths(config, root, annotation_file)
         if not paths or not all(path.is_file() for path in paths):
             continue
-        rows = read_root_annotations(config, root, annotation_file)
-        samples = index_samples(
-            rows,
-            root,
-            frames=config.uses_frames(),
-            landmarks=config.uses_landmarks(),
-        )
-        inputs = [
-            PredictionInput(sample.name, root / sample.name, sample=sample)
-            for sample in samples
-        ]
-        return inputs, paths
+        return _indexed_inputs(config, root, annotation_file), paths
     return None
+
+
+def _indexed_inputs(
+    config: SignpipeConfig, root: Path, annotation_file: AnnotationSource
+) -> list[PredictionInput]:
+    """The samples of a dataset root (or a video manifest) as training indexes them."""
+    rows = read_root_annotations(config, root, annotation_file)
+    samples = index_samples(
+        rows, root, frames=config.uses_frames(), landmarks=config.uses_landmarks()
+    )
+    return [
+        PredictionInput(
+            sample.name,
+            sample.video_path or root / sample.name,
+            sample=sample,
+        )
+        for sample in samples
+    ]
 
 
 def list_inputs(
@@ -200,8 +214,8 @@ def list_inputs(
 
     `source` may also be a single video file, or one frame folder (holding images
     and no videos or image folders). With the checkpoint's `config`, a dataset root
-    (see `dataset_inputs`) gives its annotated samples instead, and a note saying
-    which annotation files were read goes to stderr.
+    or a video manifest `.csv` (see `dataset_inputs`) gives its annotated samples
+    instead, and a note saying which annotation files were read goes to stderr.
 
     Raises:
         UserError: `source` does not exist, holds no inputs, or two inputs share a
@@ -209,9 +223,9 @@ def list_inputs(
         DataError: `source` is a dataset root with bad annotations or missing files.
     """
     source = Path(source)
-    if source.is_file():
+    if source.is_file() and not (config is not None and is_manifest(source)):
         return [PredictionInput(source.stem, source)]
-    if not source.is_dir():
+    if not source.exists():
         raise UserError(f"input {source} does not exist")
     found = dataset_inputs(source, config) if config is not None else None
     if found is not None:
@@ -431,9 +445,11 @@ def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
             path = existing_landmarks(item) or _extract(item, Path(scratch))
             points, shoulders, fps = read_landmarks(path, options.landmarks.components)
     video = None
-    if item.is_video and options.frames:
+    if item.is_video and options.frames and options.sampling is None:
         video, fps = decode_video_clip(item.source, options.transform)
         length = len(video)
+    elif item.is_video and options.frames:
+        length, fps = frame_table(item.source).frames, probe_video(item.source).fps
     elif item.is_video:
         length = len(points)
     else:
@@ -449,11 +465,15 @@ def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
         "num_frames": length,
     }
     if options.frames:
-        clip["frames"] = (
-            video[positions]
-            if video is not None
-            else _folder_frames(item, positions, options)
-        )
+        if video is not None:
+            clip["frames"] = video[positions]
+        elif item.is_video:
+            # Full-size frames, as `all_frames` decodes them, so that sampling
+            # only picks frames and never changes their pixels.
+            images = read_frames(item.source, positions).images
+            clip["frames"] = frames_clip(images, options.transform, item.source)
+        else:
+            clip["frames"] = _folder_frames(item, positions, options)
     if points is not None:
         rows = positions if item.is_video else [item.frame_ids[i] for i in positions]
         clip["landmarks"], clip["landmark_mask"] = _landmark_clip(

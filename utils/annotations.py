@@ -336,12 +336,14 @@ def is_manifest(path: Path) -> bool:
 
 
 def _manifest_columns(header: list[str], heads: list[str], where: str) -> dict:
-    """Column title -> index of a manifest header; `DataError` naming what is wrong."""
+    """Column title -> index of a manifest header; `DataError` naming what is wrong.
+
+    Columns other than the path, the heads, split, signer, start and end are left
+    alone (e.g. the labels of heads not trained)."""
     titles = [resolve_title(title) for title in header]
-    known = {MANIFEST_PATH_COLUMN, *SPECIAL_COLUMNS, *MANIFEST_RANGE_COLUMNS, *heads}
     problems = [
         f"column {title!r} appears twice"
-        for title in set(titles)
+        for title in sorted(set(titles))
         if titles.count(title) > 1
     ]
     missing = [head for head in heads if head not in titles]
@@ -350,17 +352,12 @@ def _manifest_columns(header: list[str], heads: list[str], where: str) -> dict:
             f"no column for head {', '.join(missing)} (the header names the heads: "
             f"path,{','.join(heads)}[,split][,signer][,start,end])"
         )
-    unknown = [title for title in titles if title not in known]
-    if unknown:
-        problems.append(
-            f"unknown column {', '.join(unknown)}; allowed: "
-            f"{', '.join(sorted(known))}"
-        )
     if ("start" in titles) != ("end" in titles):
         problems.append("give both start and end columns, or neither")
     if problems:
         raise DataError(f"{where}: " + "; ".join(problems))
-    return {title: index for index, title in enumerate(titles)}
+    known = {MANIFEST_PATH_COLUMN, *SPECIAL_COLUMNS, *MANIFEST_RANGE_COLUMNS, *heads}
+    return {title: index for index, title in enumerate(titles) if title in known}
 
 
 def _manifest_range(values: dict[str, str], where: str) -> tuple[int, int | None]:
@@ -378,13 +375,16 @@ def _manifest_range(values: dict[str, str], where: str) -> tuple[int, int | None
     return int(start), int(end)
 
 
-def _manifest_row(
-    cells: list[str], columns: dict[str, int], heads: list[str], where: str, base: Path
+def _manifest_row(  # pylint: disable=too-many-arguments
+    cells: list[str],
+    columns: dict[str, int],
+    width: int,
+    heads: list[str],
+    where: str,
+    base: Path,
 ) -> AnnotationRow:
-    if len(cells) != len(columns):
-        raise DataError(
-            f"{where}: {len(cells)} cells but the header has {len(columns)} columns"
-        )
+    if len(cells) != width:
+        raise DataError(f"{where}: {len(cells)} cells but the header has {width}")
     values = {title: cells[index].strip() for title, index in columns.items()}
     if not values[MANIFEST_PATH_COLUMN]:
         raise DataError(f"{where}: empty path")
@@ -432,7 +432,7 @@ def read_manifest(path: Path, heads: list[str]) -> list[AnnotationRow]:
     for number, cells in lines[1:]:
         where = f"{path}:{number}"
         try:
-            row = _manifest_row(cells, columns, heads, where, path.parent)
+            row = _manifest_row(cells, columns, len(header), heads, where, path.parent)
             if row.name in names:
                 raise DataError(
                     f"{where}: video {row.video} has the name {row.name} of the video "
