@@ -3,7 +3,7 @@
 Usage::
 
     python3 -m data_preprocessing.labels_csv --labels labels.csv --videos VIDEO_DIR
-        --output ROOT [--frames] [--landmarks] [--workers N]
+        --output ROOT [--manifest] [--frames] [--landmarks] [--workers N]
 
 ``labels.csv`` needs a header naming its columns: ``video`` and ``label``, and
 optionally ``split`` (``train``, ``val`` or ``test``; any case) and ``signer``
@@ -21,14 +21,24 @@ and with ``--frames`` the frame folders ``ROOT/NAME/NAME_<idx>.jpg`` with
 ``--landmarks`` the MediaPipe Holistic files ``ROOT/NAME/NAME.npz`` (as
 ``extract_landmarks`` writes them; skipped with a note when mediapipe is not
 installed). Without either, the videos are decoded once to count their frames.
-Videos that cannot be decoded are left out of the annotation file, listed at the
-end, and make the exit status 1. Every file is written atomically.
+
+With ``--manifest`` it writes ``ROOT/manifest.csv`` instead of ``test_gloss.txt``
+(``path,gloss[,split][,signer]``, the videos' paths relative to ``ROOT``): a video
+manifest that trains on the videos as they are (``data_path: ROOT`` with
+``annotation_file: manifest.csv``);
+each video's container is read, not decoded. ``--frames`` or ``--landmarks`` with it
+write ``test_gloss.txt`` and their files as well.
+
+Videos that cannot be read are left out of the annotation file (and the manifest),
+listed at the end, and make the exit status 1. Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 import re
 import sys
 from collections import Counter
@@ -51,6 +61,7 @@ from data_preprocessing.video_io import (
 )
 from data_preprocessing.videos_to_frames import DEFAULT_QUALITY, convert_video
 from datasets.index import GLOSS_NAMES_FILE
+from datasets.videos import probe_video
 from utils.annotations import MAX_REPORTED, SPLITS
 from utils.cli import run_cli
 from utils.errors import DataError, UserError
@@ -58,6 +69,8 @@ from utils.file_io import write_atomically
 
 #: The annotation file written (the default config reads `test_<mode>.txt`).
 ANNOTATION_FILE = "test_gloss.txt"
+#: The video manifest written with `--manifest`.
+MANIFEST_FILE = "manifest.csv"
 REQUIRED_COLUMNS = ("video", "label")
 OPTIONAL_COLUMNS = ("split", "signer")
 
@@ -240,6 +253,11 @@ def count_frames(name: str, source: Path) -> ItemResult:
     return ItemResult(name, str(source), frames=count)
 
 
+def probe_frames(name: str, source: Path) -> ItemResult:
+    """Read a video's frame count from its container (nothing decoded)."""
+    return ItemResult(name, str(source), frames=probe_video(source).frames)
+
+
 def _landmarks_available() -> str | None:
     """None when MediaPipe Holistic can run; else why not."""
     try:
@@ -257,8 +275,10 @@ def import_labels(
     frames: bool = False,
     landmarks: bool = False,
     workers: int = 1,
+    manifest: bool = False,
 ) -> dict:
-    """Write a dataset root for the clips of a labels CSV.
+    """Write a dataset root for the clips of a labels CSV (with `manifest`, a video
+    manifest of them; `test_gloss.txt` then only with `frames` or `landmarks`).
 
     Returns:
         `{"clips": Counter of splits (None = no split), "classes": count,
@@ -293,13 +313,18 @@ def import_labels(
         )
         results = extracted if results is None else _merge(results, extracted)
     if results is None:
-        results = run_batch(count_frames, jobs, (), workers=workers, unit="video")
+        count = probe_frames if manifest else count_frames
+        results = run_batch(count, jobs, (), workers=workers, unit="video")
     good = {result.name: result.frames for result in results if result.error is None}
     kept = [row for row in rows if good.get(row.name)]
     if not kept:
         raise UserError(f"none of the {len(rows)} videos of {labels} could be read")
     ids = class_ids([row.label for row in kept])
-    _write_root(output, kept, good, ids)
+    _write_root(
+        output, kept, good, ids, annotations=frames or landmarks or not manifest
+    )
+    if manifest:
+        write_manifest(output, kept, ids)
     return {
         "clips": Counter(row.split for row in kept),
         "classes": len(ids),
@@ -316,10 +341,41 @@ def _merge(first: list[ItemResult], second: list[ItemResult]) -> list[ItemResult
     ]
 
 
+def write_manifest(output: Path, rows: list[LabelRow], ids: dict[str, int]) -> None:
+    """Write `ROOT/manifest.csv`: `path,gloss[,split][,signer]`, the videos' paths
+    relative to `ROOT` (absolute when they share no folder with it)."""
+    splits = rows[0].split is not None
+    signers = rows[0].signer is not None
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(
+        ["path", "gloss"]
+        + (["split"] if splits else [])
+        + (["signer"] if signers else [])
+    )
+    for row in rows:
+        try:
+            path = os.path.relpath(row.video.resolve(), output.resolve())
+        except ValueError:  # another drive
+            path = str(row.video.resolve())
+        cells = [Path(path).as_posix(), str(ids[row.label])]
+        cells += [row.split] if splits else []
+        cells += [row.signer] if signers else []
+        writer.writerow(cells)
+    data = text.getvalue().encode("utf-8")
+    write_atomically(output / MANIFEST_FILE, lambda out: out.write(data))
+
+
 def _write_root(
-    output: Path, rows: list[LabelRow], frames: dict[str, int], ids: dict[str, int]
+    output: Path,
+    rows: list[LabelRow],
+    frames: dict[str, int],
+    ids: dict[str, int],
+    *,
+    annotations: bool = True,
 ) -> None:
-    """Write the annotation file and the class names, atomically."""
+    """Write the class names and (with `annotations`) the annotation file,
+    atomically."""
     splits = rows[0].split is not None
     signers = rows[0].signer is not None
     header = "name start end gloss" + (" split" if splits else "")
@@ -330,10 +386,10 @@ def _write_root(
         cells += [row.signer] if signers else []
         lines.append(" ".join(cells))
     names = "id gloss\n" + "".join(f"{index} {label}\n" for label, index in ids.items())
-    for name, text in (
-        (GLOSS_NAMES_FILE, names),
-        (ANNOTATION_FILE, "\n".join(lines) + "\n"),
-    ):
+    files = [(GLOSS_NAMES_FILE, names)]
+    if annotations:
+        files.append((ANNOTATION_FILE, "\n".join(lines) + "\n"))
+    for name, text in files:
         data = text.encode("utf-8")
         write_atomically(output / name, lambda out, data=data: out.write(data))
 
@@ -352,6 +408,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="folder the CSV's video paths are relative to (default: the CSV's)",
     )
     parser.add_argument("--output", type=Path, required=True, metavar="ROOT")
+    parser.add_argument(
+        "--manifest",
+        action="store_true",
+        help=f"write ROOT/{MANIFEST_FILE}, a video manifest to train on the videos "
+        "as they are (their containers are read, not decoded)",
+    )
     parser.add_argument(
         "--frames",
         action="store_true",
@@ -379,19 +441,27 @@ def main(argv: list[str] | None = None) -> int:
             frames=args.frames,
             landmarks=args.landmarks,
             workers=args.workers,
+            manifest=args.manifest,
         )
         clips = summary["clips"]
         per_split = ", ".join(
             f"{split} {clips[split]}" for split in SPLITS if clips[split]
         )
+        written = [args.output / GLOSS_NAMES_FILE]
+        if args.frames or args.landmarks or not args.manifest:
+            written.insert(0, args.output / ANNOTATION_FILE)
+        if args.manifest:
+            written.insert(0, args.output / MANIFEST_FILE)
         print(
             f"{sum(clips.values())} clips ({per_split or 'no split column'}), "
-            f"{summary['classes']} classes; wrote {args.output / ANNOTATION_FILE} "
-            f"and {args.output / GLOSS_NAMES_FILE}"
+            f"{summary['classes']} classes; wrote "
+            + ", ".join(map(str, written[:-1]))
+            + f" and {written[-1]}"
         )
+        manifest = f", annotation_file: {MANIFEST_FILE}" if args.manifest else ""
         print(
-            f"next: train with general_parameters.data_path: {args.output} and "
-            "train_parameters.classification_mode: [gloss] "
+            f"next: train with general_parameters.data_path: {args.output}{manifest} "
+            "and train_parameters.classification_mode: [gloss] "
             "(see docs/guide/own-dataset.md)"
         )
         return report_failures(summary["results"], "videos")
