@@ -13,6 +13,7 @@ input (MViT: 16 frames of 224x224) run at that input; the others at
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -119,8 +120,9 @@ def measure_video_networks(
         warmup: untimed steps first.
 
     Returns:
-        `{"device": "cpu", "torch_threads": N, "networks": {name: {batch_size,
-        frames, size, tokens, width, params_millions, step_seconds, steps}}}`.
+        `{"device": "cpu", "torch_threads": N, "load_average": [1, 5, 15 min],
+        "networks": {name: {batch_size, frames, size, tokens, width,
+        params_millions, step_seconds, steps}}}`.
     """
     results = {}
     for name in names or list(VIDEO_NETWORKS):
@@ -136,6 +138,8 @@ def measure_video_networks(
     return {
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
+        # Other processes on the machine skew the figures.
+        "load_average": list(os.getloadavg()),
         "networks": results,
     }
 

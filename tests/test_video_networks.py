@@ -20,6 +20,7 @@ from helpers import merge, tiny_overrides
 
 import predict
 import train
+from benchmarks.video_networks import markdown_rows, measure_video_networks
 from models.freeze_scheduler import FreezeScheduler
 from models.pipeline import FEATURE_EXTRACTORS, build_pipeline
 from models.registry import ClipFeatureExtractor
@@ -84,6 +85,7 @@ def test_forward_and_backward_at_the_smallest_input(name):
     spec = VIDEO_NETWORKS[name]
     extractor = FEATURE_EXTRACTORS.get(name)(representation_size=REPRESENTATION)
     assert isinstance(extractor, ClipFeatureExtractor)
+    assert all(module.training for module in extractor.modules())
     batch = smallest_input(name, batch=1 if spec.exact_frames else 2)
     num_frames = batch["mask"].shape[1]
     tokens = extractor(batch)
@@ -406,3 +408,13 @@ def test_predict_exports_the_embeddings(video_checkpoint, sample_root, tmp_path,
     assert array.shape == expected.get(kind, (16,))
     assert np.isfinite(array).all()
     assert (output / "predictions.csv").is_file()
+
+
+def test_the_benchmark_times_a_training_step():
+    results = measure_video_networks(
+        ["mc3_18"], batch_size=1, frames=2, size=16, steps=1, warmup=0
+    )
+    row = results["networks"]["mc3_18"]
+    assert row["step_seconds"] > 0 and row["tokens"] == 2 and row["width"] == 512
+    rows = markdown_rows(results)
+    assert len(rows) == 3 and rows[2].startswith("| `mc3_18` | 1 x 2 x 16 x 16 | 2 |")
