@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import types
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from torch import nn
 
 from evaluation.checkpoints import LoadedModel, load_checkpoint
 from models.feature_extractors.cnn import FrameFeatureExtractor
+from models.feature_extractors.landmark_encoders import PointEncoder, point_inputs
 from models.feature_extractors.landmarks import FusedExtractor
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
@@ -100,9 +102,21 @@ class DenseFrameFeatures(nn.Module):
         return features * mask.unsqueeze(-1).to(features.dtype)
 
 
+def _dense_standardised_inputs(self: PointEncoder, batch: dict) -> torch.Tensor:
+    """`PointEncoder.standardised_inputs` over every frame: in eval mode the batch
+    norm uses its running statistics, so normalising the padded frames too and
+    zeroing them afterwards gives the real frames the same values, without the
+    boolean selection the exporter cannot trace."""
+    inputs = point_inputs(batch, self.velocities, self.hands)
+    flat = inputs.flatten(2)
+    normed = self.input_norm(flat.flatten(0, 1)).view(flat.shape).to(flat.dtype)
+    return (normed * batch["mask"].unsqueeze(-1).to(flat.dtype)).view(inputs.shape)
+
+
 def exportable(model: nn.Module) -> nn.Module:
-    """A CPU copy of the pipeline in eval mode whose image extractor (alone or in a
-    fused one) is the traceable `DenseFrameFeatures`."""
+    """A CPU copy of the pipeline in eval mode that the exporter can trace: its image
+    extractor (alone or in a fused one) is `DenseFrameFeatures`, and the landmark
+    point encoders standardise every frame (`_dense_standardised_inputs`)."""
     model = copy.deepcopy(model).cpu().eval()
     extractor = model.feature_extractor
     if isinstance(extractor, FrameFeatureExtractor):
@@ -111,6 +125,11 @@ def exportable(model: nn.Module) -> nn.Module:
         extractor.frames, FrameFeatureExtractor
     ):
         extractor.frames = DenseFrameFeatures(extractor.frames)
+    for module in model.modules():
+        if isinstance(module, PointEncoder):
+            module.standardised_inputs = types.MethodType(
+                _dense_standardised_inputs, module
+            )
     return model
 
 
