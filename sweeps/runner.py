@@ -10,7 +10,6 @@ it was killed.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
 import time
@@ -46,6 +45,7 @@ from sweeps.study import (
     storage_url,
 )
 from utils.errors import ConfigError, UserError
+from utils.file_io import write_atomically
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -347,7 +347,8 @@ def run_sweep(
     try:
         output.mkdir(parents=True, exist_ok=True)
         if not (output / "sweep.yml").exists():
-            shutil.copyfile(spec_path, output / "sweep.yml")
+            data = Path(spec_path).read_bytes()
+            write_atomically(output / "sweep.yml", lambda file: file.write(data))
     except OSError as error:
         raise UserError(
             f"--output: cannot write to {output} ({error.strerror})"

@@ -44,13 +44,15 @@ def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
         # Workers share the file: wait for its lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 120}}
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=spec.heartbeat_seconds,
-            grace_period=spec.grace_seconds or 3 * spec.heartbeat_seconds,
-            heartbeat_stale_trial_callback=retry_callback(),
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=spec.heartbeat_seconds,
+                grace_period=spec.grace_seconds or 3 * spec.heartbeat_seconds,
+                heartbeat_stale_trial_callback=retry_callback(),
+            )
     except (ImportError, ValueError) as error:
         raise ConfigError(f"storage: cannot open {url} ({error})") from None
     except Exception as error:  # SQLAlchemy's errors: a bad URL, no server
@@ -62,7 +64,9 @@ def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
 
 def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
     """Queues a failed trial's copy once (keeps its parameters)."""
-    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
 
 def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
