@@ -458,12 +458,22 @@ def _write_clip(
     )
 
 
-def _encode_video(file: BinaryIO, frames: list[Image.Image], quality: int) -> None:
-    """Encode frames as an H.264 MP4 (yuv420p, 25 fps) into an open binary file."""
+def encode_video(
+    file: BinaryIO, frames: list[Image.Image], quality: int, gop: int | None = None
+) -> None:
+    """Encode frames as an H.264 MP4 (yuv420p, 25 fps) into an open binary file.
+
+    Args:
+        file: the open binary file (seekable).
+        frames: the RGB frames, all of one even size.
+        quality: the clip's JPEG quality, mapped to a CRF (86..94 -> 22..14).
+        gop: frames between key frames; None: x264's default (up to 250).
+    """
+    options = {"crf": str(_CRF_OF_QUALITY - quality)}
+    if gop is not None:
+        options["g"] = str(gop)
     with av.open(file, "w", format="mp4") as container:
-        stream = container.add_stream(
-            "libx264", rate=round(FPS), options={"crf": str(_CRF_OF_QUALITY - quality)}
-        )
+        stream = container.add_stream("libx264", rate=round(FPS), options=options)
         stream.width, stream.height = frames[0].size
         stream.pix_fmt = "yuv420p"
         for frame in frames:
@@ -479,7 +489,7 @@ def _write_video(path: Path, frames: list[Image.Image], quality: int) -> None:
         for stale in folder.iterdir():
             stale.unlink()
         folder.rmdir()
-    write_atomically(path, lambda out: _encode_video(out, frames, quality))
+    write_atomically(path, lambda out: encode_video(out, frames, quality))
 
 
 def make_sample_dataset(  # pylint: disable=too-many-arguments
