@@ -62,7 +62,7 @@ class SignPipeline(nn.Module):
             `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),
             "cls": (B, D')}`. With a video network (`ClipFeatureExtractor`) the
             encoder reads its `T'` tokens; `spatial` and `temporal` give each frame
-            the token whose window holds it.
+            the token whose window holds it (`spatial` zero at padded frames).
         """
         tokens = self.feature_extractor(batch)
         mask = batch["mask"]
@@ -86,7 +86,7 @@ class SignPipeline(nn.Module):
         cls, temporal = self.transformer(tokens, token_mask)
         return {
             "logits": self.heads(cls),
-            "spatial": tokens[:, positions],
+            "spatial": tokens[:, positions].masked_fill(~mask[..., None], 0.0),
             "temporal": temporal[:, positions],
             "cls": cls,
         }

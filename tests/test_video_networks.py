@@ -16,7 +16,7 @@ import torch
 import torchvision
 import yaml
 
-from helpers import merge, tiny_overrides
+from helpers import SHARED_DATA, merge, tiny_overrides
 
 import predict
 import train
@@ -141,6 +141,7 @@ def test_padded_tokens_do_not_reach_the_clip_embedding():
         alone, _ = pipeline.transformer(tokens[1:, :1], mask[1:, :1])
     torch.testing.assert_close(together["cls"][1], alone[0])
     torch.testing.assert_close(together["spatial"][1, :8], tokens[1, :1].expand(8, -1))
+    assert not together["spatial"][1, 8:].any()  # zero at padded frames
     assert together["spatial"].shape == (2, 16, REPRESENTATION)
     # Every frame carries the token of its window: frames 0-7 token 0, 8-15 token 1.
     assert torch.equal(together["spatial"][0, 0], together["spatial"][0, 7])
@@ -418,3 +419,28 @@ def test_the_benchmark_times_a_training_step():
     assert row["step_seconds"] > 0 and row["tokens"] == 2 and row["width"] == 512
     rows = markdown_rows(results)
     assert len(rows) == 3 and rows[2].startswith("| `mc3_18` | 1 x 2 x 16 x 16 | 2 |")
+
+
+WLASL_VIDEOS = SHARED_DATA / "video" / "wlasl_sample"
+
+
+@pytest.mark.skipif(
+    not WLASL_VIDEOS.is_dir(), reason="../shared/data/video/wlasl_sample is absent"
+)
+def test_predict_runs_on_the_real_wlasl_videos(video_checkpoint, tmp_path):
+    videos = sorted(WLASL_VIDEOS.glob("*.mp4"))
+    assert videos
+    output = tmp_path / "out"
+    code = predict.main(
+        [
+            str(video_checkpoint),
+            str(WLASL_VIDEOS),
+            str(output),
+            "--embedding_kind",
+            "CLS",
+        ]
+    )
+    assert code == 0
+    for video in videos:
+        embedding = np.load(output / f"{video.stem}.npy")
+        assert embedding.shape == (16,) and np.isfinite(embedding).all()
