@@ -394,6 +394,41 @@ def video_checkpoint(shipped_config, sample_root, tmp_path_factory) -> Path:
     return base / "run" / "checkpoints" / "best.ckpt"
 
 
+def test_transfer_loads_the_network_and_freezes_its_backbone(
+    video_checkpoint, sample_root, shipped_config, tmp_path, capsys
+):
+    """A new run starts from a video-network run's weights with the network frozen:
+    every backbone tensor is loaded, and training does not move them."""
+    config = merge(
+        copy.deepcopy(shipped_config),
+        tiny_overrides(
+            {
+                "feature_extractor": {"name": "mc3_18", "representation_size": 24},
+                "transformer": {"output_size": 16},
+                "train_parameters": {"epochs": 1},
+            }
+        ),
+    )
+    config["general_parameters"]["data_path"] = str(sample_root)
+    config["general_parameters"]["path_to_save"] = str(tmp_path / "transfer")
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    arguments = ["--model_config_path", str(path), "--checkpoint"]
+    arguments += [str(video_checkpoint), "--freeze_parts", "feature_extractor.backbone"]
+    assert train.main(arguments) == 0
+    assert "loaded" in capsys.readouterr().out
+
+    def backbone(path: Path) -> dict:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        prefix = "model.feature_extractor.backbone."
+        return {k: v for k, v in state.items() if k.startswith(prefix)}
+
+    before = backbone(video_checkpoint)
+    after = backbone(tmp_path / "transfer" / "checkpoints" / "last.ckpt")
+    assert before and before.keys() == after.keys()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+
+
 @pytest.mark.parametrize("kind", ["spatial", "temporal", "CLS"])
 def test_predict_exports_the_embeddings(video_checkpoint, sample_root, tmp_path, kind):
     sample = next(path for path in sorted(sample_root.iterdir()) if path.is_dir())
