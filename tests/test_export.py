@@ -63,12 +63,13 @@ def write_checkpoint(raw: dict, path: Path, glosses: list[str] | None = None) ->
 
 
 def model_config(shipped_config: dict, data_path: Path, extractor: str) -> dict:
-    """The shipped config, shrunk, with `extractor` (a landmark one reads landmarks)."""
+    """The shipped config, shrunk, with `extractor`: a landmark one reads landmarks,
+    `fused` is the image CNN fused with landmarks."""
     raw = merge(copy.deepcopy(shipped_config), tiny_overrides())
     raw["general_parameters"]["data_path"] = str(data_path)
-    if extractor != "cnn_extractor":
-        raw["train_parameters"]["landmarks"] = True
+    if extractor not in ("cnn_extractor", "fused"):
         raw["feature_extractor"] = {"name": extractor, "representation_size": 16}
+    raw["train_parameters"]["landmarks"] = extractor != "cnn_extractor"
     return raw
 
 
@@ -224,3 +225,24 @@ def test_export_help_does_not_load_torch():
         check=True,
     )
     assert "--output" in result.stdout and result.stdout.strip().endswith("False")
+
+
+@pytest.mark.parametrize(
+    "extractor", ["cnn_extractor", "landmarks_conv", "landmarks_stgcn", "fused"]
+)
+def test_the_traceable_copy_computes_what_the_model_does(shipped_config, extractor):
+    """`exportable` runs every frame (padding too) where the model selects the real
+    ones: the outputs are the same, padded frames included."""
+    config = parse_config(model_config(shipped_config, Path("data"), extractor))
+    names = label_names(GLOSSES)
+    model = SignRecognitionModule.from_config(
+        config, {head: len(classes) for head, classes in names.items()}, names
+    ).model.eval()
+    inputs = generated_inputs(config, 3, 6, seed=3)
+    with torch.inference_mode():
+        expected = model(inputs)
+        got = exportable(model)(inputs)
+    for head, logits in expected["logits"].items():
+        torch.testing.assert_close(got["logits"][head], logits, atol=1e-5, rtol=1e-5)
+    for key in ("spatial", "temporal", "cls"):
+        torch.testing.assert_close(got[key], expected[key], atol=1e-5, rtol=1e-5)
