@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -147,13 +148,17 @@ def onnx_vs_torch(kind: str = "image", batch: int = 8, repeats: int = 10) -> dic
 
 def run_serving_benchmarks(clips: int = 3, repeats: int = 10) -> dict:
     """Every serving measurement: the demo's latency (landmark model) and ONNX vs
-    torch for both models."""
-    return {
+    torch for both models, with the load average before and after (other jobs on
+    the machine slow every figure)."""
+    load_before = os.getloadavg()
+    results = {
         "demo_latency": demo_latency("landmarks", clips),
         "onnx_vs_torch": {
             kind: onnx_vs_torch(kind, repeats=repeats) for kind in MODELS
         },
     }
+    results["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    return results
 
 
 def serving_rows(results: dict) -> list[str]:
