@@ -27,6 +27,7 @@ from datasets.index import Sample, index_samples, read_root_annotations
 from datasets.sampling import SamplingOptions
 from datasets.sign_data import SignData
 from datasets.sign_dataset import SignDataset
+from datasets import videos
 from datasets.videos import frame_table, probe_video, read_all_frames, read_frames
 from utils.annotations import AnnotationRow, read_manifest
 from utils.config_loader import parse_config
@@ -95,9 +96,9 @@ def test_seeking_decodes_the_asked_frames_and_few_others(tmp_path, codec, suffix
     assert indices_of(decoded.images) == asked
     for image, index in zip(decoded.images, asked):
         np.testing.assert_array_equal(image, everything[index])
-    # Three groups of pictures are entered (0-9, 40-49, 50-59): at most the frames
-    # up to each asked one are decoded, far fewer than all 60.
-    assert decoded.seeks == 3
+    # Three groups of pictures are entered (0-9 from the start, 40-49 and 50-59 by
+    # seeking): at most the frames up to each asked one are decoded, not all 60.
+    assert decoded.seeks == 2
     assert decoded.decoded <= 4 + 2 + 8 + 3  # B-frame reordering may add a few
     one = read_frames(path, [59])
     assert one.decoded <= 10 + 3 and indices_of(one.images) == [59]
@@ -161,16 +162,16 @@ def test_a_frame_folder_wins_over_a_video_of_the_same_name(tmp_path):
 
 
 def test_a_manifest_names_videos_anywhere(tmp_path):
-    videos = tmp_path / "corpus" / "deep"
-    videos.mkdir(parents=True)
-    write_index_video(videos / "x.mp4", 20)
-    write_index_video(videos / "y.webm", 16, codec="libvpx-vp9")
+    folder = tmp_path / "corpus" / "deep"
+    folder.mkdir(parents=True)
+    write_index_video(folder / "x.mp4", 20)
+    write_index_video(folder / "y.webm", 16, codec="libvpx-vp9")
     manifest = tmp_path / "lists" / "all.csv"
     manifest.parent.mkdir()
     manifest.write_text(
         "path,gloss,split,start,end,unused\n"
         "../corpus/deep/x.mp4,1,train,2,11,7\n"
-        f"{videos / 'y.webm'},0,val,,,7\n",
+        f"{folder / 'y.webm'},0,val,,,7\n",
         encoding="utf-8",
     )
     config = parse_config(config_for(manifest))
@@ -184,7 +185,7 @@ def test_a_manifest_names_videos_anywhere(tmp_path):
         {"gloss": 1},
     )
     assert (y.name, y.start, y.length, y.split) == ("y", 0, 16, "val")
-    assert x.video_path.resolve() == (videos / "x.mp4").resolve()
+    assert x.video_path.resolve() == (folder / "x.mp4").resolve()
 
 
 @pytest.mark.parametrize(
@@ -404,3 +405,36 @@ def test_random_sampling_never_reads_past_a_short_video(tmp_path):
     dataset = SignDataset(samples=[sample], sampling=SamplingOptions(8), train=True)
     dataset.rng = random.Random(0)
     assert indices_of(dataset[0]["frames"].permute(0, 2, 3, 1)) == [0, 1, 2]
+
+
+def test_a_stream_without_timestamps_is_read_by_counting(tmp_path):
+    path = tmp_path / "raw.h264"  # an H.264 elementary stream: no container times
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for index in range(30):
+            image = np.full((32, 32, 3), STEP * index, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, "rgb24")))
+        container.mux(stream.encode())
+    assert frame_table(path).pts is None
+    decoded = read_frames(path, [25, 3])
+    assert indices_of(decoded.images) == [25, 3] and decoded.seeks == 0
+    assert decoded.decoded == 26  # counted from the start up to frame 25
+
+
+def test_the_quick_probe_falls_back_to_the_default(tmp_path, monkeypatch):
+    path = write_index_video(tmp_path / "clip.mp4", 12)
+    opened = []
+    real_open, real_usable = av.open, videos._usable  # pylint: disable=protected-access
+
+    def recording_open(*args, **kwargs):
+        opened.append(kwargs.get("options"))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(videos.av, "open", recording_open)
+    monkeypatch.setattr(videos, "_usable", lambda stream: bool(opened[-1] == {}))
+    assert probe_video(path).frames == 12
+    assert opened == [videos.FAST_PROBE, {}]
+    monkeypatch.setattr(videos, "_usable", real_usable)
+    opened.clear()
+    assert probe_video(path).frames == 12 and opened == [videos.FAST_PROBE]
