@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from helpers import ROOT, merge, tiny_overrides
+from test_predict import write_landmarks
 
 import export
 from evaluation.checkpoints import load_checkpoint
@@ -163,14 +165,20 @@ def test_the_self_check_catches_a_model_that_differs(exported):
 def test_onnx_backend_writes_the_predictions_torch_writes(
     exported, sample_root, tmp_path
 ):
-    """predict.py's runner with the ONNX model gives torch's predictions.csv."""
+    """predict.py's runner with the ONNX model gives torch's predictions.csv (the
+    sample's frame folders; for the landmark model, with random landmark files)."""
     checkpoint, onnx_path, _ = exported
     torch_model = load_checkpoint(checkpoint, torch.device("cpu"))
     onnx_model = load_onnx(onnx_path)
     assert onnx_model.label_names == torch_model.label_names
-    inputs = list_inputs(sample_root, None)
-    if torch_model.config.uses_landmarks():
-        pytest.skip("the sample data has no landmark files; parity on generated input")
+    folders = sorted(path for path in sample_root.iterdir() if path.is_dir())[:6]
+    for index, folder in enumerate(folders):
+        shutil.copytree(folder, tmp_path / "inputs" / folder.name)
+        if torch_model.config.uses_landmarks():
+            frames = len(list(folder.glob(f"{folder.name}_*.jpg")))
+            target = tmp_path / "inputs" / folder.name / f"{folder.name}.npz"
+            write_landmarks(target, frames, seed=index)
+    inputs = list_inputs(tmp_path / "inputs", None)
     options = ClipOptions.from_config(torch_model.config, all_frames=False)
     tables = {}
     for name, loaded in (("torch", torch_model), ("onnx", onnx_model)):
