@@ -40,6 +40,14 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _run_dir(trial: FrozenTrial) -> str:
+    """The trial's run folder (none yet for a waiting one: a retry's copy carries
+    the failed trial's)."""
+    if trial.state == optuna.trial.TrialState.WAITING:
+        return ""
+    return trial.user_attrs.get("run_dir", "")
+
+
 def _retry_of(trial: FrozenTrial) -> str:
     origin = trial.system_attrs.get("failed_trial")
     return "" if origin is None else str(origin)
@@ -81,7 +89,7 @@ def trial_table(study: optuna.Study, spec: SweepSpec) -> tuple[list[str], list[l
                 *[trial.params.get(name) for name in params],
                 *[(attrs.get("metrics") or {}).get(name) for name in metrics],
                 attrs.get("seconds"),
-                attrs.get("run_dir", ""),
+                _run_dir(trial),
                 _retry_of(trial),
                 note,
             ]
@@ -116,7 +124,7 @@ def _markdown(study: optuna.Study, spec: SweepSpec) -> str:
             state += f" (retry of {_retry_of(trial)})"
         lines.append(
             f"| {trial.number} | {state} | {_number(trial.value)} | {_number(test)} | "
-            f"{_number(attrs.get('seconds'))} | {attrs.get('run_dir', '')} | "
+            f"{_number(attrs.get('seconds'))} | {_run_dir(trial)} | "
             f"{'<br>'.join(f'`{s}`' for s in own)} |"
         )
     try:

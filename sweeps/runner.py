@@ -112,6 +112,7 @@ class Worker:
         self.trial_function = trial_function
         self.budget = budget
         self.current: int | None = None
+        self.handled: set[int] = set()  # trials after_trial has seen
         self.progress: tqdm | None = None
 
     def trials(self) -> list[FrozenTrial]:
@@ -156,28 +157,33 @@ class Worker:
             with tqdm(
                 total=total, unit="trial", desc=self.spec.name, file=sys.stderr
             ) as self.progress:
-                self.progress.update(self.finished())
-                while True:
-                    optuna.storages.fail_stale_trials(self.study)
-                    step = self.next_step()
-                    if step == "done":
-                        return 0
-                    if step == "wait":
-                        time.sleep(min(5, self.spec.heartbeat_seconds))
-                        continue
-                    try:
-                        self.study.optimize(
-                            self.objective,
-                            n_trials=1,
-                            catch=(TrialFailed, _NothingQueued),
-                            callbacks=[self.after_trial],
-                        )
-                    except KeyboardInterrupt:
-                        self.queue_again_after_interrupt()
-                        return 130
-                    self.progress.n = min(total, self.finished())
-                    self.progress.refresh()
-                    write_results(self.study, self.spec, self.output)
+                try:
+                    self._loop(total)
+                except KeyboardInterrupt:  # Ctrl-C or SIGTERM, in a trial or between
+                    self.queue_again_after_interrupt()
+                    return 130
+        return 0
+
+    def _loop(self, total: int) -> None:
+        """Take trials until the sweep is done."""
+        self.progress.update(self.finished())
+        while True:
+            optuna.storages.fail_stale_trials(self.study)
+            step = self.next_step()
+            if step == "done":
+                return
+            if step == "wait":
+                time.sleep(min(5, self.spec.heartbeat_seconds))
+                continue
+            self.study.optimize(
+                self.objective,
+                n_trials=1,
+                catch=(TrialFailed, _NothingQueued),
+                callbacks=[self.after_trial],
+            )
+            self.progress.n = min(total, self.finished())
+            self.progress.refresh()
+            write_results(self.study, self.spec, self.output)
 
     def objective(self, trial: optuna.Trial) -> float:
         """One trial: its run in its own process; the objective at its best
@@ -259,6 +265,7 @@ class Worker:
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """A line per trial; a failed trial queued again once."""
+        self.handled.add(trial.number)
         if is_spare(trial):
             return
         seconds = trial.user_attrs.get("seconds")
@@ -283,14 +290,13 @@ class Worker:
     def queue_again_after_interrupt(self) -> None:
         """The interrupted trial is failed by Optuna; queue it again for the next
         start."""
-        if self.current is None:
-            return
-        trial = self.study.get_trials(deepcopy=False)[self.current]
-        if trial.state == TrialState.FAIL and not is_spare(trial):
-            self.queue_again(trial)
+        if self.current is not None and self.current not in self.handled:
+            trial = self.study.get_trials(deepcopy=False)[self.current]
+            if trial.state == TrialState.FAIL and not is_spare(trial):
+                self.queue_again(trial)
         self.write(
-            f"interrupted: trial {self.current} stopped and is queued again; run the "
-            "same command to go on"
+            "interrupted: a stopped trial is queued again; run the same command to "
+            "go on"
         )
         write_results(self.study, self.spec, self.output)
 
