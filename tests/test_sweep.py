@@ -6,6 +6,7 @@ workers sharing its study, --keep_top and --clean, SWEEP.yml errors."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import signal
 import subprocess
@@ -252,3 +253,19 @@ def test_recipes_parse_and_build_their_study(name, monkeypatch, tmp_path):
     study = open_study(spec, make_storage(spec, f"sqlite:///{tmp_path / 'study.db'}"))
     expected = len(spec.points()) if spec.queued() else 0
     assert len(study.trials) == expected
+
+
+def test_clean_leaves_a_run_that_is_training(tmp_path, capsys):
+    run = tmp_path / "runs" / "busy"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.json").write_text("{}", encoding="utf-8")  # an earlier end
+    for name in ("best.ckpt", "last.ckpt", "best-v1.ckpt"):
+        (run / "checkpoints" / name).write_bytes(b"x")
+    with open(run / "run.lock", "wb") as lock:  # held as a training run holds it
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        assert sweep.main(["--clean", str(tmp_path / "runs")]) == 0
+        assert checkpoints(str(run)) == {"best.ckpt", "last.ckpt", "best-v1.ckpt"}
+        assert "is not finished" in capsys.readouterr().err
+    assert sweep.main(["--clean", str(tmp_path / "runs")]) == 0
+    assert checkpoints(str(run)) == {"best.ckpt", "last.ckpt"}
+    assert sweep.main(["--clean", str(tmp_path / "nothing")]) == 2
