@@ -259,6 +259,15 @@ def _decode_sequentially(
     return found, decoded
 
 
+def _skips_ahead(table: FrameTable, position: int, key: int | None) -> bool:
+    """Whether the key frame `key` lies beyond the frame the decoder gives after the
+    one at `position` (then seeking skips frames; else decoding on reaches it)."""
+    if key is None:
+        return False
+    after = bisect.bisect_right(table.pts, position)
+    return after < len(table.pts) and key > table.pts[after]
+
+
 def _decode_seeking(
     container: Any,
     stream: Any,
@@ -281,7 +290,7 @@ def _decode_seeking(
             frames is None
             or position is None
             or position >= target
-            or (key is not None and key > position)
+            or _skips_ahead(table, position, key)
         ):
             container.seek(key if key is not None else 0, stream=stream)
             frames = container.decode(stream)

@@ -102,6 +102,9 @@ def test_seeking_decodes_the_asked_frames_and_few_others(tmp_path, codec, suffix
     assert decoded.decoded <= 4 + 2 + 8 + 3  # B-frame reordering may add a few
     one = read_frames(path, [59])
     assert one.decoded <= 10 + 3 and indices_of(one.images) == [59]
+    every = read_frames(path, list(range(60)))  # decoding on, never seeking back
+    assert (every.decoded, every.seeks) == (60, 0)
+    assert indices_of(every.images) == list(range(60))
 
 
 def test_a_container_without_a_frame_count_is_counted(tmp_path):
