@@ -21,6 +21,7 @@ Exit status: 0 when the sweep is done, 130 when interrupted (run again to go on)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def sweep(args: argparse.Namespace) -> int:
         from sweeps.cleanup import clean_runs
 
         return clean_runs(args.clean)
+    # Checking for GPUs through NVML leaves CUDA unstarted here, so that the trial
+    # processes forked from this one can start it.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     from sweeps.runner import SweepOptions, run_sweep
     from training.pruning import run_trial
 

@@ -54,6 +54,11 @@ def _child(
     with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+    # Python's streams too, whatever they were in the worker (a capture in tests).
+    # pylint: disable-next=consider-using-with
+    sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)
+    # pylint: disable-next=consider-using-with
+    sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)
     try:
         result = function(**kwargs)
     except UserError as error:
@@ -82,6 +87,16 @@ def _stop(process: multiprocessing.process.BaseProcess) -> None:
         process.join()
 
 
+def start_method() -> str:
+    """`fork`, unless the platform lacks it or this process has started CUDA (a
+    forked child cannot use CUDA then): `spawn`, which imports the library anew."""
+    torch = sys.modules.get("torch")
+    cuda_started = torch is not None and torch.cuda.is_initialized()
+    if cuda_started or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "fork"
+
+
 def run_in_process(function: Callable[..., dict], kwargs: dict, run_dir: Path) -> dict:
     """`function(**kwargs)` in a new process; its result, or a `status: failed`
     result naming the exit code when the process died without one.
@@ -93,8 +108,7 @@ def run_in_process(function: Callable[..., dict], kwargs: dict, run_dir: Path) -
     log_path = run_dir / "trial.log"
     result_path = run_dir / "trial_result.json"
     result_path.unlink(missing_ok=True)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context(start_method())
     sys.stdout.flush()
     sys.stderr.flush()
     process = context.Process(

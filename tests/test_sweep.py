@@ -20,6 +20,7 @@ import yaml
 from helpers import ROOT
 
 import sweep
+from sweeps import child
 from sweeps.spec import check_spec, load_spec
 from sweeps.study import make_storage, open_study
 
@@ -269,3 +270,15 @@ def test_clean_leaves_a_run_that_is_training(tmp_path, capsys):
     assert sweep.main(["--clean", str(tmp_path / "runs")]) == 0
     assert checkpoints(str(run)) == {"best.ckpt", "last.ckpt"}
     assert sweep.main(["--clean", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_trial_process_returns_its_result_or_its_failure(
+    method, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(child, "start_method", lambda: method)
+    result = child.run_in_process(dict, {"status": "complete", "value": 1.5}, tmp_path)
+    assert result == {"status": "complete", "value": 1.5}
+    failed = child.run_in_process(int, {"base": 1}, tmp_path / "broken")
+    assert failed["status"] == "failed" and failed["message"].startswith("TypeError")
+    assert "Traceback" in (tmp_path / "broken" / "trial.log").read_text()
