@@ -19,6 +19,12 @@ import yaml
 from helpers import SHARED_DATA, TINY_OVERRIDES, merge
 
 import predict
+from benchmarks.video_loader import (
+    QUICK,
+    VideoSpec,
+    markdown_rows,
+    measure_video_loader,
+)
 import train
 from data_preprocessing import labels_csv
 from data_preprocessing.make_sample_dataset import MANIFEST_FILE, make_sample_dataset
@@ -441,3 +447,20 @@ def test_the_quick_probe_falls_back_to_the_default(tmp_path, monkeypatch):
     monkeypatch.setattr(videos, "_usable", real_usable)
     opened.clear()
     assert probe_video(path).frames == 12 and opened == [videos.FAST_PROBE]
+
+
+def test_the_video_loader_benchmark_measures_both_sides(tmp_path):
+    spec = VideoSpec(clips=8, frames_per_clip=12, size=32, gop=4, glosses=2)
+    result = measure_video_loader(
+        spec=spec, batches=2, overrides=QUICK["overrides"], cache_root=tmp_path
+    )
+    assert (tmp_path / spec.folder_name() / "complete.json").is_file()
+    loader, decode = result["loader"], result["decode"]
+    assert loader["frames"] > 0 and loader["frames_per_s"] > 0
+    assert decode["seek_frames_per_s"] > 0 and decode["full_decode_frames_per_s"] > 0
+    assert decode["seek_decoded_per_frame"] <= decode["full_decode_decoded_per_frame"]
+    assert result["loader_vs_decode"] == pytest.approx(
+        loader["frames_per_s"] / decode["seek_frames_per_s"]
+    )
+    rows = markdown_rows(result)
+    assert len(rows) == 7 and all(row.startswith("| ") for row in rows)
