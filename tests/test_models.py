@@ -14,6 +14,7 @@ from models.pipeline import build_pipeline
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS, Registry
 from utils.config import LANDMARK_ONLY_EXTRACTORS
 from utils.config_loader import parse_config
+from utils.config_model import VIDEO_NETWORKS
 from utils.errors import ConfigError
 from utils.landmark_points import COMPONENT_SIZES
 
@@ -21,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = {"gloss": 5, "hand_location_x": 3}
 #: Two clips of 3 frames, the second with 2 real frames.
 MASK = torch.tensor([[True, True, True], [True, True, False]])
+#: The per-frame image extractors (video networks: tests/test_video_networks.py).
 IMAGE_EXTRACTORS = [
-    n for n in FEATURE_EXTRACTORS.names() if n not in LANDMARK_ONLY_EXTRACTORS
+    n
+    for n in FEATURE_EXTRACTORS.names()
+    if n not in LANDMARK_ONLY_EXTRACTORS and n not in VIDEO_NETWORKS
 ]
 
 
@@ -43,13 +47,16 @@ def tiny_pipeline(
 
 
 def test_registries_list_the_documented_names() -> None:
-    assert FEATURE_EXTRACTORS.names() == [
-        "cnn_extractor",
-        "landmarks_conv",
-        "landmarks_extractor",
-        "landmarks_stgcn",
-        "resnet50_extractor",
-    ]
+    assert FEATURE_EXTRACTORS.names() == sorted(
+        [
+            "cnn_extractor",
+            "landmarks_conv",
+            "landmarks_extractor",
+            "landmarks_stgcn",
+            "resnet50_extractor",
+            *VIDEO_NETWORKS,
+        ]
+    )
     assert TRANSFORMERS.names() == [
         "fake_transformer",
         "hubert_transformer",

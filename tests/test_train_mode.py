@@ -19,6 +19,7 @@ import training.run
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
 from models.transformers.hubert import save_encoder_shape
 from utils.config import LANDMARK_ONLY_EXTRACTORS
+from utils.config_model import VIDEO_NETWORKS
 
 
 class EvalModules(L.Callback):
@@ -96,7 +97,11 @@ def pairing_config(
     return config
 
 
-@pytest.mark.parametrize("extractor", FEATURE_EXTRACTORS.names())
+# The video networks' train mode is checked with them in tests/test_video_networks.py
+# (one encoder each: 9 networks x 3 encoders of train.py runs would add minutes).
+@pytest.mark.parametrize(
+    "extractor", [n for n in FEATURE_EXTRACTORS.names() if n not in VIDEO_NETWORKS]
+)
 @pytest.mark.parametrize("encoder", TRANSFORMERS.names())
 def test_every_pairing_trains_in_train_mode(
     tiny_config, write_config, landmark_root, eval_modules, extractor, encoder

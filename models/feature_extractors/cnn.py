@@ -6,17 +6,16 @@ import contextlib
 import difflib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
-import safetensors.torch
 import timm
 import torch
 import torchvision
 from torch import nn
 
 from models.registry import FEATURE_EXTRACTORS
+from models.weights import WEIGHTS_KEY, check_weights_file, load_weights_file
 from utils.errors import ConfigError
-from utils.file_io import describe_load_error, file_problem, load_data_only
+from utils.file_io import describe_load_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,19 +86,6 @@ class FrameFeatureExtractor(nn.Module):
             self.backbone.compile(dynamic=True)
 
 
-_WEIGHTS_KEY = "feature_extractor.pretrained_path"
-
-
-def _check_weights_file(pretrained_path: str | None) -> None:
-    """Refuse a `pretrained_path` that is not a regular file, saying what it is."""
-    problem = None if pretrained_path is None else file_problem(Path(pretrained_path))
-    if problem is not None:
-        raise ConfigError(
-            f"{_WEIGHTS_KEY}: '{pretrained_path}' {problem} (weights are read from "
-            "local files only)"
-        )
-
-
 # timm loads a pretrained file without `strict` when the classifier is dropped
 # (num_classes=0), and only logs the backbone tensors the file lacked, at INFO level.
 _TIMM_BUILDER_LOGGER = "timm.models._builder"
@@ -142,7 +128,7 @@ def cnn_extractor(
             f"feature_extractor.model_path: '{model_path}' is not a timm model{hint} "
             "(timm.list_models() lists them)"
         )
-    _check_weights_file(pretrained_path)
+    check_weights_file(pretrained_path)
     overlay = {"file": pretrained_path} if pretrained_path else None
     try:
         # timm reads the file with weights_only=True (or as safetensors).
@@ -157,12 +143,12 @@ def cnn_extractor(
         if pretrained_path is None:
             raise
         raise ConfigError(
-            f"{_WEIGHTS_KEY}: cannot load {pretrained_path} as {model_path} weights "
+            f"{WEIGHTS_KEY}: cannot load {pretrained_path} as {model_path} weights "
             f"({describe_load_error(error)})"
         ) from None
     if missing:
         raise ConfigError(
-            f"{_WEIGHTS_KEY}: '{pretrained_path}' does not hold {model_path} weights "
+            f"{WEIGHTS_KEY}: '{pretrained_path}' does not hold {model_path} weights "
             f"({len(missing)} of its {len(backbone.state_dict())} tensors are not in "
             f"it, e.g. {missing[0]})"
         )
@@ -178,30 +164,15 @@ def cnn_extractor(
     )
 
 
-def _load_weights(pretrained_path: str) -> object:
-    """A weights file as data: a `.safetensors` file (tensors only, nothing
-    unpickled), otherwise a PyTorch file loaded with `weights_only=True`."""
-    if not pretrained_path.endswith(".safetensors"):
-        return load_data_only(pretrained_path, _WEIGHTS_KEY)
-    try:
-        return safetensors.torch.load_file(pretrained_path, device="cpu")
-    except Exception as error:  # pylint: disable=broad-exception-caught
-        reason = (str(error).splitlines() or [""])[0][:160]
-        raise ConfigError(
-            f"{_WEIGHTS_KEY}: cannot read {pretrained_path} as a safetensors file "
-            f"({type(error).__name__}: {reason})"
-        ) from None
-
-
 @FEATURE_EXTRACTORS.register("resnet50_extractor")
 def resnet50_extractor(
     *, representation_size: int, pretrained_path: str | None = None
 ) -> FrameFeatureExtractor:
     """torchvision's ResNet-50, optionally with weights from a local file."""
-    _check_weights_file(pretrained_path)
+    check_weights_file(pretrained_path)
     backbone = torchvision.models.resnet50(weights=None)
     if pretrained_path is not None:
-        state = _load_weights(pretrained_path)
+        state = load_weights_file(pretrained_path)
         state = state.get("state_dict", state) if isinstance(state, dict) else {}
         try:
             missing, _ = backbone.load_state_dict(state, strict=False)
@@ -209,7 +180,7 @@ def resnet50_extractor(
             missing = list(backbone.state_dict())
         if any(not key.startswith("fc.") for key in missing):
             raise ConfigError(
-                f"{_WEIGHTS_KEY}: '{pretrained_path}' does not hold ResNet-50 weights"
+                f"{WEIGHTS_KEY}: '{pretrained_path}' does not hold ResNet-50 weights"
             )
     num_features = backbone.fc.in_features
     backbone.fc = nn.Identity()

@@ -17,12 +17,10 @@ import torchvision
 from torch import nn
 from torch.nn import functional
 
-from models.feature_extractors.cnn import _check_weights_file, _load_weights
 from models.registry import FEATURE_EXTRACTORS
+from models.weights import WEIGHTS_KEY, check_weights_file, load_weights_file
 from utils.config_model import VIDEO_NETWORKS, VideoNetworkInput
 from utils.errors import ConfigError
-
-_WEIGHTS_KEY = "feature_extractor.pretrained_path"
 
 
 def _resnet3d_tokens(network: nn.Module, clip: torch.Tensor) -> torch.Tensor:
@@ -173,7 +171,7 @@ def _load_network_weights(network: nn.Module, name: str, pretrained_path: str) -
     """Load a torchvision weights file (a state_dict) into `network`, refusing a file
     that lacks any of its tensors (the classifier may be missing)."""
     classifier = _FAMILIES[VIDEO_NETWORKS[name].family][1]
-    state = _load_weights(pretrained_path)
+    state = load_weights_file(pretrained_path)
     state = state.get("state_dict", state) if isinstance(state, dict) else {}
     expected = network.state_dict()
     missing = [
@@ -193,7 +191,7 @@ def _load_network_weights(network: nn.Module, name: str, pretrained_path: str) -
     if missing or wrong:
         example = (missing or wrong)[0]
         raise ConfigError(
-            f"{_WEIGHTS_KEY}: '{pretrained_path}' does not hold {name} weights "
+            f"{WEIGHTS_KEY}: '{pretrained_path}' does not hold {name} weights "
             f"({len(missing)} of its {len(expected)} tensors are missing and "
             f"{len(wrong)} have another shape, e.g. {example}); use torchvision's "
             f"{name} weights file"
@@ -208,7 +206,7 @@ def build_video_extractor(
 ) -> VideoFeatureExtractor:
     """torchvision's video network `name` (weights=None), optionally with weights
     from a local file, normalising as its torchvision weights expect."""
-    _check_weights_file(pretrained_path)
+    check_weights_file(pretrained_path)
     network = torchvision.models.get_model(name, weights=None)
     if pretrained_path is not None:
         _load_network_weights(network, name, pretrained_path)
