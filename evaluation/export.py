@@ -7,7 +7,9 @@ dtype), the preprocessing the model expects (frame size, landmark options, tempo
 sampling), the outputs, and every head's class names (gloss words, HamNoSys symbol
 names). It then runs the exported file with onnxruntime on generated clips of two
 sizes and compares it with torch: the largest logit difference and the top-1
-agreement are reported, and a difference above the tolerance is an error.
+agreement are reported, and a difference above the tolerance is an error. The graph's
+input and output names, the input layouts and the sidecar itself are
+`evaluation.export_sidecar`'s.
 """
 
 from __future__ import annotations
@@ -24,54 +26,30 @@ import torch
 from torch import nn
 
 from evaluation.checkpoints import LoadedModel, load_checkpoint
+
+# FORMAT_VERSION is not used here; evaluation.onnx_backend still imports it from this
+# module. pylint: disable-next=unused-import
+from evaluation.export_sidecar import (
+    EMBEDDING_OUTPUTS,
+    FORMAT_VERSION,
+    frame_size,
+    input_names,
+    logits_output,
+    num_points,
+    sidecar,
+    sidecar_path,
+)
 from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.feature_extractors.landmark_encoders import PointEncoder, point_inputs
 from models.feature_extractors.landmarks import FusedExtractor
 from utils.config import SignpipeConfig
-from utils.config_loader import config_to_dict
 from utils.errors import UserError
 from utils.file_io import write_atomically
-from utils.landmark_points import COMPONENT_SIZES
 
-#: The sidecar's format version; a consumer refuses a version it does not know.
-FORMAT_VERSION = 1
-#: Embedding outputs after the heads' logits, as `SignPipeline` names them.
-EMBEDDING_OUTPUTS = ("spatial", "temporal", "cls")
 #: Largest allowed |logit difference| between onnxruntime and torch.
 DEFAULT_TOLERANCE = 1e-4
 #: ONNX operator set of the exported graph.
 OPSET = 18
-
-
-def logits_output(head: str) -> str:
-    """The ONNX output name of a head's logits."""
-    return f"logits_{head}"
-
-
-def sidecar_path(onnx_path: Path) -> Path:
-    """The JSON written beside an ONNX file: `model.onnx` -> `model.json`."""
-    return Path(onnx_path).with_suffix(".json")
-
-
-def input_names(config: SignpipeConfig) -> list[str]:
-    """The model's inputs, in graph order: `frames` and/or `landmarks` +
-    `landmark_mask`, then `mask`."""
-    names = ["frames"] if config.uses_frames() else []
-    if config.uses_landmarks():
-        names += ["landmarks", "landmark_mask"]
-    return names + ["mask"]
-
-
-def frame_size(config: SignpipeConfig) -> int | None:
-    """The square frame side the model sees (the centre crop), or None when the
-    evaluation transform leaves it free (then height and width are dynamic too)."""
-    augmentations = config.augmentations_parameters
-    return augmentations.center_crop_size if augmentations.apply_center_crop else None
-
-
-def num_points(config: SignpipeConfig) -> int:
-    """K: the landmark points of a frame, over the config's components."""
-    return sum(COMPONENT_SIZES[c] for c in config.landmarks_parameters.components)
 
 
 class DenseFrameFeatures(nn.Module):
@@ -198,98 +176,6 @@ def _dynamic_shapes(config: SignpipeConfig, names: list[str]) -> tuple:
             )
         shapes.append(axes)
     return (tuple(shapes),)
-
-
-def _layouts(config: SignpipeConfig) -> dict[str, dict]:
-    """Each input's shape, dtype and meaning, as the sidecar describes them."""
-    side = frame_size(config)
-    size = [side, side] if side else ["height", "width"]
-    points = num_points(config) if config.uses_landmarks() else None
-    return {
-        "frames": {
-            "shape": ["batch", "time", 3, *size],
-            "dtype": "uint8",
-            "meaning": "RGB frames 0-255; the model scales and normalises them",
-        },
-        "landmarks": {
-            "shape": ["batch", "time", points, 3],
-            "dtype": "float32",
-            "meaning": "landmark x, y, z of the components in order, normalised as "
-            "landmarks_parameters says (datasets.landmarks.prepare_clip); 0 where "
-            "absent",
-        },
-        "landmark_mask": {
-            "shape": ["batch", "time", points],
-            "dtype": "bool",
-            "meaning": "True where a point was detected",
-        },
-        "mask": {
-            "shape": ["batch", "time"],
-            "dtype": "bool",
-            "meaning": "True for real frames, False for padding at the end",
-        },
-    }
-
-
-def sidecar(loaded: LoadedModel, onnx_file: str) -> dict:
-    """What a consumer of the ONNX file needs, as a JSON-ready dict."""
-    config = loaded.config
-    augmentations = config.augmentations_parameters
-    train = config.train_parameters
-    layouts = _layouts(config)
-    heads = list(loaded.label_names)
-    modes = config.head_modes()
-    return {
-        "format_version": FORMAT_VERSION,
-        "onnx_file": onnx_file,
-        "inputs": [
-            {"name": name, **layouts[name]} for name in input_names(loaded.config)
-        ],
-        "outputs": {
-            "logits": {head: logits_output(head) for head in heads},
-            "spatial": "spatial",
-            "temporal": "temporal",
-            "cls": "cls",
-        },
-        "preprocessing": {
-            "frames": (
-                {
-                    "resize_shorter_side": (
-                        augmentations.resize_size
-                        if augmentations.apply_resize
-                        else None
-                    ),
-                    "center_crop": frame_size(config),
-                    "resize_antialias": True,
-                    "color": "RGB",
-                }
-                if config.uses_frames()
-                else None
-            ),
-            "landmarks": (
-                config.landmarks_parameters.model_dump(mode="json")
-                if config.uses_landmarks()
-                else None
-            ),
-            "sampling": {
-                "num_segments": train.num_segments,
-                "time": train.time,
-                "default_fps": train.default_fps,
-                "rule": "num_segments frames spread evenly over the clip (or time "
-                "seconds apart), as datasets.sampling samples evaluation clips",
-            },
-        },
-        "heads": [
-            {
-                "name": head,
-                "kind": modes.get(head, "gloss"),
-                "output": logits_output(head),
-                "classes": list(names),
-            }
-            for head, names in loaded.label_names.items()
-        ],
-        "config": config_to_dict(config),
-    }
 
 
 @dataclass

@@ -26,10 +26,8 @@ from evaluation.export import (
     compare_with_torch,
     exportable,
     generated_inputs,
-    input_names,
-    logits_output,
-    sidecar_path,
 )
+from evaluation.export_sidecar import input_names, logits_output, sidecar_path
 from evaluation.onnx_backend import load_onnx, read_sidecar
 from evaluation.prediction import ClipOptions, list_inputs
 from evaluation.writers import OutputWriter, run_prediction
