@@ -3,6 +3,7 @@
 python3 predict.py CHECKPOINT INPUT_DIR OUTPUT_DIR
                    --embedding_kind spatial|temporal|CLS|probabilities
                    [--batch_size 8] [--all_frames] [--workers 0] [--layout flat|ssvp]
+                   [--backend torch|onnx]
                    [--num_shards N --shard_id I | --items_per_shard K [--shard_id I]]
 python3 predict.py --merge_manifests OUTPUT_DIR
 
@@ -25,6 +26,10 @@ makes a long clip, and the encoder sees longer clips than in training). Models t
 read landmarks (`train_parameters.landmarks`) use `<name>.npz|.pose` in a frame folder
 (or beside a video, or in `<name>/` beside it), else MediaPipe Holistic is run on the
 input as `data_preprocessing.extract_landmarks` does.
+
+With `--backend onnx`, CHECKPOINT is a `model.onnx` that export.py wrote (its
+`model.json` beside it) and the model runs with onnxruntime on the CPU; the inputs,
+clips and outputs are those of the torch checkpoint it was exported from.
 
 Outputs in OUTPUT_DIR, one file per input named after it (video stem, folder name):
 
@@ -127,6 +132,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="flat",
         help="flat: <name>.npy|.npz; ssvp: features/0/<prefix>/<name>.pt and "
         "manifests/<split>_features.tsv (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch: CHECKPOINT is a train.py checkpoint; onnx: CHECKPOINT is an "
+        "export.py model.onnx (its model.json beside it), run with onnxruntime on "
+        "the CPU (default: %(default)s)",
     )
     shards = parser.add_argument_group("shards (one machine or array task each)")
     shards.add_argument(

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from data_preprocessing.video_io import ItemResult, prepare_output, report_failures
 from evaluation.checkpoints import LoadedModel, load_checkpoint
+from evaluation.onnx_backend import load_onnx
 from evaluation.prediction import (
     ClipOptions,
     PredictionDataset,
@@ -417,6 +418,26 @@ def merge_manifests(output: Path) -> int:
     return 0
 
 
+def _load_model(path: Path, backend: str) -> LoadedModel:
+    """The model of CHECKPOINT for `--backend`: a train.py checkpoint (torch) or an
+    export.py `.onnx` file (onnxruntime).
+
+    Raises:
+        UserError: the file does not suit the backend, or cannot be loaded.
+    """
+    is_onnx = Path(path).suffix.lower() == ".onnx"
+    if backend == "onnx" and not is_onnx:
+        raise UserError(
+            f"--backend onnx: {path} is not an .onnx file; give the model.onnx that "
+            "export.py wrote, or drop --backend onnx for a train.py checkpoint"
+        )
+    if backend != "onnx" and is_onnx:
+        raise UserError(
+            f"{path} is an ONNX model: add --backend onnx to run it with onnxruntime"
+        )
+    return load_onnx(path) if backend == "onnx" else load_checkpoint(path)
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """`predict.py`: every input (of the shard) through the checkpoint's model, the
     files written; 0 when every input was written, 1 when some failed (listed on
@@ -431,7 +452,7 @@ def predict_command(args: argparse.Namespace) -> int:
         )
     if not args.input.exists():
         raise UserError(f"input {args.input} does not exist")
-    loaded = load_checkpoint(args.checkpoint)
+    loaded = _load_model(args.checkpoint, args.backend)
     inputs = list_inputs(args.input, loaded.config)
     pretraining = loaded.config.train_parameters.pre_training
     if pretraining and kind == "probabilities":

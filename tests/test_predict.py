@@ -24,6 +24,7 @@ from helpers import (
     tiny_overrides,
 )
 
+import export
 import predict
 import train
 from data_preprocessing.video_io import decode_video
@@ -188,6 +189,38 @@ def test_single_video_file_as_input(checkpoint, module, video_dir, tmp_path):
     video = inputs / AUTSL_VIDEO.name
     assert run(checkpoint, video, tmp_path / "out", "spatial", "--all_frames") == 0
     check_outputs(tmp_path / "out", "spatial", lengths, module, all_frames=True)
+
+
+def test_onnx_backend_writes_torchs_predictions(
+    checkpoint, module, frame_dir, tmp_path, capsys
+):
+    """The checkpoint exported by export.py and run with `--backend onnx` gives the
+    torch run's predictions.csv (same top-1 everywhere, probabilities within 1e-5)."""
+    onnx_path = tmp_path / "export" / "model.onnx"
+    assert export.main([str(checkpoint), "--output", str(onnx_path)]) == 0
+    inputs, lengths = frame_dir
+    assert run(checkpoint, inputs, tmp_path / "torch", "probabilities") == 0
+    kind = "probabilities"
+    assert run(onnx_path, inputs, tmp_path / "onnx", kind, "--backend", "onnx") == 0
+    check_outputs(tmp_path / "onnx", kind, lengths, module)
+    expected = read_csv(tmp_path / "torch" / "predictions.csv")
+    got = read_csv(tmp_path / "onnx" / "predictions.csv")
+    assert len(got) == len(expected) == len(lengths) * len(module.num_classes)
+    for onnx_row, torch_row in zip(got, expected):
+        assert [onnx_row[key] for key in ("input", "head", "top1")] == [
+            torch_row[key] for key in ("input", "head", "top1")
+        ]
+        assert float(onnx_row["top1_probability"]) == pytest.approx(
+            float(torch_row["top1_probability"]), abs=1e-5
+        )
+    capsys.readouterr()
+    # A file that does not suit the backend is a one-line error, nothing written.
+    for model, extra in ((checkpoint, ["--backend", "onnx"]), (onnx_path, [])):
+        assert run(model, inputs, tmp_path / "wrong", kind, *extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+        assert "--backend onnx" in err[0]
+        assert not (tmp_path / "wrong").exists()
 
 
 def test_cls_matches_the_model_on_a_hand_built_batch(
