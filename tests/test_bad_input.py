@@ -391,7 +391,11 @@ def test_missing_data_root(run, config: dict, tmp_path: Path) -> None:
 
 def test_data_root_is_a_file(run, config: dict, sample_root: Path) -> None:
     config["general_parameters"]["data_path"] = str(sample_root / "test_gloss.txt")
-    run(config, "general_parameters.data_path", "is not an existing directory")
+    run(
+        config,
+        "general_parameters.data_path",
+        "is not an existing directory or video manifest",
+    )
 
 
 def test_empty_data_root_list(run, config: dict) -> None:

@@ -133,17 +133,19 @@ def run_help_then(script: str, after: str) -> subprocess.CompletedProcess:
     )
 
 
+SCRIPTS = ("train.py", "test.py", "predict.py", "export.py", "demo.py", "sweep.py")
 LOADED_LIGHTNING = (
     "[m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')]"
 )
 
 
-@pytest.mark.parametrize("script", ["test.py", "predict.py"])
+@pytest.mark.parametrize("script", ["test.py", "predict.py", "export.py", "demo.py"])
 def test_evaluation_scripts_do_not_import_lightning(script: str) -> None:
     result = run_help_then(
         script,
         f"print('LIGHTNING', {LOADED_LIGHTNING}[:3])\n"
         "import evaluation.evaluator, evaluation.writers, evaluation.prediction\n"
+        "import evaluation.export, evaluation.onnx_backend, serving.app\n"
         f"print('AFTER', {LOADED_LIGHTNING}[:3])\n",
     )
     assert result.returncode == 0, result.stderr
@@ -232,14 +234,14 @@ def test_the_random_weights_warning_names_the_backbone_built(
 
 
 def test_scripts_are_thin() -> None:
-    """train.py, test.py and predict.py parse arguments and call the library."""
-    for script in ("train.py", "test.py", "predict.py"):
+    """The scripts parse arguments and call the library."""
+    for script in SCRIPTS:
         text = (ROOT / script).read_text(encoding="utf-8")
         assert not re.search(r"^class \w+[(:]", text, re.M), f"{script} has a class"
         assert text.count("\n") < 260, f"{script} has {text.count(chr(10))} lines"
 
 
-@pytest.mark.parametrize("script", ["train.py", "test.py", "predict.py"])
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_help_answers_without_loading_torch(script: str) -> None:
     result = run_help_then(
         script, "print('usage' in out.getvalue(), 'torch' in sys.modules)\n"

@@ -195,12 +195,13 @@ def test_class_ids_sort_numbers_by_value():
     }
 
 
-def test_missing_sample_folder_beside_its_video_names_the_tools(tmp_path):
+def test_a_video_beside_a_missing_sample_folder_is_the_sample(tmp_path):
     write_video(tmp_path / "clip.mp4")
     row = AnnotationRow("clip", 0, 3, {"gloss": 0}, "test_gloss.txt:2")
+    (sample,) = index_samples([row], tmp_path, frames=True, landmarks=False)
+    assert sample.video_path == tmp_path / "clip.mp4" and sample.length == 4
     with pytest.raises(DataError) as error:
-        index_samples([row], tmp_path, frames=True, landmarks=False)
+        index_samples([row], tmp_path, frames=False, landmarks=True)
     message = str(error.value)
     assert "sample folder" in message and "clip.mp4" in message
-    assert "data_preprocessing.videos_to_frames" in message
-    assert "data_preprocessing.labels_csv" in message
+    assert "data_preprocessing.extract_landmarks" in message

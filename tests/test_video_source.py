@@ -378,7 +378,7 @@ def test_videos_and_their_manifest_train_as_well_as_the_frame_folders(
     for name, data, annotation_file in [
         ("frames", tmp_path / "frames", None),
         ("videos", tmp_path / "videos", None),
-        ("manifest", tmp_path / "videos", MANIFEST_FILE),
+        ("manifest", tmp_path / "videos" / MANIFEST_FILE, None),  # as data_path
     ]:
         config = config_for(data, annotation_file, epochs=10)
         metrics = train_to_metrics(write_config, config, tmp_path / f"run_{name}")

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from evaluation.metrics import final_metrics
 from models.feature_extractors.cnn import FrameFeatureExtractor
+from models.feature_extractors.video import VideoFeatureExtractor
 from models.pipeline import SignPipeline, unused_model_settings
 from training.callbacks import (
     AtomicCheckpointIO,
@@ -253,9 +254,12 @@ def _make_trainer(**kwargs) -> L.Trainer:
 
 
 def _warn_random_weights(model: SignPipeline) -> None:
-    """Name every image backbone built without weights from a file."""
+    """Name every image or video backbone built without weights from a file."""
     for part in model.feature_extractor.modules():
-        if isinstance(part, FrameFeatureExtractor) and not part.pretrained:
+        if (
+            isinstance(part, (FrameFeatureExtractor, VideoFeatureExtractor))
+            and not part.pretrained
+        ):
             print(
                 "warning: feature_extractor.pretrained_path is not set: "
                 f"{part.backbone_name} starts from random weights (weights come "

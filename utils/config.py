@@ -49,8 +49,9 @@ class GeneralParameters(Section):
 
     data_path: str | list[str] = Field(
         "data/sample",
-        description="A dataset root (a directory), or a list of roots whose samples "
-        "are combined into one dataset. An empty list is an error.",
+        description="A dataset root (a directory, or a video manifest `.csv`, see "
+        "docs/data/videos.md), or a list of roots whose samples are combined into "
+        "one dataset. An empty list is an error.",
     )
     annotation_file: AnnotationSource | list[AnnotationSource] = Field(
         None,

@@ -259,13 +259,14 @@ def load_config(
 
 
 def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
-    """Raise `ConfigError` when a dataset root does not exist."""
+    """Raise `ConfigError` when a dataset root (a directory or a video manifest
+    `.csv`) does not exist."""
     for root in config.general_parameters.data_paths():
         path = Path(root) if base is None else base / root
-        if not path.is_dir():
+        if not (path.is_dir() or (path.suffix.lower() == ".csv" and path.is_file())):
             raise ConfigError(
                 f"general_parameters.data_path: {quote(root)} is not an existing "
-                "directory"
+                "directory or video manifest (.csv)"
             )
 
 
