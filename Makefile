@@ -7,7 +7,7 @@ SOURCES := models datasets data_preprocessing utils training evaluation tests tr
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-clean format-check format-apply lint pytest docs docs-serve test test-slow train bench notebook
+.PHONY: help venv venv-clean format-check format-apply lint pytest docs docs-serve test test-slow train bench notebook sweep demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ train: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## train with $(CONFIG) 
 
 notebook: $(VENV)/.installed ## open notebooks/walkthrough.ipynb in JupyterLab (the .venv kernel)
 	$(PY) -m jupyter lab notebooks/walkthrough.ipynb
+
+sweep: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## 4-trial grid sweep on the sample data (recipes/sweep_sample.yml); run again to resume
+	$(PY) sweep.py recipes/sweep_sample.yml
+
+demo: $(VENV)/.installed ## serve the demo page on http://127.0.0.1:8000 (CHECKPOINT=...; default: the model make train writes)
+	$(PY) demo.py $(CHECKPOINT)
 
 bench: $(VENV)/.installed ## throughput benchmarks; writes benchmarks/results.json
 	$(PY) -m benchmarks.bench
