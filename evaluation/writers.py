@@ -7,20 +7,17 @@ frames each clip used). In the `ssvp` layout, embeddings go to
 `features/0/<name[:5]>/<name>.pt` with a manifest per split,
 `manifests/<split>_features.tsv` (`video_name, length, label`).
 
-A shard of the inputs (`Shard`) writes its own tables (`<table>.<shard>.<suffix>`)
-and `shards/<shard>.json` (its items); `merge_manifests` joins the shards' tables.
-Every input written is recorded in `progress[.<shard>].jsonl` as soon as its file is
-in place, so a killed run started again skips the inputs already written.
+A shard of the inputs (`evaluation.shards`) writes its own tables
+(`<table>.<shard>.<suffix>`) and `shards/<shard>.json` (its items);
+`merge_manifests` there joins the shards' tables. Every input written is recorded
+in `progress[.<shard>].jsonl` as soon as its file is in place, so a killed run
+started again skips the inputs already written.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,99 +40,21 @@ from evaluation.prediction import (
     list_inputs,
     resolve_kind,
 )
+from evaluation.shards import (
+    FRAMES_FILE,
+    manifest_fields,
+    merge_manifests,
+    select_shard,
+    write_manifests,
+    write_rows,
+    write_shard_record,
+)
 from utils.errors import UserError
 from utils.file_io import write_atomically
 
 TOP_K = 5
 PREDICTIONS_FILE = "predictions.csv"
-FRAMES_FILE = "frames.csv"
 LAYOUTS = ("flat", "ssvp")
-MANIFEST_HEADER = ["video_name", "length", "label"]
-# A sample without a split (a bare video, a root without a split column).
-NO_SPLIT = "all"
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count`: the inputs `start:end` (in input order)."""
-
-    index: int
-    count: int
-    start: int
-    end: int
-
-    @property
-    def tag(self) -> str:
-        """The shard's part of its file names."""
-        return f"shard-{self.index:05d}-of-{self.count:05d}"
-
-
-def select_shard(args: argparse.Namespace, total: int) -> Shard | None:
-    """The shard the command line asks for (None: every input).
-
-    `--num_shards N --shard_id I` cuts the inputs into N contiguous blocks;
-    `--items_per_shard K` into blocks of K, the index from `--shard_id` or
-    `SLURM_ARRAY_TASK_ID`.
-
-    Raises:
-        UserError: the index is missing or out of range.
-    """
-    if args.num_shards is None and args.items_per_shard is None:
-        if args.shard_id is not None:
-            raise UserError("--shard_id needs --num_shards or --items_per_shard")
-        return None
-    index = args.shard_id
-    if index is None:
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        if args.items_per_shard is None or task is None or not task.isdigit():
-            raise UserError(
-                "--shard_id: give the shard's index (or run in a SLURM array with "
-                "--items_per_shard, which reads SLURM_ARRAY_TASK_ID)"
-            )
-        index = int(task)
-    if args.items_per_shard is not None:
-        count = max(1, math.ceil(total / args.items_per_shard))
-        start = index * args.items_per_shard
-        end = min(total, start + args.items_per_shard)
-    else:
-        count = args.num_shards
-        start, end = index * total // count, (index + 1) * total // count
-    if index >= count:
-        raise UserError(
-            f"--shard_id {index}: {total} inputs make {count} shards "
-            f"(0..{count - 1})"
-        )
-    return Shard(index, count, start, end)
-
-
-def manifest_fields(inputs: list[PredictionInput], label_names: dict) -> dict:
-    """name -> (label, split) of each input for the manifests: the class name of its
-    annotated label (the gloss head's, else the first head's) and its split."""
-    head = "gloss" if "gloss" in label_names else next(iter(label_names), None)
-    fields = {}
-    for item in inputs:
-        sample = item.sample
-        label = ""
-        if sample is not None and head is not None:
-            index = sample.labels.get(head, -1)
-            if 0 <= index < len(label_names[head]):
-                label = label_names[head][index]
-        split = (sample.split if sample is not None else None) or NO_SPLIT
-        fields[item.name] = (label, split)
-    return fields
-
-
-def _write_rows(path: Path, rows: list[list], delimiter: str = ",") -> None:
-    text = io.StringIO()
-    csv.writer(text, delimiter=delimiter, lineterminator="\n").writerows(rows)
-    data = text.getvalue().encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda file: file.write(data))
-
-
-def _read_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.reader(file, delimiter=delimiter))
 
 
 @dataclass
@@ -259,26 +178,17 @@ class OutputWriter:
         for rank in range(1, TOP_K + 1):
             header += [f"top{rank}", f"top{rank}_probability"]
         done = [self.records[name] for name in names if name in self.records]
-        _write_rows(
+        write_rows(
             self.table(PREDICTIONS_FILE),
             [header] + [row for record in done for row in record["predictions"]],
         )
-        _write_rows(
+        write_rows(
             self.table(FRAMES_FILE),
             [["input", "source", "num_frames", "used_frames"]]
             + [record["frames"] for record in done],
         )
-        if self.layout != "ssvp":
-            return
-        splits: dict[str, list[list]] = {}
-        for record in done:
-            label, split = self.manifest.get(record["name"], ("", NO_SPLIT))
-            splits.setdefault(split, []).append(
-                [record["name"], record["length"], label]
-            )
-        for split, rows in splits.items():
-            name = f"manifests/{split}_features.tsv"
-            _write_rows(self.table(name), [MANIFEST_HEADER, *rows], "\t")
+        if self.layout == "ssvp":
+            write_manifests(self.table, done, self.manifest)
 
 
 def run_prediction(
@@ -359,65 +269,6 @@ def _to_cpu(outputs: dict) -> dict:
     }
 
 
-def merge_manifests(output: Path) -> int:
-    """`predict.py --merge_manifests OUTPUT_DIR`: join the shards' manifests (and
-    predictions.csv, frames.csv) into one file each, checking that every shard ran
-    and that every input of every shard is there exactly once.
-
-    Raises:
-        UserError: a shard is missing, an input is missing or written twice.
-    """
-    records = sorted((output / "shards").glob("shard-*-of-*.json"))
-    if not records:
-        raise UserError(
-            f"--merge_manifests: {output / 'shards'} holds no shard records; run "
-            "predict.py with --num_shards/--items_per_shard into OUTPUT_DIR first"
-        )
-    shards = [json.loads(path.read_text(encoding="utf-8")) for path in records]
-    count = shards[0]["count"]
-    missing = sorted(set(range(count)) - {shard["index"] for shard in shards})
-    if missing or any(shard["count"] != count for shard in shards):
-        raise UserError(
-            f"--merge_manifests: shards {', '.join(map(str, missing))} of {count} "
-            "have not run (or the shards were cut differently)"
-        )
-    expected = [name for shard in shards for name in shard["items"]]
-    tags = [path.stem for path in records]
-    tables: dict[str, list[list[str]]] = {}
-    for tag in tags:
-        for path in sorted(output.glob(f"**/*.{tag}.*")):
-            if path.suffix not in (".csv", ".tsv"):
-                continue
-            merged = path.with_name(path.name.replace(f".{tag}", ""))
-            rows = _read_rows(path, "\t" if path.suffix == ".tsv" else ",")
-            table = tables.setdefault(str(merged), rows[:1])
-            table += rows[1:]
-    manifests = {k: v for k, v in tables.items() if k.endswith("_features.tsv")}
-    if manifests:
-        seen = [row[0] for rows in manifests.values() for row in rows[1:]]
-    else:
-        seen = [row[0] for row in tables.get(str(output / FRAMES_FILE), [])[1:]]
-    counts = {name: seen.count(name) for name in set(seen)}
-    absent = [name for name in expected if name not in counts]
-    twice = sorted(name for name, n in counts.items() if n > 1)
-    if absent or twice:
-        raise UserError(
-            f"--merge_manifests: {len(absent)} of {len(expected)} inputs are missing"
-            + (
-                f" ({', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''})"
-                if absent
-                else ""
-            )
-            + (f"; written more than once: {', '.join(twice[:5])}" if twice else "")
-            + "; run the shards that did not finish again"
-        )
-    for path, rows in tables.items():
-        _write_rows(Path(path), rows, "\t" if path.endswith(".tsv") else ",")
-        print(f"wrote {path} ({len(rows) - 1} rows)", file=sys.stderr)
-    print(f"merged {count} shards: {len(expected)} inputs, each once")
-    return 0
-
-
 def _load_model(path: Path, backend: str) -> LoadedModel:
     """The model of CHECKPOINT for `--backend`: a train.py checkpoint (torch) or an
     export.py `.onnx` file (onnxruntime).
@@ -470,17 +321,7 @@ def predict_command(args: argparse.Namespace) -> int:
     shard = select_shard(args, len(inputs))
     if shard is not None:
         inputs = inputs[shard.start : shard.end]
-        data = json.dumps(
-            {
-                "index": shard.index,
-                "count": shard.count,
-                "items": [i.name for i in inputs],
-            }
-        ).encode("utf-8")
-        prepare_output(args.output / "shards")
-        write_atomically(
-            args.output / "shards" / f"{shard.tag}.json", lambda file: file.write(data)
-        )
+        write_shard_record(args.output, shard, [item.name for item in inputs])
     options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
     writer = OutputWriter(
         args.output,

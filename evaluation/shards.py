@@ -1,0 +1,209 @@
+"""Shards of the prediction inputs and the tables that join them.
+
+`select_shard` picks the block of inputs a shard owns (`--num_shards`/`--shard_id`,
+`--items_per_shard`, SLURM_ARRAY_TASK_ID); `write_shard_record` records its inputs in
+`shards/<shard>.json`. In the `ssvp` layout, `write_manifests` writes
+`manifests/<split>_features.tsv` (`video_name, length, label`, from
+`manifest_fields`), and `merge_manifests` joins the shards' tables into one each,
+checking that every input of every shard is there exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_preprocessing.video_io import prepare_output
+from evaluation.prediction import PredictionInput
+from utils.errors import UserError
+from utils.file_io import write_atomically
+
+FRAMES_FILE = "frames.csv"
+MANIFEST_HEADER = ["video_name", "length", "label"]
+# A sample without a split (a bare video, a root without a split column).
+NO_SPLIT = "all"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the inputs `start:end` (in input order)."""
+
+    index: int
+    count: int
+    start: int
+    end: int
+
+    @property
+    def tag(self) -> str:
+        """The shard's part of its file names."""
+        return f"shard-{self.index:05d}-of-{self.count:05d}"
+
+
+def select_shard(args: argparse.Namespace, total: int) -> Shard | None:
+    """The shard the command line asks for (None: every input).
+
+    `--num_shards N --shard_id I` cuts the inputs into N contiguous blocks;
+    `--items_per_shard K` into blocks of K, the index from `--shard_id` or
+    `SLURM_ARRAY_TASK_ID`.
+
+    Raises:
+        UserError: the index is missing or out of range.
+    """
+    if args.num_shards is None and args.items_per_shard is None:
+        if args.shard_id is not None:
+            raise UserError("--shard_id needs --num_shards or --items_per_shard")
+        return None
+    index = args.shard_id
+    if index is None:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        if args.items_per_shard is None or task is None or not task.isdigit():
+            raise UserError(
+                "--shard_id: give the shard's index (or run in a SLURM array with "
+                "--items_per_shard, which reads SLURM_ARRAY_TASK_ID)"
+            )
+        index = int(task)
+    if args.items_per_shard is not None:
+        count = max(1, math.ceil(total / args.items_per_shard))
+        start = index * args.items_per_shard
+        end = min(total, start + args.items_per_shard)
+    else:
+        count = args.num_shards
+        start, end = index * total // count, (index + 1) * total // count
+    if index >= count:
+        raise UserError(
+            f"--shard_id {index}: {total} inputs make {count} shards "
+            f"(0..{count - 1})"
+        )
+    return Shard(index, count, start, end)
+
+
+def write_shard_record(output: Path, shard: Shard, names: list[str]) -> None:
+    """Record the inputs shard `shard` owns in `OUTPUT_DIR/shards/<tag>.json`, which
+    `merge_manifests` checks the tables against."""
+    data = json.dumps(
+        {"index": shard.index, "count": shard.count, "items": names}
+    ).encode("utf-8")
+    prepare_output(output / "shards")
+    write_atomically(
+        output / "shards" / f"{shard.tag}.json", lambda file: file.write(data)
+    )
+
+
+def manifest_fields(inputs: list[PredictionInput], label_names: dict) -> dict:
+    """name -> (label, split) of each input for the manifests: the class name of its
+    annotated label (the gloss head's, else the first head's) and its split."""
+    head = "gloss" if "gloss" in label_names else next(iter(label_names), None)
+    fields = {}
+    for item in inputs:
+        sample = item.sample
+        label = ""
+        if sample is not None and head is not None:
+            index = sample.labels.get(head, -1)
+            if 0 <= index < len(label_names[head]):
+                label = label_names[head][index]
+        split = (sample.split if sample is not None else None) or NO_SPLIT
+        fields[item.name] = (label, split)
+    return fields
+
+
+def write_manifests(
+    table: Callable[[str], Path],
+    records: list[dict],
+    manifest: dict[str, tuple[str, str]],
+) -> None:
+    """Write `manifests/<split>_features.tsv` of the written inputs.
+
+    Args:
+        table: a table's name -> its path (with the shard's tag).
+        records: the written inputs' records (`name`, `length`), in input order.
+        manifest: name -> (label, split), from `manifest_fields`.
+    """
+    splits: dict[str, list[list]] = {}
+    for record in records:
+        label, split = manifest.get(record["name"], ("", NO_SPLIT))
+        splits.setdefault(split, []).append([record["name"], record["length"], label])
+    for split, rows in splits.items():
+        name = f"manifests/{split}_features.tsv"
+        write_rows(table(name), [MANIFEST_HEADER, *rows], "\t")
+
+
+def write_rows(path: Path, rows: list[list], delimiter: str = ",") -> None:
+    """Write a CSV (or, with a tab delimiter, TSV) table atomically."""
+    text = io.StringIO()
+    csv.writer(text, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    data = text.getvalue().encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda file: file.write(data))
+
+
+def read_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
+    """The rows of a table `write_rows` wrote."""
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.reader(file, delimiter=delimiter))
+
+
+def merge_manifests(output: Path) -> int:
+    """`predict.py --merge_manifests OUTPUT_DIR`: join the shards' manifests (and
+    predictions.csv, frames.csv) into one file each, checking that every shard ran
+    and that every input of every shard is there exactly once.
+
+    Raises:
+        UserError: a shard is missing, an input is missing or written twice.
+    """
+    records = sorted((output / "shards").glob("shard-*-of-*.json"))
+    if not records:
+        raise UserError(
+            f"--merge_manifests: {output / 'shards'} holds no shard records; run "
+            "predict.py with --num_shards/--items_per_shard into OUTPUT_DIR first"
+        )
+    shards = [json.loads(path.read_text(encoding="utf-8")) for path in records]
+    count = shards[0]["count"]
+    missing = sorted(set(range(count)) - {shard["index"] for shard in shards})
+    if missing or any(shard["count"] != count for shard in shards):
+        raise UserError(
+            f"--merge_manifests: shards {', '.join(map(str, missing))} of {count} "
+            "have not run (or the shards were cut differently)"
+        )
+    expected = [name for shard in shards for name in shard["items"]]
+    tags = [path.stem for path in records]
+    tables: dict[str, list[list[str]]] = {}
+    for tag in tags:
+        for path in sorted(output.glob(f"**/*.{tag}.*")):
+            if path.suffix not in (".csv", ".tsv"):
+                continue
+            merged = path.with_name(path.name.replace(f".{tag}", ""))
+            rows = read_rows(path, "\t" if path.suffix == ".tsv" else ",")
+            table = tables.setdefault(str(merged), rows[:1])
+            table += rows[1:]
+    manifests = {k: v for k, v in tables.items() if k.endswith("_features.tsv")}
+    if manifests:
+        seen = [row[0] for rows in manifests.values() for row in rows[1:]]
+    else:
+        seen = [row[0] for row in tables.get(str(output / FRAMES_FILE), [])[1:]]
+    counts = {name: seen.count(name) for name in set(seen)}
+    absent = [name for name in expected if name not in counts]
+    twice = sorted(name for name, n in counts.items() if n > 1)
+    if absent or twice:
+        raise UserError(
+            f"--merge_manifests: {len(absent)} of {len(expected)} inputs are missing"
+            + (
+                f" ({', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''})"
+                if absent
+                else ""
+            )
+            + (f"; written more than once: {', '.join(twice[:5])}" if twice else "")
+            + "; run the shards that did not finish again"
+        )
+    for path, rows in tables.items():
+        write_rows(Path(path), rows, "\t" if path.endswith(".tsv") else ",")
+        print(f"wrote {path} ({len(rows) - 1} rows)", file=sys.stderr)
+    print(f"merged {count} shards: {len(expected)} inputs, each once")
+    return 0
