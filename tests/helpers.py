@@ -1,5 +1,6 @@
 """Test scaffolding shared by conftest.py and the test modules: the tiny config,
-the shared-data paths, HearAI's column titles and the ways of running train.py.
+the shared-data paths, HearAI's column titles, the ways of running train.py and
+demo.py, and generated inputs (an untrained checkpoint, a landmark file).
 
 Imported as ``helpers``: pytest (rootdir-based "prepend" import mode, no
 ``__init__.py`` in tests/) puts tests/ on ``sys.path`` before it imports conftest.py
@@ -8,12 +9,17 @@ and the test modules.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +106,94 @@ def quiet_cpu_trainer(epochs: int, *callbacks):
         callbacks=list(callbacks),
         num_sanity_val_steps=0,
     )
+
+
+#: The gloss classes of `write_checkpoint`'s models unless told otherwise.
+GLOSSES = ["what", "when", "yes"]
+
+
+def label_names(glosses: list[str]) -> dict[str, list[str]]:
+    """A gloss head of `glosses` and the eight HamNoSys heads' symbol names."""
+    # pylint: disable-next=import-outside-toplevel
+    from utils.hamnosys_heads import HEAD_ORDER, head_class_names
+
+    names = head_class_names()
+    return {"gloss": list(glosses), **{head: names[head] for head in HEAD_ORDER}}
+
+
+def write_checkpoint(raw: dict, path: Path, glosses: list[str] | None = None) -> Path:
+    """An untrained model of config `raw` with a gloss head (`GLOSSES` by default)
+    and the HamNoSys heads, saved in the layout train.py writes (hyper_parameters +
+    state_dict)."""
+    # Imported here so that conftest.py (which imports this module) does not load
+    # Lightning and torch for every test session.
+    # pylint: disable=import-outside-toplevel
+    import torch
+
+    from training.recognition import SignRecognitionModule
+    from utils.config_loader import parse_config
+
+    # pylint: enable=import-outside-toplevel
+    names = label_names(glosses or GLOSSES)
+    module = SignRecognitionModule.from_config(
+        parse_config(raw),
+        {head: len(classes) for head, classes in names.items()},
+        names,
+    )
+    torch.save(
+        {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)},
+        path,
+    )
+    return path
+
+
+def model_config(shipped_config: dict, data_path: Path, extractor: str) -> dict:
+    """The shipped config, shrunk, with `extractor`: a landmark one reads landmarks,
+    `fused` is the image CNN fused with landmarks."""
+    raw = merge(copy.deepcopy(shipped_config), tiny_overrides())
+    raw["general_parameters"]["data_path"] = str(data_path)
+    if extractor not in ("cnn_extractor", "fused"):
+        raw["feature_extractor"] = {"name": extractor, "representation_size": 16}
+    raw["train_parameters"]["landmarks"] = extractor != "cnn_extractor"
+    return raw
+
+
+def write_landmarks(path: Path, frames: int, seed: int = 0) -> None:
+    """A MediaPipe-like `.npz` with random points and shoulders 2 units apart."""
+    rng = np.random.default_rng(seed)
+    parts = {
+        part: rng.normal(size=(frames, points, 3)).astype(np.float32)
+        for part, points in {"pose": 33, "left_hand": 21, "right_hand": 21}.items()
+    }
+    parts["pose"][:, 11] = [1.0, 0.0, 0.0]
+    parts["pose"][:, 12] = [-1.0, 0.0, 0.0]
+    np.savez(path, **parts)
+
+
+@contextlib.contextmanager
+def demo_server(checkpoint: Path, log: Path) -> Iterator[tuple[str, float]]:
+    """demo.py in its own process on a free port (stderr into `log`): its URL and
+    how many seconds it took to say where it listens."""
+    with (
+        log.open("w", encoding="utf-8") as stderr,
+        subprocess.Popen(
+            [sys.executable, "demo.py", str(checkpoint), "--port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as process,
+    ):
+        start, said, match = time.perf_counter(), [], None
+        while match is None and len(said) < 50:
+            said.append(process.stdout.readline())
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+/)", said[-1])
+            if not said[-1]:
+                break
+        seconds = time.perf_counter() - start
+        try:
+            assert match, f"demo.py said: {''.join(said)!r} {log.read_text()[-2000:]}"
+            yield match.group(1), seconds
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

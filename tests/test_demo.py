@@ -6,14 +6,9 @@ the server starting and saying where it listens."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import av
 import httpx
@@ -22,8 +17,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from helpers import ROOT
-from test_export import GLOSSES, model_config, write_checkpoint
+from helpers import GLOSSES, demo_server, model_config, write_checkpoint
 
 from evaluation.checkpoints import load_checkpoint
 from evaluation.prediction import ClipOptions, PredictionInput, load_clip
@@ -154,35 +148,6 @@ def test_a_corrupt_video_and_a_missing_field_get_a_4xx(client, videos):
     assert response.status_code == 400 and "'video'" in response.json()["detail"]
     # The server still answers afterwards.
     assert post(client, "clip1.mp4", data).status_code == 200
-
-
-@contextlib.contextmanager
-def demo_server(checkpoint: Path, log: Path) -> Iterator[tuple[str, float]]:
-    """demo.py in its own process on a free port (stderr into `log`): its URL and
-    how many seconds it took to say where it listens."""
-    with (
-        log.open("w", encoding="utf-8") as stderr,
-        subprocess.Popen(
-            [sys.executable, "demo.py", str(checkpoint), "--port", "0"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        ) as process,
-    ):
-        start, said, match = time.perf_counter(), [], None
-        while match is None and len(said) < 50:
-            said.append(process.stdout.readline())
-            match = re.search(r"listening on (http://127\.0\.0\.1:\d+/)", said[-1])
-            if not said[-1]:
-                break
-        seconds = time.perf_counter() - start
-        try:
-            assert match, f"demo.py said: {''.join(said)!r} {log.read_text()[-2000:]}"
-            yield match.group(1), seconds
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

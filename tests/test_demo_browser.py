@@ -16,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHARED_DATA, needs_mediapipe
-from test_demo import demo_server
-from test_export import model_config, write_checkpoint
+from helpers import (
+    SHARED_DATA,
+    demo_server,
+    model_config,
+    needs_mediapipe,
+    write_checkpoint,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -5,7 +5,6 @@ dynamic batch and time, the sidecar, and predict.py's runner on the ONNX file.""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import subprocess
@@ -16,8 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, merge, tiny_overrides
-from test_predict import write_landmarks
+from helpers import (
+    GLOSSES,
+    ROOT,
+    label_names,
+    model_config,
+    write_checkpoint,
+    write_landmarks,
+)
 
 import export
 from evaluation.checkpoints import load_checkpoint
@@ -34,43 +39,7 @@ from evaluation.writers import OutputWriter, run_prediction
 from training.recognition import SignRecognitionModule
 from utils.config_loader import parse_config
 from utils.errors import UserError
-from utils.hamnosys_heads import HEAD_ORDER, head_class_names
-
-GLOSSES = ["what", "when", "yes"]
-
-
-def label_names(glosses: list[str]) -> dict[str, list[str]]:
-    """A gloss head of `glosses` and the eight HamNoSys heads' symbol names."""
-    names = head_class_names()
-    return {"gloss": list(glosses), **{head: names[head] for head in HEAD_ORDER}}
-
-
-def write_checkpoint(raw: dict, path: Path, glosses: list[str] | None = None) -> Path:
-    """An untrained model of config `raw` with a gloss head (`GLOSSES` by default)
-    and the HamNoSys heads, saved in the layout train.py writes (hyper_parameters +
-    state_dict)."""
-    names = label_names(glosses or GLOSSES)
-    module = SignRecognitionModule.from_config(
-        parse_config(raw),
-        {head: len(classes) for head, classes in names.items()},
-        names,
-    )
-    torch.save(
-        {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)},
-        path,
-    )
-    return path
-
-
-def model_config(shipped_config: dict, data_path: Path, extractor: str) -> dict:
-    """The shipped config, shrunk, with `extractor`: a landmark one reads landmarks,
-    `fused` is the image CNN fused with landmarks."""
-    raw = merge(copy.deepcopy(shipped_config), tiny_overrides())
-    raw["general_parameters"]["data_path"] = str(data_path)
-    if extractor not in ("cnn_extractor", "fused"):
-        raw["feature_extractor"] = {"name": extractor, "representation_size": 16}
-    raw["train_parameters"]["landmarks"] = extractor != "cnn_extractor"
-    return raw
+from utils.hamnosys_heads import head_class_names
 
 
 @pytest.fixture(scope="module", params=["landmarks_extractor", "cnn_extractor"])
