@@ -18,7 +18,10 @@ the system temp dir, see `benchmarks.data`) and the `train_config.yml` settings:
   for the default config and a landmarks-only one;
 * `predict`: clips/s of predict.py's CLS embedding export over frame folders;
 * `cuda`: with a GPU, training in bf16-mixed with channels_last and the model FLOPs
-  utilisation; skipped with a note on the CPU.
+  utilisation; skipped with a note on the CPU;
+* `video_loader`, `video_networks`, `serving` (`benchmarks.sections`): the loader on
+  `.mp4` clips against their decode limit, one CPU training step per video network,
+  the demo page's per-clip latency and ONNX against torch.
 
 Writes the results as JSON and prints a table; `--quick` is a seconds-long smoke run
 with tiny counts (its numbers are not meaningful).
@@ -66,6 +69,7 @@ from benchmarks.loaders import (
 )
 from benchmarks.machine import busy_cpu_seconds, machine_info, other_cpu_share
 from benchmarks.prediction import link_inputs, measure_predict, write_checkpoint
+from benchmarks.sections import format_sections, measure_sections
 from benchmarks.training import measure_train
 from utils.config import SignpipeConfig
 
@@ -192,6 +196,7 @@ def run_benchmarks(scale: Scale, cache_root: Path | None, quick: bool) -> dict:
         }
         results.update(_loaders(setup, config, stages))
         results.update(_training(setup, config, stages))
+        results.update(measure_sections(setup.work, cache_root, quick, stages))
     stages.finish()
     results["ratios"] = _ratios(results)
     results["targets"] = dict(TARGETS)
@@ -348,7 +353,7 @@ def format_table(results: dict) -> str:
             verdict = f">= {target:g}  {'met' if value >= target else 'MISSED'}"
         lines.append(_row(key, value, "", verdict))
     lines.append(f"  total {results['total_s']:.0f} s")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + format_sections(results)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -27,11 +27,8 @@ from torch import nn
 
 from evaluation.checkpoints import LoadedModel, load_checkpoint
 
-# FORMAT_VERSION is not used here; evaluation.onnx_backend still imports it from this
-# module. pylint: disable-next=unused-import
 from evaluation.export_sidecar import (
     EMBEDDING_OUTPUTS,
-    FORMAT_VERSION,
     frame_size,
     input_names,
     logits_output,

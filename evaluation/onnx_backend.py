@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from evaluation.checkpoints import LoadedModel
-from evaluation.export import EMBEDDING_OUTPUTS, FORMAT_VERSION, sidecar_path
+from evaluation.export_sidecar import EMBEDDING_OUTPUTS, FORMAT_VERSION, sidecar_path
 from utils.config_loader import parse_config
 from utils.errors import UserError
 

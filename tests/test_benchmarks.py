@@ -62,6 +62,9 @@ def test_quick_run_writes_every_section(quick) -> None:
         "cuda",
         "ratios",
         "targets",
+        "video_loader",
+        "video_networks",
+        "serving",
     ):
         assert key in results, key
     machine = results["machine"]
@@ -102,6 +105,22 @@ def test_quick_run_prints_the_table(quick) -> None:
         assert key in printed
     assert results["machine"]["cpu"] in printed
     assert "wrote" in printed
+
+
+def test_quick_run_measures_videos_and_serving(quick) -> None:
+    results, printed = quick
+    video = results["video_loader"]
+    assert _positive(video["loader"]["frames_per_s"])
+    assert _positive(video["decode"]["seek_frames_per_s"])
+    (network,) = results["video_networks"]["networks"].values()
+    assert _positive(network["step_seconds"])
+    onnx = results["serving"]["onnx_vs_torch"]["landmarks"]
+    assert _positive(onnx["torch_ms"]) and _positive(onnx["onnx_ms"])
+    latency = results["serving"]["demo_latency"]
+    if "skipped" not in latency:  # the demo clip is read from ../shared/data
+        assert _positive(latency["steps"]["total"]["p50"])
+    for title in ("video data source", "video networks", "serving"):
+        assert title in printed
 
 
 def test_cpu_run_skips_cuda_with_a_note(quick) -> None:
