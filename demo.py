@@ -20,37 +20,12 @@ missing dependency.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-from utils.cli import run_cli
+from utils.cli import positive_float, port, positive_int, run_cli
 
 DEFAULT_CHECKPOINT = Path("runs/default/checkpoints/best.ckpt")
-
-
-def _positive_number(text: str) -> float:
-    """argparse type: a number above 0."""
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(text)
-    return value
-
-
-def _port(text: str) -> int:
-    """argparse type: a TCP port, 0-65535 (0 = any free port)."""
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError(text)
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,18 +46,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     parser.add_argument(
-        "--port", type=_port, default=8000, help="default: %(default)s (0: any free)"
+        "--port", type=port, default=8000, help="default: %(default)s (0: any free)"
     )
     parser.add_argument(
         "--max_upload_mb",
-        type=_positive_number,
+        type=positive_float,
         default=50,
         metavar="N",
         help="largest accepted upload in MB (default: %(default)s)",
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="clips processed at the same time; more wait in a queue (default: "

@@ -15,19 +15,10 @@ model the exporter cannot trace, or a mismatch with torch (the files are kept).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-from utils.cli import run_cli
-
-
-def _positive_float(text: str) -> float:
-    """argparse type: a number above 0."""
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(text)
-    return value
+from utils.cli import positive_float, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tolerance",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="X",
         help="largest allowed |logit difference| against torch (default: 1e-4)",

@@ -74,16 +74,8 @@ import sys
 from pathlib import Path
 
 from data_preprocessing.video_io import positive_int
-from utils.cli import run_cli
+from utils.cli import non_negative_int, run_cli
 from utils.constants import EMBEDDING_KINDS
-
-
-def _non_negative_int(text: str) -> int:
-    """argparse type: an integer of at least 0."""
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -121,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--workers",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="processes decoding inputs (default: %(default)s = in this process)",
@@ -152,7 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="shards of K inputs; the index from SLURM_ARRAY_TASK_ID",
     )
     shards.add_argument(
-        "--shard_id", type=_non_negative_int, metavar="I", help="this shard's index"
+        "--shard_id", type=non_negative_int, metavar="I", help="this shard's index"
     )
     shards.add_argument(
         "--merge_manifests",

@@ -25,15 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from utils.cli import run_cli
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+from utils.cli import positive_int, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,13 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--trials",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="trials of a search_space (default: its n_trials)",
     )
     parser.add_argument(
         "--keep_top",
-        type=_positive_int,
+        type=positive_int,
         metavar="K",
         help="at the end, trials outside the best K keep only best.ckpt",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Callable
 
@@ -43,3 +44,38 @@ def run_cli(command: Callable[[], int]) -> int:
     except ModuleNotFoundError as error:
         print(f"error: {missing_module_message(error)}", file=sys.stderr)
         return USER_ERROR_EXIT_CODE
+
+
+# argparse types of the scripts: a bad value becomes argparse's "invalid ... value".
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0-65535 (0 = any free port)."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(text)
+    return value
