@@ -30,8 +30,7 @@ from utils.errors import ConfigError
 
 REPRESENTATION = 12
 #: The fixed-input networks (MViT): 16 frames of 224x224 make each of their steps
-#: half a minute or more on a busy CPU, so their train.py step runs with
-#: `make test-slow` (their forward and backward pass with `make test`).
+#: half a minute or more on a busy CPU (marked slow; still part of `make test`).
 FIXED_INPUT = [name for name, spec in VIDEO_NETWORKS.items() if spec.exact_frames]
 #: train.py at test scale: two clips per batch, 32x32 frames (the networks' sizes
 #: otherwise as the shipped config has them).
@@ -178,7 +177,7 @@ def _network_overrides(name: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("name", _marked(VIDEO_NETWORKS, pytest.mark.manual))
+@pytest.mark.parametrize("name", _marked(VIDEO_NETWORKS, pytest.mark.slow))
 def test_one_fast_dev_run_step_with_the_shipped_config(
     name, shipped_config, sample_root, tmp_path
 ):
