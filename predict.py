@@ -73,8 +73,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_preprocessing.video_io import positive_int
-from utils.cli import non_negative_int, run_cli
+from utils.cli import non_negative_int, positive_int, run_cli
 from utils.constants import EMBEDDING_KINDS
 
 

@@ -42,14 +42,13 @@ from data_preprocessing.video_io import (
     VideoReader,
     check_unique_names,
     find_videos,
-    positive_float,
     prepare_output,
     report_failures,
     written,
     run_batch,
 )
 from datasets.index import list_frames, read_fps
-from utils.cli import run_cli
+from utils.cli import positive_float, run_cli
 from utils.errors import DataError, UserError
 from utils.file_io import write_atomically
 

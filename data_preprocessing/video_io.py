@@ -30,6 +30,7 @@ import numpy as np
 from av.error import FFmpegError  # pylint: disable=no-name-in-module
 from tqdm import tqdm
 
+from utils.cli import positive_int
 from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from utils.errors import DataError, UserError
 
@@ -450,19 +451,3 @@ def report_failures(results: Sequence[ItemResult], kind: str) -> int:
         line = error if error.startswith(result.source) else f"{result.source}: {error}"
         print(f"  {line}", file=sys.stderr)
     return 1
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number above 0."""
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise ValueError(text)
-    return value

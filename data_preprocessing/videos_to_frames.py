@@ -38,15 +38,13 @@ from data_preprocessing.video_io import (
     check_unique_names,
     decode_video,
     find_videos,
-    positive_float,
-    positive_int,
     prepare_output,
     remove_frames,
     report_failures,
     written,
     run_batch,
 )
-from utils.cli import run_cli
+from utils.cli import positive_float, positive_int, run_cli
 from utils.errors import UserError
 from utils.file_io import TEMPORARY_MARK, temporary_path
 

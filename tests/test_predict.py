@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from helpers import (
+    write_landmarks,
     AUTSL_FRAMES,
     AUTSL_VIDEO,
     merge,
@@ -346,18 +347,6 @@ def test_frame_folder_images_sort_numerically(frame_dir):
         "img_2.png",
         "img_10.png",
     ]
-
-
-def write_landmarks(path: Path, frames: int, seed: int = 0) -> None:
-    """A MediaPipe-like `.npz` with random points and shoulders 2 units apart."""
-    rng = np.random.default_rng(seed)
-    parts = {
-        part: rng.normal(size=(frames, points, 3)).astype(np.float32)
-        for part, points in {"pose": 33, "left_hand": 21, "right_hand": 21}.items()
-    }
-    parts["pose"][:, 11] = [1.0, 0.0, 0.0]
-    parts["pose"][:, 12] = [-1.0, 0.0, 0.0]
-    np.savez(path, **parts)
 
 
 @pytest.fixture(scope="module")
