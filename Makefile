@@ -59,8 +59,11 @@ notebook: $(VENV)/.installed ## open notebooks/walkthrough.ipynb in JupyterLab (
 sweep: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## 4-trial grid sweep on the sample data (recipes/sweep_sample.yml); run again to resume
 	$(PY) sweep.py recipes/sweep_sample.yml
 
-demo: $(VENV)/.installed ## serve the demo page on http://127.0.0.1:8000 (CHECKPOINT=...; default: the model make train writes)
-	$(PY) demo.py $(CHECKPOINT)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+demo: $(VENV)/.installed ## serve the demo page on http://$(HOST):$(PORT) (CHECKPOINT=...; default: the zoo's WLASL300 model)
+	$(PY) demo.py $(CHECKPOINT) --host $(HOST) --port $(PORT)
 
 bench: $(VENV)/.installed ## throughput benchmarks; writes benchmarks/results.json
 	$(PY) -m benchmarks.bench

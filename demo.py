@@ -4,8 +4,9 @@ python3 demo.py [CHECKPOINT] [--host 127.0.0.1] [--port 8000] [--max_upload_mb 5
                 [--workers 1]
 
 CHECKPOINT is a train.py checkpoint (run with torch on the CPU) or a model.onnx
-written by export.py (run with onnxruntime; its model.json must lie beside it);
-default: runs/default/checkpoints/best.ckpt, the model `make train` writes. The
+written by export.py (run with onnxruntime; its model.json must lie beside it), or
+the name of a model in the zoo (`python3 -m models.zoo list`); default:
+wlasl300_hands, the shipped WLASL300 hand-landmark model (300 ASL signs). The
 page takes an uploaded video, or one recorded with the webcam where the browser
 allows it, and shows the top-5 glosses, each HamNoSys head's prediction, the
 landmarks over a few frames of the clip and how long each step took. Its JSON API:
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from utils.cli import positive_float, port, positive_int, run_cli
 
-DEFAULT_CHECKPOINT = Path("runs/default/checkpoints/best.ckpt")
+#: The zoo model served when no CHECKPOINT is given: real ASL signs.
+DEFAULT_CHECKPOINT = Path("wlasl300_hands")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,8 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="?",
         default=DEFAULT_CHECKPOINT,
         metavar="CHECKPOINT",
-        help="a train.py checkpoint or an export.py model.onnx (default: "
-        "%(default)s, written by make train)",
+        help="a train.py checkpoint, an export.py model.onnx or a model zoo name "
+        "(default: %(default)s, the shipped WLASL300 model)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     parser.add_argument(
@@ -72,14 +74,6 @@ def demo(args: argparse.Namespace) -> int:
     # pylint: disable-next=import-outside-toplevel
     from serving.app import serve
 
-    if args.checkpoint == DEFAULT_CHECKPOINT and not args.checkpoint.exists():
-        # pylint: disable-next=import-outside-toplevel
-        from utils.errors import UserError
-
-        raise UserError(
-            f"{DEFAULT_CHECKPOINT} does not exist: run `make train` first, or give "
-            "a checkpoint (python3 demo.py CHECKPOINT)"
-        )
     return serve(
         args.checkpoint,
         host=args.host,

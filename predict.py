@@ -1,7 +1,7 @@
 """Embeddings and top-5 predictions of a checkpoint for videos and frame folders.
 
 python3 predict.py CHECKPOINT INPUT_DIR OUTPUT_DIR
-                   --embedding_kind spatial|temporal|CLS|probabilities
+                   [--embedding_kind spatial|temporal|CLS|probabilities]
                    [--batch_size 8] [--all_frames] [--workers 0] [--layout flat|ssvp]
                    [--backend torch|onnx]
                    [--num_shards N --shard_id I | --items_per_shard K [--shard_id I]]
@@ -96,7 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--embedding_kind",
         metavar="KIND",
-        help=f"one of {', '.join(EMBEDDING_KINDS)} (required)",
+        default="CLS",
+        help=f"one of {', '.join(EMBEDDING_KINDS)} (default: %(default)s)",
     )
     parser.add_argument(
         "--batch_size",
@@ -161,8 +162,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         return args
     if any(value is None for value in positional):
         parser.error("CHECKPOINT, INPUT_DIR and OUTPUT_DIR are required")
-    if args.embedding_kind is None:
-        parser.error("the following arguments are required: --embedding_kind")
     if args.num_shards is not None and args.items_per_shard is not None:
         parser.error("give --num_shards or --items_per_shard, not both")
     if args.num_shards is not None and args.shard_id is None:

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Protocol
 
 from benchmarks import video_loader, video_networks
-from benchmarks.serving import demo_latency, onnx_vs_torch, serving_rows
+from benchmarks.serving import (
+    DEMO_MODEL,
+    demo_latency,
+    demo_startup,
+    onnx_vs_torch,
+    serving_rows,
+)
 from utils.config_model import VIDEO_NETWORKS
 
 #: Networks that only take 16 x 224 x 224 clips: timed one clip per step.
@@ -48,11 +54,12 @@ def _serving(quick: bool) -> dict:
     image model) and exports only the landmark model."""
     if quick:
         return {
-            "demo_latency": demo_latency("image", clips=1),
+            "demo_latency": demo_latency("image", rounds=1),
             "onnx_vs_torch": {"landmarks": onnx_vs_torch("landmarks", 2, repeats=1)},
         }
     return {
-        "demo_latency": demo_latency("landmarks", clips=3),
+        "demo_latency": demo_latency(DEMO_MODEL, rounds=4),
+        "demo_startup": demo_startup(DEMO_MODEL),
         "onnx_vs_torch": {
             kind: onnx_vs_torch(kind, repeats=10) for kind in ("image", "landmarks")
         },

@@ -1,9 +1,14 @@
-"""Serving measurements: the demo's per-clip latency (landmark extraction and the model
-apart) and CPU inference of an exported ONNX model against torch.
+"""Serving measurements: the demo's per-clip latency on real WLASL videos (each step
+apart, p50 and p95), its start-up time, and CPU inference of an exported ONNX model
+against torch.
 
-Both use models of the shipped config with random weights (speed does not depend on
-the weights): the image model `make train` trains, and the same with the
-landmarks-only extractor. Run alone: `python -m benchmarks.serving`.
+The demo is timed with the zoo's WLASL300 hands model (what `make demo` serves) on
+the three real WLASL sample videos (`../shared/data/video/wlasl_sample/`, 63-80
+frames of 1280x720, 2.1-2.7 s), one request after another; `--quick` times the image
+model of the shipped config instead (no MediaPipe). Start-up is the time from
+starting `demo.py` to its first answer (`GET /api/info`), and to MediaPipe being
+loaded. The ONNX comparison uses models of the shipped config with random weights
+(speed does not depend on the weights). Run alone: `python -m benchmarks.serving`.
 """
 
 from __future__ import annotations
@@ -11,27 +16,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.common import CONFIG_FILE, REPO
-from evaluation.checkpoints import LoadedModel
+from evaluation.checkpoints import LoadedModel, resolve_checkpoint
 from evaluation.export import export_model, generated_inputs
 from evaluation.onnx_backend import load_onnx
 from models.pipeline import build_pipeline
-from serving.inference import DemoService, VideoFile
+from serving.inference import DemoService, VideoFile, load_model
 from utils.config import SignpipeConfig
 from utils.config_loader import load_raw_config, parse_config
+from utils.errors import UserError
 from utils.hamnosys_heads import HEAD_ORDER, head_class_names
 
-#: The real clip the demo is timed on (a WLASL sample video, 72 frames of 1280x720).
-DEMO_VIDEO = REPO.parent / "shared" / "data" / "video" / "wlasl_sample" / "69546.mp4"
+#: The real clips the demo is timed on (WLASL sample videos, 1280x720, 2.1-2.7 s).
+SAMPLE_DIR = REPO.parent / "shared" / "data" / "video" / "wlasl_sample"
+DEMO_VIDEOS = tuple(SAMPLE_DIR / f"{name}.mp4" for name in ("69531", "69532", "69546"))
+#: The zoo model `make demo` serves.
+DEMO_MODEL = "wlasl300_hands"
 GLOSSES = 8
 MODELS = ("image", "landmarks")
 
@@ -67,35 +79,109 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def demo_latency(
-    kind: str = "landmarks", clips: int = 3, video: Path = DEMO_VIDEO
+    model: str = DEMO_MODEL, rounds: int = 4, videos: tuple[Path, ...] = DEMO_VIDEOS
 ) -> dict:
     """The demo's latency per clip, one request after another (after one warm-up).
 
     Args:
-        kind: `landmarks` (MediaPipe landmarks feed the model) or `image`.
-        clips: timed requests.
-        video: the clip sent each time.
+        model: a zoo name or checkpoint (`image`: the shipped config's image model
+            with random weights).
+        rounds: times each video is sent.
+        videos: the clips sent.
 
     Returns:
-        `{"kind", "video", "clips", "steps": {step: {"p50", "p95"}}}` in ms, steps as
-        the demo's `timings_ms` (landmarks, decode, model, overlay, total, ...); or
-        `{"skipped": reason}` when the video is absent.
+        `{"model", "videos", "requests", "steps": {step: {"p50", "p95"}},
+        "top1": {video: gloss}}` in ms, steps as the demo's `timings_ms` (landmarks,
+        decode, model, overlay, total, ...); or `{"skipped": reason}` when the
+        videos or the model are absent.
     """
-    if not Path(video).is_file():
-        return {"skipped": f"{video} is absent"}
-    service = DemoService(random_model(kind), "torch")
+    missing = [str(video) for video in videos if not Path(video).is_file()]
+    if missing:
+        return {"skipped": f"{', '.join(missing)} absent"}
+    if model == "image":
+        loaded = random_model("image")
+    else:
+        try:
+            loaded = load_model(resolve_checkpoint(model))[0]
+        except UserError as error:
+            return {"skipped": str(error)}
+    service = DemoService(loaded, "torch")
     runs: list[dict[str, float]] = []
+    top1: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="signpipe-bench-demo-") as scratch:
-        for index in range(clips + 1):
+        for index in range(rounds * len(videos) + 1):
+            video = Path(videos[max(0, index - 1) % len(videos)])
             folder = Path(scratch) / str(index)
             folder.mkdir()
-            copy = folder / f"clip{Path(video).suffix}"
-            copy.write_bytes(Path(video).read_bytes())
-            result = service.predict(VideoFile(copy, Path(video).name))
-            if index:  # the first request warms up MediaPipe and torch
+            copy = folder / video.name
+            copy.write_bytes(video.read_bytes())
+            result = service.predict(VideoFile(copy, video.name))
+            if index:  # the first request waits for MediaPipe and warms up torch
                 runs.append(result["timings_ms"])
-    steps = {step: _percentiles([run[step] for run in runs]) for step in runs[0]}
-    return {"kind": kind, "video": str(video), "clips": clips, "steps": steps}
+                top1[video.stem] = result["heads"]["gloss"][0]["label"]
+    steps = {
+        step: _percentiles([run[step] for run in runs if step in run])
+        for step in runs[0]
+    }
+    return {
+        "model": model,
+        "videos": [str(video) for video in videos],
+        "requests": len(runs),
+        "steps": steps,
+        "top1": top1,
+    }
+
+
+def demo_startup(model: str = DEMO_MODEL, repeats: int = 2) -> dict:
+    """Seconds from starting `demo.py MODEL --port 0` to its first answer to
+    `GET /api/info`, and to MediaPipe being loaded (`ready`); the worst of `repeats`.
+
+    Returns:
+        `{"model", "repeats", "answer_s", "ready_s"}`, or `{"skipped": reason}`.
+    """
+    try:
+        resolve_checkpoint(model)
+    except UserError as error:
+        return {"skipped": str(error)}
+    answers, readies = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with subprocess.Popen(
+            [sys.executable, "demo.py", model, "--port", "0"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as process:
+            try:
+                line = process.stdout.readline()
+                found = re.search(r"http://[^/]+/", line)
+                if found is None:
+                    return {"skipped": f"demo.py did not start: {line.strip()!r}"}
+                url = found.group(0)
+                answered = None
+                while time.perf_counter() - start < 60:
+                    try:
+                        with urllib.request.urlopen(url + "api/info", timeout=5) as got:
+                            info = json.loads(got.read())
+                    except OSError:
+                        time.sleep(0.02)
+                        continue
+                    answered = answered or time.perf_counter() - start
+                    if info.get("ready"):
+                        break
+                    time.sleep(0.05)
+                answers.append(answered)
+                readies.append(time.perf_counter() - start)
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+    return {
+        "model": model,
+        "repeats": repeats,
+        "answer_s": max(answers),
+        "ready_s": max(readies),
+    }
 
 
 def _time_calls(call, repeats: int) -> float:
@@ -146,13 +232,14 @@ def onnx_vs_torch(kind: str = "image", batch: int = 8, repeats: int = 10) -> dic
     }
 
 
-def run_serving_benchmarks(clips: int = 3, repeats: int = 10) -> dict:
-    """Every serving measurement: the demo's latency (landmark model) and ONNX vs
-    torch for both models, with the load average before and after (other jobs on
-    the machine slow every figure)."""
+def run_serving_benchmarks(rounds: int = 4, repeats: int = 10) -> dict:
+    """Every serving measurement: the demo's latency and start-up (zoo model, real
+    videos) and ONNX vs torch for both models, with the load average before and
+    after (other jobs on the machine slow every figure)."""
     load_before = os.getloadavg()
     results = {
-        "demo_latency": demo_latency("landmarks", clips),
+        "demo_latency": demo_latency(DEMO_MODEL, rounds),
+        "demo_startup": demo_startup(DEMO_MODEL),
         "onnx_vs_torch": {
             kind: onnx_vs_torch(kind, repeats=repeats) for kind in MODELS
         },
@@ -168,13 +255,20 @@ def serving_rows(results: dict) -> list[str]:
     if "skipped" in latency:
         rows.append(f"| demo latency per clip | skipped | {latency['skipped']} |")
     else:
-        for step in ("landmarks", "decode", "model", "overlay", "total"):
+        for step in ("warm_up", "landmarks", "decode", "model", "overlay", "total"):
             if step in latency["steps"]:
                 shown = latency["steps"][step]
                 rows.append(
-                    f"| demo {step} per clip ({latency['kind']} model, p50 / p95) | "
-                    f"{shown['p50']:,.1f} / {shown['p95']:,.1f} | ms |"
+                    f"| demo {step} per clip ({latency['model']}, "
+                    f"{latency['requests']} requests on real WLASL videos, p50 / p95)"
+                    f" | {shown['p50']:,.1f} / {shown['p95']:,.1f} | ms |"
                 )
+    startup = results.get("demo_startup")
+    if startup and "skipped" not in startup:
+        rows.append(
+            f"| demo start-up ({startup['model']}): first answer / MediaPipe loaded"
+            f" | {startup['answer_s']:.2f} / {startup['ready_s']:.2f} | s |"
+        )
     for kind, measured in results["onnx_vs_torch"].items():
         rows.append(
             f"| {kind} model, batch {measured['batch']} x {measured['time']} frames: "
@@ -188,10 +282,12 @@ def serving_rows(results: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """`python -m benchmarks.serving`: print the rows, then the JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serving")
-    parser.add_argument("--clips", type=int, default=3, help="timed demo requests")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="times each demo video is sent"
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed model calls")
     args = parser.parse_args(argv)
-    results = run_serving_benchmarks(args.clips, args.repeats)
+    results = run_serving_benchmarks(args.rounds, args.repeats)
     print("| measurement | value | unit |\n|---|---|---|")
     print("\n".join(serving_rows(results)))
     print(json.dumps(results, indent=2))

@@ -1,41 +1,57 @@
-"""Extract MediaPipe Holistic landmarks from videos or frame folders.
+"""Extract MediaPipe landmarks from videos or frame folders.
 
 INPUT is a video file, a folder of videos, a frame folder `<name>/` holding
 `<name>_<idx>.jpg` frames, or a folder of such frame folders (a dataset root), or a
 mix of videos and frame folders. For each item `<name>` this writes::
 
-    OUTPUT/<name>/<name>.npz    pose (T, 33, 3), face (T, 468, 3), left_hand (T, 21, 3),
-                                right_hand (T, 21, 3) float32, and fps when known
+    OUTPUT/<name>/<name>.npz    --tracker holistic (default): pose (T, 33, 3),
+                                face (T, 468, 3), left_hand (T, 21, 3),
+                                right_hand (T, 21, 3); --tracker hands: hands
+                                (T, 2, 21, 3) in detection order (as WLASL's files);
+                                float32, NaN where nothing was found; and
+                                coordinates ("normalized"), frame_size
+                                ([width, height]) and fps when known
 
-in pixel coordinates of the frame (x * width, y * height, z * width), NaN where a part
-was not detected: the `.npz` layout `datasets.landmarks.read_landmarks` reads. Row `i`
-is frame `<name>_<i>` (missing frame indices give NaN rows), so OUTPUT may be the
-frames' dataset root itself. Each item gets a fresh Holistic tracker
-(`static_image_mode=False`). Re-running replaces the `.npz`; failed items are
-listed at the end and make the exit status 1.
+in the landmark convention (docs/landmarks.md): MediaPipe's normalised image
+coordinates, the `.npz` layout `datasets.landmarks.read_landmarks` reads. Row `i` is
+frame `<name>_<i>` (missing frame indices give NaN rows), so OUTPUT may be the frames'
+dataset root itself. Each item gets a fresh tracker in video mode
+(`data_preprocessing.trackers`, the extraction predict.py and the demo use too).
+Re-running replaces the `.npz`; failed items are listed at the end and make the exit
+status 1.
 
 Needs the optional extra `requirements-landmarks.txt` (mediapipe 0.10.14, whose
-wheel bundles the Holistic models so that nothing is downloaded).
+wheel bundles the models so that nothing is downloaded).
 
 Usage::
 
     python3 -m data_preprocessing.extract_landmarks INPUT OUTPUT
-        [--model_complexity 0|1|2] [--workers N] [--fps N]
+        [--tracker holistic|hands] [--model_complexity 0|1|2] [--workers N]
+        [--fps N]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from contextlib import ExitStack
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
+from data_preprocessing.trackers import (
+    DEFAULT_COMPLEXITY,
+    POSE_MODELS,
+    TRACKERS,
+    check_model,
+    empty_parts,
+    follow,
+    load_mediapipe,
+    store,
+    track,
+)
 from data_preprocessing.video_io import (
     add_workers_argument,
     ItemResult,
@@ -48,86 +64,41 @@ from data_preprocessing.video_io import (
     run_batch,
 )
 from datasets.index import list_frames, read_fps
+from datasets.videos import probe_video
+from datasets.landmarks import landmark_arrays
 from utils.cli import positive_float, run_cli
 from utils.errors import DataError, UserError
 from utils.file_io import write_atomically
 
-#: Points per part as written (MediaPipe Holistic without iris refinement).
-PART_POINTS = {"pose": 33, "face": 468, "left_hand": 21, "right_hand": 21}
-#: Holistic result attribute of each part.
-RESULT_FIELDS = {
-    "pose": "pose_landmarks",
-    "face": "face_landmarks",
-    "left_hand": "left_hand_landmarks",
-    "right_hand": "right_hand_landmarks",
-}
-#: The pose model each model_complexity needs (in mediapipe/modules/pose_landmark).
-POSE_MODELS = {
-    0: "pose_landmark_lite.tflite",
-    1: "pose_landmark_full.tflite",
-    2: "pose_landmark_heavy.tflite",
-}
-DEFAULT_COMPLEXITY = 1
-INSTALL_HINT = (
-    "run `.venv/bin/pip install -r requirements-landmarks.txt` (or `make venv`)"
-)
+__all__ = [
+    "DEFAULT_COMPLEXITY",
+    "check_model",
+    "extract_item",
+    "extract_landmarks",
+    "extract_video",
+    "load_mediapipe",
+]
+
+#: Longest side frames are shrunk to before tracking clips for predict.py and the
+#: demo: larger frames only cost memory (MediaPipe looks at 192-256 pixel crops),
+#: and converting a frame at its own size is faster than scaling it.
+TRACKING_MAX_SIDE = 1920
 
 
-def load_mediapipe() -> ModuleType:
-    """Import mediapipe and check that it offers `mp.solutions.holistic`.
-
-    Raises:
-        UserError: mediapipe is missing, does not import, or is a version without
-            the Holistic solution; the message says what to install.
-    """
-    # mediapipe 0.10.14 with protobuf 4.25 warns once per process; not the user's issue.
-    warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
-    try:
-        # Imported here: an optional extra, needed by this tool only.
-        # pylint: disable-next=import-outside-toplevel
-        import mediapipe
-    except ImportError:
-        raise UserError(
-            f"extract_landmarks needs mediapipe, which is not installed: {INSTALL_HINT}"
-        ) from None
-    except Exception as error:  # pylint: disable=broad-exception-caught
-        # e.g. protobuf >= 5 makes mediapipe 0.10.14 fail with a TypeError.
-        raise UserError(
-            f"mediapipe does not import ({type(error).__name__}: {error}); "
-            f"{INSTALL_HINT}"
-        ) from None
-    if getattr(getattr(mediapipe, "solutions", None), "holistic", None) is None:
-        version = getattr(mediapipe, "__version__", "?")
-        raise UserError(
-            f"mediapipe {version} has no mp.solutions.holistic (the offline Holistic "
-            f"models); {INSTALL_HINT}"
-        )
-    return mediapipe
-
-
-def check_model(mediapipe: ModuleType, model_complexity: int) -> None:
-    """Raise `UserError` when the pose model of `model_complexity` is not installed.
-
-    mediapipe 0.10.14 bundles only the full pose model (complexity 1); it would try
-    to download the lite (0) and heavy (2) ones at run time.
-    """
-    folder = Path(mediapipe.__file__).parent / "modules" / "pose_landmark"
-    model = folder / POSE_MODELS[model_complexity]
-    if not model.is_file():
-        raise UserError(
-            f"--model_complexity {model_complexity} needs {model}, which this "
-            "mediapipe does not bundle (it would download it, and nothing is "
-            f"downloaded here); use --model_complexity {DEFAULT_COMPLEXITY} or "
-            "place the file there"
-        )
-
-
-def _frame_folder_frames(folder: Path, name: str) -> tuple[int, Iterator, float | None]:
-    """A frame folder's length (highest index + 1), `(idx, RGB)` frames, and FPS."""
+def _frame_folder_frames(
+    folder: Path, name: str
+) -> tuple[int, Iterator, float | None, tuple[int, int] | None]:
+    """A frame folder's length (highest index + 1), `(idx, RGB)` frames, FPS, and
+    frame size (of the first frame)."""
     frames = list_frames(folder, name)
     if not frames:
         raise DataError(f"{folder}: no {name}_<idx>.jpg frames")
     fps = read_fps(folder, name)
+    try:
+        with Image.open(frames[min(frames)]) as first:
+            size = first.size
+    except OSError:
+        size = None  # reported when the frame is read
 
     def read() -> Iterator[tuple[int, np.ndarray]]:
         for index in sorted(frames):
@@ -140,16 +111,7 @@ def _frame_folder_frames(folder: Path, name: str) -> tuple[int, Iterator, float 
                 ) from None
             yield index, rgb
 
-    return max(frames) + 1, read(), fps
-
-
-def _points(landmarks: Any, count: int, width: int, height: int) -> np.ndarray:
-    """MediaPipe normalised landmarks -> `(count, 3)` pixel coordinates."""
-    points = np.array(
-        [(point.x, point.y, point.z) for point in landmarks.landmark[:count]],
-        dtype=np.float32,
-    )
-    return points * np.array([width, height, width], dtype=np.float32)
+    return max(frames) + 1, read(), fps, size
 
 
 def _grow(parts: dict[str, np.ndarray], length: int) -> None:
@@ -164,14 +126,26 @@ def _grow(parts: dict[str, np.ndarray], length: int) -> None:
             parts[part] = np.concatenate([array, extra])
 
 
+def _write(
+    target: Path,
+    parts: dict[str, np.ndarray],
+    frame_size: tuple[int, int] | None,
+    fps: float | None,
+) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    arrays = landmark_arrays(parts, frame_size=frame_size, fps=fps)
+    write_atomically(target, lambda file: np.savez_compressed(file, **arrays))
+
+
 def extract_item(
     name: str,
     source: Path,
     output: Path,
     model_complexity: int,
     fps: float | None,
+    tracker: str = "holistic",
 ) -> ItemResult:
-    """Run Holistic over one video or frame folder and write `output/<name>/<name>.npz`.
+    """Follow one video or frame folder and write `output/<name>/<name>.npz`.
 
     Args:
         name: the output name.
@@ -180,6 +154,7 @@ def extract_item(
         model_complexity: Holistic's pose model, 0, 1 or 2.
         fps: resample videos to this rate first (as videos_to_frames --fps does);
             None keeps every frame. Frame folders are used as they are.
+        tracker: "holistic" or "hands" (see `data_preprocessing.trackers`).
 
     Returns:
         The frame count and, in `details`, how many frames had each part detected.
@@ -188,49 +163,113 @@ def extract_item(
         DataError: the video or a frame cannot be read.
         OSError: writing failed.
     """
-    holistic_module = load_mediapipe().solutions.holistic
     with ExitStack() as stack:
         if source.is_dir():
-            length, frames, file_fps = _frame_folder_frames(source, name)
+            length, frames, file_fps, size = _frame_folder_frames(source, name)
         else:
             reader = stack.enter_context(VideoReader(source, fps=fps))
             length, frames, file_fps = 0, enumerate(reader), reader.info.fps
-        parts = {
-            part: np.full((length, points, 3), np.nan, np.float32)
-            for part, points in PART_POINTS.items()
-        }
-        holistic = stack.enter_context(
-            holistic_module.Holistic(
-                static_image_mode=False, model_complexity=model_complexity
-            )
-        )
+            size = (reader.info.width, reader.info.height)
+        parts = empty_parts(tracker, length)
         seen = 0
-        for index, image in frames:
+        for index, found in follow(
+            frames, tracker=tracker, model_complexity=model_complexity
+        ):
             seen = max(seen, index + 1)
             _grow(parts, seen)
-            height, width = image.shape[:2]
-            results = holistic.process(np.ascontiguousarray(image))
-            for part, field in RESULT_FIELDS.items():
-                landmarks = getattr(results, field)
-                if landmarks is not None:
-                    parts[part][index] = _points(
-                        landmarks, PART_POINTS[part], width, height
-                    )
+            store(parts, index, found)
     length = max(length, seen)
     parts = {part: array[:length] for part, array in parts.items()}
-    arrays: dict[str, np.ndarray] = dict(parts)
-    if file_fps:
-        arrays["fps"] = np.asarray(file_fps, dtype=np.float64)
-    target = output / name
-    target.mkdir(parents=True, exist_ok=True)
-    write_atomically(
-        target / f"{name}.npz", lambda file: np.savez_compressed(file, **arrays)
-    )
+    _write(output / name / f"{name}.npz", parts, size, file_fps)
     details = {
-        part: int(np.isfinite(array).all(axis=(1, 2)).sum())
+        part: (
+            int(np.isfinite(array[..., 0]).any(axis=-1).sum())
+            if part == "hands"
+            else int(np.isfinite(array).all(axis=(1, 2)).sum())
+        )
         for part, array in parts.items()
     }
     return ItemResult(name, str(source), frames=seen, details=details)
+
+
+def extract_video(
+    source: Path,
+    target: Path,
+    *,
+    tracker: str,
+    rows: list[int] | None = None,
+    length: int | None = None,
+    threads: int = 2,
+    keep: set[int] | frozenset[int] = frozenset(),
+) -> dict[int, np.ndarray]:
+    """Landmarks of the frames of one video that a model uses, into `target` (.npz).
+
+    The frames are decoded (at most `TRACKING_MAX_SIDE` pixels long) and dealt to
+    `threads` trackers while decoding goes on: what `predict.py` and the demo run on
+    a clip.
+
+    Args:
+        source: the video.
+        target: the `.npz` to write (one row per frame; rows not followed are NaN).
+        tracker: "hands" or "holistic".
+        rows: the frames to follow (0-based, any order, repeats allowed); None: all.
+            Decoding stops after the last one.
+        length: the video's frame count as the rows were chosen from (the file gets
+            exactly this many rows); None: the frames decoded.
+        threads: trackers working at the same time.
+        keep: frames whose decoded image to return (e.g. to draw them).
+
+    Returns:
+        The decoded images of the `keep` frames that exist, by frame index.
+
+    Raises:
+        DataError: the video cannot be decoded.
+        UserError: mediapipe or its model is missing.
+    """
+    wanted = None if rows is None else set(rows)
+    last = None if wanted is None else max(wanted | set(keep), default=-1)
+    kept: dict[int, np.ndarray] = {}
+    decoded = 0
+    with VideoReader(source, max_side=TRACKING_MAX_SIDE) as reader:
+        info = reader.info
+        # Without a given length, room for more frames than the header says (a
+        # wrong header); the arrays are cut to the frames decoded below.
+        count = length if length is not None else 2 * reader_length(source) + 16
+
+        def frames() -> Iterator[tuple[int, np.ndarray]]:
+            nonlocal decoded
+            images = reader.images(None if wanted is None else wanted | set(keep))
+            for index, image in enumerate(images):
+                decoded = index + 1
+                if image is not None and index in keep:
+                    kept[index] = image
+                if (
+                    image is not None
+                    and index < count
+                    and (wanted is None or index in wanted)
+                ):
+                    yield index, image
+                if last is not None and index >= last:
+                    break
+
+        parts = track(frames(), count, tracker=tracker, threads=threads)
+    if length is None:
+        parts = {part: _fit(array, decoded) for part, array in parts.items()}
+    _write(target, parts, (info.source_width, info.source_height), info.fps)
+    return kept
+
+
+def reader_length(source: Path) -> int:
+    """A video's frame count from its container (counted from packets if absent)."""
+    return probe_video(source).frames
+
+
+def _fit(array: np.ndarray, length: int) -> np.ndarray:
+    """`array` cut or NaN-padded to `length` rows."""
+    if len(array) >= length:
+        return array[:length]
+    pad = np.full((length - len(array),) + array.shape[1:], np.nan, np.float32)
+    return np.concatenate([array, pad])
 
 
 def list_inputs(source: Path) -> list[tuple[str, Path]]:
@@ -267,6 +306,7 @@ def extract_landmarks(
     model_complexity: int = DEFAULT_COMPLEXITY,
     workers: int = 1,
     fps: float | None = None,
+    tracker: str = "holistic",
 ) -> list[ItemResult]:
     """Extract landmarks of a video, frame folder, or a folder of either.
 
@@ -276,6 +316,7 @@ def extract_landmarks(
         model_complexity: Holistic's pose model (0, 1, 2; only 1 ships offline).
         workers: parallel processes.
         fps: resample videos to this frame rate first; None keeps every frame.
+        tracker: "holistic" (every part) or "hands" (hands only, much faster).
 
     Returns:
         One result per item, in input order; failed ones carry an `error`.
@@ -286,14 +327,14 @@ def extract_landmarks(
     """
     if model_complexity not in POSE_MODELS:
         raise UserError(f"--model_complexity must be 0, 1 or 2, got {model_complexity}")
-    check_model(load_mediapipe(), model_complexity)
+    check_model(load_mediapipe(), tracker, model_complexity)
     items = list_inputs(Path(source))
     output = Path(output)
     prepare_output(output)
     return run_batch(
         extract_item,
         items,
-        (output, model_complexity, fps),
+        (output, model_complexity, fps, tracker),
         workers=workers,
         unit="item",
     )
@@ -304,8 +345,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 -m data_preprocessing.extract_landmarks",
         description=(
-            "Write MediaPipe Holistic landmarks OUTPUT/<name>/<name>.npz for videos "
-            "or <name>/<name>_<idx>.jpg frame folders."
+            "Write MediaPipe landmarks OUTPUT/<name>/<name>.npz for videos or "
+            "<name>/<name>_<idx>.jpg frame folders (normalised image coordinates; "
+            "see docs/landmarks.md)."
         ),
     )
     parser.add_argument(
@@ -321,6 +363,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(POSE_MODELS),
         default=DEFAULT_COMPLEXITY,
         help="Holistic pose model (default: %(default)s, the one bundled offline)",
+    )
+    parser.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        default="holistic",
+        help="holistic: pose, face and both hands; hands: MediaPipe Hands alone "
+        "(as WLASL's landmarks were made; what hands-only models read; much "
+        "faster) (default: %(default)s)",
     )
     add_workers_argument(parser)
     parser.add_argument(
@@ -340,6 +390,7 @@ def _run(args: argparse.Namespace) -> int:
         model_complexity=args.model_complexity,
         workers=args.workers,
         fps=args.fps,
+        tracker=args.tracker,
     )
     done, frames = written(results)
     print(
@@ -349,7 +400,7 @@ def _run(args: argparse.Namespace) -> int:
     if done:
         found = ", ".join(
             f"{part} {sum((result.details or {}).get(part, 0) for result in done)}"
-            for part in PART_POINTS
+            for part in (done[0].details or {})
         )
         print(f"frames with each part detected: {found}")
     return report_failures(results, "items")

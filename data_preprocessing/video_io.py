@@ -202,6 +202,11 @@ class VideoReader:
         return frame.to_ndarray(format="rgb24")
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self.images(None)  # type: ignore[return-value]
+
+    def images(self, wanted: set[int] | None) -> Iterator[np.ndarray | None]:
+        """Every frame, converted to an array only where its index is in `wanted`
+        (None elsewhere: decoding cannot skip a frame, converting can); None: all."""
         count = 0
         try:
             if self._target_rate is None:
@@ -212,7 +217,9 @@ class VideoReader:
                 )
             previous, array = None, None
             for frame in frames:
-                if frame is previous:  # repeated when raising the rate
+                if wanted is not None and count not in wanted:
+                    previous, array = None, None
+                elif frame is previous:  # repeated when raising the rate
                     array = array.copy()
                 else:
                     previous, array = frame, self._to_array(frame)

@@ -18,7 +18,9 @@ landmarks per video id (H hands in detection order, NaN = no hand), or a folder 
 per-video landmark files as ``extract_landmarks`` writes them (``ID/ID.npz`` or
 ``ID.npz``, or ``.pose``). Videos without landmarks are skipped and counted.
 
-``ROOT`` gets ``ID/ID.npz`` (or ``.pose``) per clip, ``test_gloss.txt``
+``ROOT`` gets ``ID/ID.npz`` (or ``.pose``) per clip (an ``.npz`` source's arrays are
+written as ``hands`` with ``coordinates="normalized"``: MediaPipe's own points, the
+landmark convention of docs/landmarks.md), ``test_gloss.txt``
 (``name start end gloss split [signer]``, signer `UNKNOWN_SIGNER` where a clip has
 none) and ``glosses.txt``. Frame ranges: WLASL's are 1-based video frames with -1 =
 the last frame. A range that starts at the first frame and ends within
@@ -40,7 +42,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.landmarks import UNREADABLE_FILE_ERRORS, landmark_file, read_landmarks
+from datasets.landmarks import (
+    UNREADABLE_FILE_ERRORS,
+    landmark_arrays,
+    landmark_file,
+    read_landmarks,
+)
 from utils.cli import run_cli
 from utils.errors import DataError, UserError
 from utils.file_io import write_atomically
@@ -115,6 +122,18 @@ def _v03_clips(data: list, path: Path, num_classes: int | None) -> tuple:
     return clips, names
 
 
+def _plain_name(name: str) -> bool:
+    """Whether `name` is usable as one file name under the output root."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and Path(name).name == name
+    )
+
+
 def read_split_file(
     path: Path, num_classes: int | None = None
 ) -> tuple[list[Clip], dict[int, str]]:
@@ -130,6 +149,11 @@ def read_split_file(
     else:
         raise DataError(f"{path}: expected an nslt_N.json object or WLASL_v0.3 list")
     for clip in clips:
+        if not _plain_name(clip.video_id):
+            raise DataError(
+                f"{path}: video id {clip.video_id!r} is not a plain file name (a "
+                "clip's files are written under ROOT/<video id>/)"
+            )
         if clip.split not in SPLITS:
             raise DataError(
                 f"{path}: video {clip.video_id} has split {clip.split!r}; expected "
@@ -224,9 +248,11 @@ class _Source:
                 f"{self.path}: array {video_id} has shape {hands.shape}; expected "
                 "(T, hands, 21, 3) with T >= 1"
             )
+        # WLASL's hand files hold MediaPipe's normalised points (frame size unknown).
+        arrays = landmark_arrays({"hands": hands}, frame_size=None)
         write_atomically(
             target / f"{video_id}.npz",
-            lambda out: np.savez_compressed(out, hands=hands),
+            lambda out: np.savez_compressed(out, **arrays),
         )
         return len(hands)
 

@@ -15,6 +15,10 @@ side by `canonical_hands`:
    two-hand frames;
 3. in a clip that never shows two hands, every hand is the right hand (the
    dominant hand of most signers, and the side a mirror augmentation swaps).
+
+Before these rules, a hand reported twice in one frame (MediaPipe's tracker sometimes
+puts the same hand in both slots: their points lie within `DUPLICATE_HAND_PALMS`
+palm lengths of each other on average) counts as one hand, the first slot's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 from utils.landmark_points import HAND_POINTS, MIDDLE_FINGER_MCP, WRIST
+
+#: Two hands of one frame whose points lie this many palm lengths apart on average,
+#: or less, are one hand reported twice (two real hands, even touching, lie further
+#: apart: in WLASL's two-hand frames the median is more than a palm length).
+DUPLICATE_HAND_PALMS = 0.3
 
 
 def is_unsided_hand(component_name: str) -> bool:
@@ -43,12 +52,25 @@ def select_points(
     return out
 
 
+def _drop_duplicates(hands: np.ndarray, present: np.ndarray) -> None:
+    """Mark a frame's second present hand absent in `present` (in place) where it
+    repeats the first one (see `DUPLICATE_HAND_PALMS`)."""
+    for frame in np.flatnonzero(present.sum(axis=1) >= 2):
+        first, second = np.flatnonzero(present[frame])[:2]
+        a, b = hands[frame, first, :, :2], hands[frame, second, :, :2]
+        palm = np.linalg.norm(a[MIDDLE_FINGER_MCP] - a[WRIST])
+        apart = np.nanmean(np.linalg.norm(a - b, axis=-1))
+        if palm > 0 and apart <= DUPLICATE_HAND_PALMS * palm:
+            present[frame, second] = False
+
+
 def canonical_hands(hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hands of unknown side -> `(left_hand, right_hand)`, by the module's rule.
 
     Args:
         hands: `(T, H, 21, 3)` hands in detection order, NaN where absent; only the
-            first two present hands of a frame are kept.
+            first two present hands of a frame are kept, and a hand reported twice
+            counts once.
 
     Returns:
         The left and the right hand, each `(T, 21, 3)` with NaN where absent.
@@ -57,6 +79,7 @@ def canonical_hands(hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     left = np.full((length, HAND_POINTS, 3), np.nan, dtype=np.float32)
     right = left.copy()
     present = np.isfinite(hands[:, :, WRIST, :2]).all(-1)  # (T, H)
+    _drop_duplicates(hands, present)
     wrist_x = hands[:, :, WRIST, 0]
     slots = [np.flatnonzero(row)[:2] for row in present]
     two = [(t, s) for t, s in enumerate(slots) if len(s) == 2]

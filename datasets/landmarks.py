@@ -7,6 +7,15 @@ name (full or reduced Holistic, hands or body only; see `datasets.landmark_layou
 an `.npz` file's by MediaPipe's order. Hands of unknown side (an `.npz` array `hands`
 `(T, H, 21, 3)`, or `.pose` hand components without LEFT/RIGHT) are put on a side by
 `datasets.landmark_layout.canonical_hands`.
+
+One coordinate convention (docs/landmarks.md): in memory, points are MediaPipe's
+normalised image coordinates, x and y as shares of the frame's width and height and
+z on the scale of x, whatever the file holds. A file says what it holds: an `.npz`
+has `coordinates` ("normalized" or "pixels") and `frame_size` (`[width, height]`);
+a `.pose` file's header has the frame's width and height. Pixel files are divided by
+their frame size (z by the width). An `.npz` without `coordinates` (written before
+the convention, or by other tools) counts as normalised unless a point lies beyond
+`LEGACY_PIXEL_LIMIT`; then it is pixels, converted with its `frame_size` or refused.
 """
 
 from __future__ import annotations
@@ -55,6 +64,100 @@ POSE_MIRROR_PAIRS = (
 )
 
 
+#: The coordinate conventions a landmark file may declare.
+NORMALISED = "normalized"
+PIXELS = "pixels"
+COORDINATES = (NORMALISED, PIXELS)
+#: An `.npz` without `coordinates` whose x or y goes beyond this holds pixels (a
+#: normalised point lies near 0..1; a pixel frame is hundreds of pixels wide).
+LEGACY_PIXEL_LIMIT = 16.0
+#: The metadata arrays of an `.npz` landmark file (not body parts).
+METADATA_KEYS = ("fps", "coordinates", "frame_size")
+
+
+def landmark_arrays(
+    parts: dict[str, np.ndarray],
+    *,
+    frame_size: tuple[int, int] | None,
+    fps: float | None = None,
+) -> dict[str, np.ndarray]:
+    """The arrays of an `.npz` landmark file holding normalised `parts`: the parts,
+    `coordinates`, and `frame_size` and `fps` where known (for `np.savez`)."""
+    arrays = {part: np.asarray(array, np.float32) for part, array in parts.items()}
+    arrays["coordinates"] = np.array(NORMALISED)
+    if frame_size is not None:
+        arrays["frame_size"] = np.asarray(frame_size, dtype=np.int64)
+    if fps:
+        arrays["fps"] = np.asarray(fps, dtype=np.float64)
+    return arrays
+
+
+def _frame_size(value: np.ndarray | None, path: Path) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if value.size != 2 or not np.issubdtype(value.dtype, np.number):
+        raise DataError(f"{path}: frame_size must be [width, height]")
+    width, height = (float(v) for v in value.reshape(-1))
+    if not (np.isfinite(width) and np.isfinite(height) and width > 0 and height > 0):
+        raise DataError(f"{path}: frame_size {width:g} x {height:g} is not positive")
+    return width, height
+
+
+def _declared(value: np.ndarray | None, path: Path) -> str | None:
+    if value is None:
+        return None
+    text = str(value.reshape(-1)[0]) if value.size == 1 else ""
+    if text not in COORDINATES:
+        raise DataError(
+            f"{path}: coordinates must be one of {', '.join(COORDINATES)}, got "
+            f"{text or value!r}"
+        )
+    return text
+
+
+def _beyond_normalised(parts: dict[str, np.ndarray]) -> bool:
+    """Whether any x or y lies beyond `LEGACY_PIXEL_LIMIT` (pixels, not shares)."""
+    for array in parts.values():
+        xy = array[..., :2]
+        finite = xy[np.isfinite(xy)]
+        if finite.size and np.abs(finite).max() > LEGACY_PIXEL_LIMIT:
+            return True
+    return False
+
+
+def to_normalised(
+    parts: dict[str, np.ndarray],
+    coordinates: str | None,
+    frame_size: tuple[float, float] | None,
+    path: Path,
+) -> dict[str, np.ndarray]:
+    """A file's parts in the normalised convention (see the module docstring).
+
+    Raises:
+        DataError: pixel coordinates without the frame size to convert them.
+    """
+    if coordinates is None:
+        coordinates = PIXELS if _beyond_normalised(parts) else NORMALISED
+        if coordinates == PIXELS and frame_size is None:
+            raise DataError(
+                f"{path}: holds pixel coordinates (points beyond "
+                f"{LEGACY_PIXEL_LIMIT:g}) but does not say its frame size, so they "
+                "cannot be made normalised as every landmark reader needs (see "
+                "docs/landmarks.md); extract the landmarks again with "
+                "`python3 -m data_preprocessing.extract_landmarks`, or add "
+                "coordinates='pixels' and frame_size=[width, height] to the file"
+            )
+    if coordinates == NORMALISED:
+        return parts
+    if frame_size is None:
+        raise DataError(
+            f"{path}: says coordinates='pixels' but has no frame_size [width, height]"
+        )
+    width, height = frame_size
+    scale = np.array([width, height, width], dtype=np.float32)
+    return {part: array / scale for part, array in parts.items()}
+
+
 # What numpy and pose-format raise on a damaged or garbage file (a .pose header is
 # parsed field by field: a bad byte is a struct error, a bad name a UnicodeDecodeError,
 # a bad version NotImplementedError, a bad count an IndexError or a huge allocation).
@@ -99,16 +202,24 @@ def _read_npz(
 ) -> tuple[dict[str, np.ndarray], float | None]:
     # Only the arrays used: an .npz decompresses each array on access, and the face
     # (468 points) alone is most of a file.
-    wanted = {*components, "pose", "fps", "hands"}
+    wanted = {*components, "pose", "hands", *METADATA_KEYS}
     with np.load(path, allow_pickle=False) as data:
         keys = [key for key in data.files if key in wanted]
-        if not set(keys) - {"fps"}:  # none of the used parts: still learn T
+        if not set(keys) - set(METADATA_KEYS):  # none of the used parts: learn T
             keys += [key for key in data.files if key not in wanted][:1]
         parts = {
-            key: np.asarray(data[key], dtype=np.float32) for key in keys if key != "fps"
+            key: np.asarray(data[key], dtype=np.float32)
+            for key in keys
+            if key not in METADATA_KEYS
         }
-        fps = np.asarray(data["fps"]) if "fps" in keys else None
-    return parts, _one_fps(fps, path)
+        meta = {key: np.asarray(data[key]) for key in keys if key in METADATA_KEYS}
+    parts = to_normalised(
+        parts,
+        _declared(meta.get("coordinates"), path),
+        _frame_size(meta.get("frame_size"), path),
+        path,
+    )
+    return parts, _one_fps(meta.get("fps"), path)
 
 
 def _read_pose(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
@@ -136,6 +247,11 @@ def _read_pose(path: Path) -> tuple[dict[str, np.ndarray], float | None]:
             )
     if unsided:
         parts["hands"] = np.stack(unsided, axis=1)
+    # pose-format writes MediaPipe's points in pixels of the header's frame size;
+    # a header of 1 x 1 (or none) means normalised points.
+    size = pose.header.dimensions
+    if size is not None and size.width > 1 and size.height > 1:
+        parts = to_normalised(parts, PIXELS, (size.width, size.height), path)
     return parts, check_fps(pose.body.fps, f"{path}: fps")
 
 
@@ -150,7 +266,8 @@ def read_landmarks(
         components: which parts to keep, in order.
 
     Returns:
-        `(T, K, 3)` float32 with NaN for absent points, the `(T, 2, 3)` left and right
+        `(T, K, 3)` float32 with NaN for absent points, in normalised image
+        coordinates (see the module docstring), the `(T, 2, 3)` left and right
         shoulders (None when the file has no pose), and the FPS if the file has one.
     """
     require_file(path, "landmark file")

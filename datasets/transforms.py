@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
 from utils.config import AugmentationsParameters, JitterValue
 
@@ -229,6 +228,8 @@ class RandomGaussianBlur(torch.nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """Blur a `(T, C, H, W)` uint8 clip."""
         size = self.sizes[int(torch.randint(len(self.sizes), ()))]
+        from torchvision.transforms import v2  # pylint: disable=import-outside-toplevel
+
         return v2.functional.gaussian_blur(clip, [size, size])
 
 
@@ -246,6 +247,9 @@ def build_clip_transform(
     them to a whole `(T, C, H, W)` clip treats all its frames alike. With `resized`
     (frames from the frame cache), resize and crop were done already.
     """
+    # torchvision takes seconds to import: landmark-only runs never need it.
+    from torchvision.transforms import v2  # pylint: disable=import-outside-toplevel
+
     steps: list[torch.nn.Module] = []
     if config.apply_resize and not resized:
         steps.append(v2.Resize(config.resize_size, antialias=True))

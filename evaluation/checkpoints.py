@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from models.pipeline import SignPipeline, build_pipeline
+from models.zoo import names as zoo_names
+from models.zoo import zoo_file
 from models.transformers.hubert import save_encoder_shape
 from utils.config import SignpipeConfig
 from utils.config_loader import parse_config
@@ -99,20 +101,38 @@ def _label_names(hparams: dict, num_classes: dict[str, int]) -> dict[str, list[s
     return names
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the file of a model zoo name (`models.zoo`).
+
+    Raises:
+        UserError: neither a file nor a zoo name (the message lists the zoo).
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        return path
+    found = zoo_file(str(path)) if len(path.parts) == 1 else None
+    if found is not None:
+        return found
+    known = ", ".join(zoo_names()) or "none"
+    raise UserError(
+        f"checkpoint {path} does not exist or is not a file, nor the name of a "
+        f"model in the zoo ({known})"
+    )
+
+
 def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedModel:
     """Rebuild a `train.py` checkpoint's pipeline from its config and load its weights.
 
     Args:
-        path: a checkpoint `train.py` wrote (`checkpoints/best.ckpt`, `last.ckpt`).
+        path: a checkpoint `train.py` wrote (`checkpoints/best.ckpt`, `last.ckpt`),
+            or a model zoo name (`wlasl300_hands`).
         device: where to run; None chooses from the config (see `choose_device`).
 
     Raises:
         UserError: the file is missing, not a PyTorch checkpoint, not a signpipe
             checkpoint, or its weights do not fit the model its config describes.
     """
-    path = Path(path)
-    if not os.path.lexists(path):
-        raise UserError(f"checkpoint {path} does not exist or is not a file")
+    path = resolve_checkpoint(path)
     checkpoint = load_data_only(path, "checkpoint")
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else {}
     if (

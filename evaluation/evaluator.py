@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from datasets.sign_data import SignData
 from datasets.sign_dataset import collate_clips, worker_init_fn
-from evaluation.checkpoints import load_checkpoint
+from evaluation.checkpoints import load_checkpoint, resolve_checkpoint
 from evaluation.metrics import (
     CompRes,
     ShuffledCollate,
@@ -32,6 +32,7 @@ from evaluation.metrics import (
     make_permutation,
 )
 from evaluation.plots import PLOT_KINDS, save_head_plots
+from models.zoo import ZOO_DIR
 from utils.config_loader import check_data_paths, config_to_dict, parse_config
 from utils.errors import ConfigError, DataError, UserError
 from utils.file_io import write_atomically
@@ -40,7 +41,11 @@ SETS = ("train", "val", "test")
 
 
 def run_dir(checkpoint: Path) -> Path:
-    """The run directory of a checkpoint: the parent of its `checkpoints/` folder."""
+    """The run directory of a checkpoint: the parent of its `checkpoints/` folder;
+    for a model of the zoo, `runs/zoo/<name>` (nothing is written into the zoo)."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    if checkpoint.resolve().parent == ZOO_DIR:
+        return Path("runs") / "zoo" / checkpoint.stem
     parent = checkpoint.resolve().parent
     return parent.parent if parent.name == "checkpoints" else parent
 
@@ -111,7 +116,7 @@ class Evaluator:
         data_path: list[str] | None = None,
         batch_size: int | None = None,
     ) -> None:
-        self.checkpoint = checkpoint
+        self.checkpoint = resolve_checkpoint(checkpoint)
         # The checkpoint alone rebuilds the model (no starting-weights file needed).
         loaded = load_checkpoint(checkpoint, torch.device("cpu"))
         if loaded.config.train_parameters.pre_training:

@@ -9,7 +9,8 @@ centre-cropped by the evaluation transform; or, with `all_frames`, every frame. 
 video's sampled frames are decoded by seeking (`datasets.videos.read_frames`), as in
 training; only `all_frames` decodes a whole video.
 Models that read landmarks get them from a landmark file beside the input, or from
-MediaPipe Holistic run by `data_preprocessing.extract_landmarks.extract_item`.
+signpipe's one extraction (`data_preprocessing.trackers`): MediaPipe Hands for models
+that read only hands, Holistic otherwise, run on a video's sampled frames only.
 
 A dataset root (a folder holding the annotation file(s) the checkpoint's config
 names, `test_<mode>.txt` by default; or a video manifest `.csv`) is read the way
@@ -35,8 +36,10 @@ from data_preprocessing.extract_landmarks import (
     DEFAULT_COMPLEXITY,
     check_model,
     extract_item,
+    extract_video,
     load_mediapipe,
 )
+from data_preprocessing.trackers import tracker_for
 from data_preprocessing.video_io import VideoReader, check_unique_names, find_videos
 from datasets.index import (
     Sample,
@@ -265,7 +268,8 @@ class ClipOptions:
     """How an input becomes a clip (from the checkpoint's config).
 
     Attributes:
-        transform: the evaluation transform of `(T, C, H, W)` uint8 clips.
+        transform: the evaluation transform of `(T, C, H, W)` uint8 clips (None for
+            a model that reads no frames).
         size_hint: decode JPEG frames at about this size (draft mode), or None.
         sampling: the training run's temporal sampling, applied as for evaluation
             clips; None takes every frame (`--all_frames`).
@@ -273,7 +277,7 @@ class ClipOptions:
         frames: whether the model reads image frames.
     """
 
-    transform: torch.nn.Module
+    transform: torch.nn.Module | None
     size_hint: int | None
     sampling: SamplingOptions | None
     landmarks: LandmarksParameters | None
@@ -285,7 +289,13 @@ class ClipOptions:
         augmentations = config.augmentations_parameters
         train = config.train_parameters
         return cls(
-            transform=build_clip_transform(augmentations, train=False),
+            # Only models that read frames transform them (a landmark model's
+            # predictions never load torchvision's transforms).
+            transform=(
+                build_clip_transform(augmentations, train=False)
+                if config.uses_frames()
+                else None
+            ),
             size_hint=decode_size_hint(augmentations),
             sampling=(
                 None
@@ -313,11 +323,49 @@ def check_extraction(inputs: list[PredictionInput], options: ClipOptions) -> Non
     if options.landmarks is None:
         return
     if any(existing_landmarks(item) is None for item in inputs):
-        check_model(load_mediapipe(), DEFAULT_COMPLEXITY)
+        check_model(load_mediapipe(), tracker_for(options.landmarks.components))
 
 
-def _extract(item: PredictionInput, scratch: Path) -> Path:
-    """Run MediaPipe Holistic over the input into `scratch`; the `.npz` written."""
+def plan_video(
+    source: Path, options: ClipOptions
+) -> tuple[int, float | None, list[int]]:
+    """A video's frame count and rate (from its container) and the frames the model
+    reads of it."""
+    meta = probe_video(source)
+    return meta.frames, meta.fps, clip_positions(meta.frames, options, meta.fps, source)
+
+
+def extract_clip(
+    source: Path,
+    target: Path,
+    options: ClipOptions,
+    plan: tuple[int, float | None, list[int]],
+    keep: frozenset[int] = frozenset(),
+) -> dict[int, np.ndarray]:
+    """The landmarks the model reads of a video (`plan_video`), into `target`: the
+    tracker its components need, on the sampled frames only; the `keep` frames'
+    decoded images (for drawing)."""
+    length, _, positions = plan
+    return extract_video(
+        source,
+        target,
+        tracker=tracker_for(options.landmarks.components),
+        rows=positions,
+        length=length,
+        keep=keep,
+    )
+
+
+def _extract(
+    item: PredictionInput, scratch: Path, options: ClipOptions
+) -> tuple[Path, list[int] | None]:
+    """Extract the input's landmarks into `scratch`: the `.npz` written, and for a
+    video the frames it was extracted for (the clip's positions)."""
+    if item.is_video:
+        plan = plan_video(item.source, options)
+        target = scratch / "landmarks" / f"{item.name}.npz"
+        extract_clip(item.source, target, options, plan)
+        return target, plan[2]
     source = item.source
     if not item.is_video and not item.indexed:
         # extract_item reads `<name>_<idx>` frames: link the images under such names.
@@ -330,11 +378,16 @@ def _extract(item: PredictionInput, scratch: Path) -> Path:
             except OSError:
                 shutil.copyfile(path, link)
     result = extract_item(
-        item.name, source, scratch / "landmarks", DEFAULT_COMPLEXITY, None
+        item.name,
+        source,
+        scratch / "landmarks",
+        DEFAULT_COMPLEXITY,
+        None,
+        tracker_for(options.landmarks.components),
     )
     if result.error:
         raise DataError(f"{item.source}: landmark extraction failed ({result.error})")
-    return scratch / "landmarks" / item.name / f"{item.name}.npz"
+    return scratch / "landmarks" / item.name / f"{item.name}.npz", None
 
 
 def decode_video_clip(
@@ -425,6 +478,16 @@ def sample_clip(item: PredictionInput, options: ClipOptions) -> dict:
     return clip
 
 
+def _input_landmarks(item: PredictionInput, options: ClipOptions) -> tuple:
+    """An input's landmarks, shoulders and fps (`read_landmarks`), from its own file
+    or extracted; and for an extracted video the positions extracted (else None)."""
+    with tempfile.TemporaryDirectory(prefix="signpipe-predict-") as scratch:
+        path, planned = existing_landmarks(item), None
+        if path is None:
+            path, planned = _extract(item, Path(scratch), options)
+        return (*read_landmarks(path, options.landmarks.components), planned)
+
+
 def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
     """One input as a `SignDataset`-style item (for `collate_clips`).
 
@@ -439,11 +502,9 @@ def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
     """
     if item.sample is not None:
         return sample_clip(item, options)
-    points = shoulders = fps = None
+    points = shoulders = fps = planned = None
     if options.landmarks is not None:
-        with tempfile.TemporaryDirectory(prefix="signpipe-predict-") as scratch:
-            path = existing_landmarks(item) or _extract(item, Path(scratch))
-            points, shoulders, fps = read_landmarks(path, options.landmarks.components)
+        points, shoulders, fps, planned = _input_landmarks(item, options)
     video = None
     if item.is_video and options.frames and options.sampling is None:
         video, fps = decode_video_clip(item.source, options.transform)
@@ -456,7 +517,9 @@ def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
         length = len(item.frame_paths)
         if item.indexed:
             fps = read_fps(item.source, item.name) or fps
-    positions = clip_positions(length, options, fps, item.source)
+    positions = planned
+    if not positions or max(positions) >= length:
+        positions = clip_positions(length, options, fps, item.source)
     clip = {
         "name": item.name,
         "source": str(item.source),

@@ -1,10 +1,12 @@
 """One uploaded video -> the model's top-5 per head, a landmark strip and timings.
 
 The clip is made exactly as `predict.py` makes it for a video file
-(`evaluation.prediction.load_clip`): MediaPipe Holistic landmarks by
-`data_preprocessing.extract_landmarks.extract_item` for models that read landmarks,
-frames decoded with PyAV and the checkpoint's evaluation transform for image models,
-the checkpoint's temporal sampling. The model is a torch checkpoint or an exported
+(`evaluation.prediction.load_clip`): for models that read landmarks, signpipe's one
+extraction (`evaluation.prediction.extract_clip`: MediaPipe Hands for hands-only
+models, Holistic otherwise) on the frames the model samples, and the strip drawn from
+those same decoded frames and points; frames decoded with PyAV and the
+checkpoint's evaluation transform for image models; the checkpoint's temporal
+sampling. The model is a torch checkpoint or an exported
 ONNX file (`evaluation.onnx_backend`); both are called with the same batch.
 """
 
@@ -22,18 +24,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data_preprocessing.extract_landmarks import (
-    DEFAULT_COMPLEXITY,
-    check_model,
-    extract_item,
-    load_mediapipe,
-)
+from data_preprocessing.extract_landmarks import extract_item
+from data_preprocessing.trackers import check_installed, tracker_for, warm_up
 from data_preprocessing.video_io import VideoReader
 from datasets.landmarks import read_landmarks
 from datasets.sign_dataset import collate_clips
 from evaluation.checkpoints import LoadedModel, load_checkpoint
 from evaluation.onnx_backend import load_onnx
-from evaluation.prediction import ClipOptions, PredictionInput, load_clip
+from evaluation.prediction import (
+    ClipOptions,
+    PredictionInput,
+    extract_clip,
+    load_clip,
+    plan_video,
+)
 from serving.overlay import (
     DRAWN_COMPONENTS,
     STRIP_HEIGHT,
@@ -115,20 +119,47 @@ class DemoService:
         self.backend = backend
         self.options = ClipOptions.from_config(loaded.config, all_frames=False)
         self.modes = loaded.config.head_modes()
+        self.tracker = (
+            tracker_for(self.options.landmarks.components)
+            if self.options.landmarks is not None
+            else "holistic"
+        )
         self.mediapipe_ready = self._check_mediapipe()
         self._model_lock = threading.Lock()
         self._turns = threading.Semaphore(workers)
         self._waiting = threading.BoundedSemaphore(workers + max_waiting)
+        # MediaPipe loads in the background: the server answers at once, and the
+        # first clip waits for it only if it comes in the first seconds.
+        self._warm = threading.Event()
+        self._warm_error: str | None = None
+        if self.mediapipe_ready:
+            threading.Thread(target=self._warm_up, daemon=True).start()
+        else:
+            self._warm.set()
 
     def _check_mediapipe(self) -> bool:
-        """Whether landmarks can be extracted; required for landmark models."""
+        """Whether landmarks can be extracted (checked without importing mediapipe);
+        required for landmark models."""
         try:
-            check_model(load_mediapipe(), DEFAULT_COMPLEXITY)
+            check_installed(self.tracker)
         except UserError:
             if self.options.landmarks is not None:
                 raise
             return False
         return True
+
+    def _warm_up(self) -> None:
+        try:
+            warm_up(self.tracker)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            # Reported with the first clip that needs MediaPipe.
+            self._warm_error = f"{type(error).__name__}: {error}"
+        finally:
+            self._warm.set()
+
+    def ready(self) -> bool:
+        """Whether MediaPipe has loaded (clips are answered before that, later)."""
+        return self._warm.is_set()
 
     def info(self) -> dict:
         """What the page shows about the model."""
@@ -149,6 +180,8 @@ class DemoService:
                 head: self.modes.get(head, "gloss") for head in self.loaded.label_names
             },
             "num_segments": config.train_parameters.num_segments,
+            "tracker": self.tracker if self.options.landmarks is not None else None,
+            "ready": self.ready(),
         }
 
     def predict(self, video: VideoFile) -> dict:
@@ -180,13 +213,27 @@ class DemoService:
 
     def _predict(self, video: VideoFile) -> dict:
         timings: dict[str, float] = {}
-        with timed(timings, "probe"), VideoReader(video.path) as reader:
-            fps = reader.info.fps
+        if self.mediapipe_ready:
+            with timed(timings, "warm_up"):
+                self._warm.wait()
+            if self._warm_error and self.options.landmarks is not None:
+                raise UserError(f"MediaPipe did not load ({self._warm_error})")
+            if timings["warm_up"] < 1.0:
+                del timings["warm_up"]
+        with timed(timings, "probe"):
+            plan = plan_video(video.path, self.options)
         item = PredictionInput(video.path.stem, video.path)
+        wanted = strip_positions(plan[2], STRIP_FRAMES)
+        shown: dict[int, np.ndarray] = {}
         points_file = None
         if self.options.landmarks is not None:
+            points_file = video.path.parent / item.name / f"{item.name}.npz"
             with timed(timings, "landmarks"):
-                points_file = self._extract(item.name, video.path, video.path.parent)
+                # Where load_clip finds it; the sampled frames come back decoded,
+                # for the strip to show those where landmarks were found.
+                shown = extract_clip(
+                    video.path, points_file, self.options, plan, frozenset(plan[2])
+                )
         with timed(timings, "decode"):
             clip = load_clip(item, self.options)
         batch = collate_clips([clip])
@@ -198,7 +245,7 @@ class DemoService:
             for head, values in logits.items()
         }
         with timed(timings, "overlay"):
-            strip, drawn = self._strip(video.path, clip["positions"], points_file)
+            strip, drawn = self._strip(video.path, wanted, shown, points_file)
         timings["total"] = sum(timings.values())
         return {
             "heads": heads,
@@ -207,7 +254,7 @@ class DemoService:
             "frames": {
                 "num_frames": clip["num_frames"],
                 "positions": list(clip["positions"]),
-                "fps": fps,
+                "fps": plan[1],
             },
             "landmark_strip": as_data_url(strip) if strip else None,
             "landmarks_drawn": drawn,
@@ -222,51 +269,61 @@ class DemoService:
             for i in order
         ]
 
-    @staticmethod
-    def _extract(name: str, source: Path, folder: Path) -> Path:
-        """MediaPipe Holistic over a video or frame folder into
-        `folder/<name>/<name>.npz` (where `load_clip` finds it)."""
-        result = extract_item(name, source, folder, DEFAULT_COMPLEXITY, None)
-        if result.error:
-            raise UserError(f"{source}: landmark extraction failed ({result.error})")
-        return folder / name / f"{name}.npz"
-
     def _strip(
-        self, path: Path, positions: list[int], points_file: Path | None
+        self,
+        path: Path,
+        wanted: list[int],
+        shown: dict[int, np.ndarray],
+        points_file: Path | None,
     ) -> tuple[bytes | None, int]:
-        """A few of the clip's frames with their landmarks (the model's own for a
-        landmark model; extracted on these frames alone for an image model)."""
-        wanted = strip_positions(positions, STRIP_FRAMES)
+        """A few of the clip's frames with their landmarks: for a landmark model,
+        frames it read where landmarks were found, with the points it read (nothing
+        decoded again); for an image model, decoded here, with Holistic run on these
+        frames alone."""
+        if points_file is not None:
+            all_points = read_landmarks(points_file, DRAWN_COMPONENTS)[0]
+            found = [
+                index
+                for index in sorted(shown)
+                if index < len(all_points) and np.isfinite(all_points[index]).any()
+            ]
+            picked = strip_positions(found, STRIP_FRAMES) if found else wanted
+            picked = [index for index in picked if index in shown]
+            if not picked:
+                return None, 0
+            return render_strip(
+                [shown[index] for index in picked],
+                [all_points[index] for index in picked],
+            )
         frames: dict[int, np.ndarray] = {}
         # Decoded at about the strip's size: converting full-size frames is slow.
         with VideoReader(path, max_side=2 * STRIP_HEIGHT) as reader:
-            source_height = reader.info.source_height
-            for index, image in enumerate(reader):
-                if index in wanted:
+            for index, image in enumerate(reader.images(set(wanted))):
+                if image is not None:
                     frames[index] = image
                 if index >= max(wanted, default=-1):
                     break
-        shown = [index for index in wanted if index in frames]
-        if not shown:
+        images = [frames[index] for index in wanted if index in frames]
+        if not images:
             return None, 0
-        images = [frames[index] for index in shown]
         points: list[np.ndarray | None] = [None] * len(images)
-        if points_file is not None:
-            all_points = read_landmarks(points_file, DRAWN_COMPONENTS)[0]
-            points = [all_points[i] if i < len(all_points) else None for i in shown]
-            return render_strip(images, points, source_height)
-        if self.mediapipe_ready:
+        if self.mediapipe_ready and not self._warm_error:
             points = self._points_of(images)
         return render_strip(images, points)
 
-    def _points_of(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
-        """Landmarks of a few frames, by extract_item over them as a frame folder."""
+    @staticmethod
+    def _points_of(images: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Holistic landmarks of a few frames, by extract_item over them as a frame
+        folder."""
         with tempfile.TemporaryDirectory(prefix="signpipe-strip-") as scratch:
             folder = Path(scratch) / "strip"
             folder.mkdir()
             for index, image in enumerate(images):
                 Image.fromarray(image).save(folder / f"strip_{index}.png")
+            result = extract_item("strip", folder, Path(scratch) / "out", 1, None)
+            if result.error:
+                raise UserError(f"landmark extraction failed ({result.error})")
             found = read_landmarks(
-                self._extract("strip", folder, Path(scratch) / "out"), DRAWN_COMPONENTS
+                Path(scratch) / "out" / "strip" / "strip.npz", DRAWN_COMPONENTS
             )[0]
         return list(found)

@@ -104,7 +104,7 @@ def test_prediction_is_predict_pys_clip_through_the_model(client, checkpoint, vi
         assert result["timings_ms"][step] >= 0
     assert result["frames"]["num_frames"] == 10
     assert len(result["frames"]["positions"]) == 4
-    assert result["landmark_strip"].startswith("data:image/png;base64,")
+    assert result["landmark_strip"].startswith("data:image/jpeg;base64,")
 
 
 def test_the_page_is_served_without_external_resources(client):

@@ -368,3 +368,21 @@ def test_pose_files_of_each_layout_train_with_landmarks(
     config["landmarks_parameters"] = {"apply_flip": True, "apply_affine": True}
     config["heads"]["gloss"]["gloss"]["num_class"] = "auto"
     assert train.main(["--model_config_path", str(write_config(config))]) == 0
+
+
+def test_canonical_hands_counts_a_hand_reported_twice_once() -> None:
+    """MediaPipe's tracker sometimes reports one hand in both slots: one hand, on the
+    side the one-hand rule gives, and it does not move the dividing line."""
+    twice = hand_at(1, 0.3, 7)[0]
+    echo = twice + np.float32(0.001)  # the same hand, a hair apart
+    frames = [
+        [hand_at(1, 0.8, 1)[0], hand_at(1, 0.2, 2)[0]],  # two real hands
+        [twice, echo],
+    ]
+    left, right = canonical_hands(np.stack([np.stack(frame) for frame in frames]))
+    np.testing.assert_array_equal(right[1], twice)
+    assert np.isnan(left[1]).all()
+    # Two real hands as close as hands get when they touch stay two hands.
+    touching = [hand_at(1, 0.45, 3)[0], hand_at(1, 0.55, 4)[0]]
+    left, right = canonical_hands(np.stack(touching)[None])
+    assert np.isfinite(left).all() and np.isfinite(right).all()

@@ -7,9 +7,7 @@ import difflib
 import logging
 from collections.abc import Iterator
 
-import timm
 import torch
-import torchvision
 from torch import nn
 
 from models.registry import FEATURE_EXTRACTORS
@@ -121,6 +119,9 @@ def cnn_extractor(
     *, model_path: str, representation_size: int, pretrained_path: str | None = None
 ) -> FrameFeatureExtractor:
     """Any timm image model (by name), optionally with weights from a local file."""
+    # timm and torchvision take seconds to import: only models that use them do.
+    import timm  # pylint: disable=import-outside-toplevel
+
     if not timm.is_model(model_path):
         close = difflib.get_close_matches(model_path, timm.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -170,6 +171,8 @@ def resnet50_extractor(
 ) -> FrameFeatureExtractor:
     """torchvision's ResNet-50, optionally with weights from a local file."""
     check_weights_file(pretrained_path)
+    import torchvision  # pylint: disable=import-outside-toplevel
+
     backbone = torchvision.models.resnet50(weights=None)
     if pretrained_path is not None:
         state = load_weights_file(pretrained_path)

@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 from torch.nn import functional
 
@@ -206,6 +205,9 @@ def build_video_extractor(
 ) -> VideoFeatureExtractor:
     """torchvision's video network `name` (weights=None), optionally with weights
     from a local file, normalising as its torchvision weights expect."""
+    # torchvision takes seconds to import: only the video networks need it.
+    import torchvision  # pylint: disable=import-outside-toplevel
+
     check_weights_file(pretrained_path)
     network = torchvision.models.get_model(name, weights=None)
     if pretrained_path is not None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import HubertConfig, HubertModel
 
 from models.registry import TRANSFORMERS
 from models.transformers.common import ClsToken
@@ -49,6 +48,10 @@ class HubertTransformer(nn.Module):
         pretrained_path: str | None = None,
     ) -> None:
         super().__init__()
+        # transformers takes seconds to import: only HuBERT models need it.
+        # pylint: disable-next=import-outside-toplevel
+        from transformers import HubertConfig, HubertModel
+
         if pretrained_path is not None:
             if not Path(pretrained_path).is_dir():
                 raise ConfigError(
@@ -104,5 +107,8 @@ def encoder_config(model: nn.Module) -> dict | None:
 def save_encoder_shape(config: dict, directory: Path) -> Path:
     """A HuBERT directory of `config`'s shape (random weights) for
     `transformer.pretrained_path`, when a checkpoint's own weights replace them."""
+    # pylint: disable-next=import-outside-toplevel
+    from transformers import HubertConfig, HubertModel
+
     HubertModel(HubertConfig.from_dict(config)).save_pretrained(directory)
     return directory
