@@ -3,7 +3,8 @@
 Usage::
 
     python3 -m data_preprocessing.labels_csv --labels labels.csv --videos VIDEO_DIR
-        --output ROOT [--manifest] [--frames] [--landmarks] [--workers N]
+        --output ROOT [--manifest] [--frames] [--landmarks [--tracker hands]]
+        [--workers N]
 
 ``labels.csv`` needs a header naming its columns: ``video`` and ``label``, and
 optionally ``split`` (``train``, ``val`` or ``test``; any case) and ``signer``
@@ -18,7 +19,8 @@ word; spaces allowed). Each clip's name is its file stem (whitespace made ``_``)
 
 and with ``--frames`` the frame folders ``ROOT/NAME/NAME_<idx>.jpg`` with
 ``NAME_properties.json`` (as ``videos_to_frames`` writes them), with
-``--landmarks`` the MediaPipe Holistic files ``ROOT/NAME/NAME.npz`` (as
+``--landmarks`` the MediaPipe Holistic (``--tracker hands``: Hands) files
+``ROOT/NAME/NAME.npz`` (as
 ``extract_landmarks`` writes them; skipped with a note when mediapipe is not
 installed). Without either, the videos are decoded once to count their frames.
 
@@ -45,6 +47,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_preprocessing.trackers import TRACKERS
 from data_preprocessing.extract_landmarks import (
     DEFAULT_COMPLEXITY,
     check_model,
@@ -258,10 +261,10 @@ def probe_frames(name: str, source: Path) -> ItemResult:
     return ItemResult(name, str(source), frames=probe_video(source).frames)
 
 
-def _landmarks_available() -> str | None:
-    """None when MediaPipe Holistic can run; else why not."""
+def _landmarks_available(tracker: str = "holistic") -> str | None:
+    """None when the MediaPipe tracker can run; else why not."""
     try:
-        check_model(load_mediapipe(), DEFAULT_COMPLEXITY)
+        check_model(load_mediapipe(), tracker, DEFAULT_COMPLEXITY)
     except UserError as error:
         return str(error)
     return None
@@ -274,6 +277,7 @@ def import_labels(
     *,
     frames: bool = False,
     landmarks: bool = False,
+    tracker: str = "holistic",
     workers: int = 1,
     manifest: bool = False,
 ) -> dict:
@@ -291,7 +295,7 @@ def import_labels(
     rows = read_labels(labels, videos)
     prepare_output(output)
     jobs = [(row.name, row.video) for row in rows]
-    skipped = _landmarks_available() if landmarks else None
+    skipped = _landmarks_available(tracker) if landmarks else None
     if skipped:
         print(f"note: no landmarks written: {skipped}", file=sys.stderr)
     results = None
@@ -307,7 +311,7 @@ def import_labels(
         extracted = run_batch(
             extract_item,
             jobs,
-            (output, DEFAULT_COMPLEXITY, None),
+            (output, DEFAULT_COMPLEXITY, None, tracker),
             workers=workers,
             unit="video",
         )
@@ -424,6 +428,13 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write ROOT/NAME/NAME.npz MediaPipe landmarks (extract_landmarks)",
     )
+    parser.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        default="holistic",
+        help="with --landmarks: holistic (pose, face, hands) or hands (MediaPipe "
+        "Hands alone, for hands-only models; much faster) (default: %(default)s)",
+    )
     add_workers_argument(parser)
     return parser
 
@@ -440,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output,
             frames=args.frames,
             landmarks=args.landmarks,
+            tracker=args.tracker,
             workers=args.workers,
             manifest=args.manifest,
         )

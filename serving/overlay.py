@@ -66,8 +66,13 @@ def render_strip(
     tiles, drawn = [], 0
     for frame, frame_points in zip(frames, points):
         image = Image.fromarray(frame)
+        if image.height >= 2 * STRIP_HEIGHT:  # a box filter first: much faster
+            image = image.reduce(image.height // STRIP_HEIGHT)
         scale = STRIP_HEIGHT / image.height
-        image = image.resize((max(1, round(image.width * scale)), STRIP_HEIGHT))
+        image = image.resize(
+            (max(1, round(image.width * scale)), STRIP_HEIGHT),
+            Image.Resampling.BILINEAR,
+        )
         if frame_points is not None:
             drawn += _draw_points(ImageDraw.Draw(image), frame_points, image.size)
         tiles.append(image)

@@ -469,3 +469,30 @@ def test_real_wlasl_slice_imports_and_trains(
         assert np.isfinite(points).any(), "the hands are canonicalised"
     config = landmark_config(tiny_config, root)
     assert train.main(["--model_config_path", str(write_config(config))]) == 0
+
+
+@pytest.mark.parametrize("video_id", ["../../../escape", "a/b", "..", "."])
+def test_video_ids_that_are_not_plain_names_write_nothing(
+    video_id: str, tmp_path: Path, capsys
+) -> None:
+    """A split file cannot make the importer write outside its output root."""
+    split = write_json(
+        tmp_path / "nslt_2.json",
+        {video_id: {"subset": "train", "action": [0, 1, -1]}},
+    )
+    write_class_list(tmp_path / "classes.txt", ["book"])
+    np.savez(tmp_path / "hands.npz", **{video_id: hands(3, 0)})
+    root = tmp_path / "deep" / "er" / "root"
+    before = set(tmp_path.rglob("*"))
+    assert (
+        run(
+            split,
+            tmp_path / "hands.npz",
+            root,
+            "--class_list",
+            str(tmp_path / "classes.txt"),
+        )
+        == 2
+    )
+    assert "is not a plain file name" in capsys.readouterr().err
+    assert set(tmp_path.rglob("*")) == before
