@@ -10,13 +10,16 @@ frames each clip used). In the `ssvp` layout, embeddings go to
 A shard of the inputs (`evaluation.shards`) writes its own tables
 (`<table>.<shard>.<suffix>`) and `shards/<shard>.json` (its items);
 `merge_manifests` there joins the shards' tables. Every input written is recorded
-in `progress[.<shard>].jsonl` as soon as its file is in place, so a killed run
-started again skips the inputs already written.
+in `progress[.<shard>].jsonl` as soon as its file is in place, with the run's
+fingerprint (`run_fingerprint`: the model file's SHA-256 and every setting that
+changes an output), so a killed run started again skips the inputs already written,
+and a run with another model or other settings writes every input again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -29,7 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data_preprocessing.video_io import ItemResult, prepare_output, report_failures
-from evaluation.checkpoints import LoadedModel, load_checkpoint
+from evaluation.checkpoints import LoadedModel, load_checkpoint, resolve_checkpoint
 from evaluation.onnx_backend import load_onnx
 from evaluation.prediction import (
     ClipOptions,
@@ -71,6 +74,8 @@ class OutputWriter:
             and the manifests).
         shard: the shard's tag in the table names ("" for all inputs).
         manifest: name -> (label, split), for the ssvp manifests.
+        run: the run's fingerprint (`run_fingerprint`): only inputs recorded with
+            the same one are skipped when resuming.
     """
 
     output: Path
@@ -80,7 +85,10 @@ class OutputWriter:
     layout: str = "flat"
     shard: str = ""
     manifest: dict[str, tuple[str, str]] = field(default_factory=dict)
+    run: str = ""
     records: dict[str, dict] = field(default_factory=dict)
+    #: Inputs an earlier run wrote with another model or other settings.
+    stale: set[str] = field(default_factory=set)
 
     def path(self, name: str) -> Path:
         """The file written for input `name`."""
@@ -97,8 +105,10 @@ class OutputWriter:
         return self.output / f"{stem}.{self.shard}{dot}{suffix}"
 
     def resume(self) -> set[str]:
-        """The inputs written by an earlier run of this command (recorded in the
-        progress file, their file in place); their rows are kept."""
+        """The inputs written by an earlier run of this command with this model and
+        these settings (recorded in the progress file with this `run`, their file in
+        place); their rows are kept. Inputs recorded by a run with another model or
+        other settings are noted in `stale` and written again."""
         path = self.table("progress.jsonl")
         if not path.is_file():
             return set()
@@ -107,8 +117,14 @@ class OutputWriter:
                 record = json.loads(line)
             except ValueError:  # the line a killed run was writing
                 continue
-            if isinstance(record, dict) and self.path(record["name"]).is_file():
+            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+                continue
+            if record.get("run") != self.run:
+                self.stale.add(record["name"])
+                self.records.pop(record["name"], None)
+            elif self.path(record["name"]).is_file():
                 self.records[record["name"]] = record
+                self.stale.discard(record["name"])
         return set(self.records)
 
     def add(self, meta: dict, outputs: dict, row: int, mask: torch.Tensor) -> None:
@@ -145,6 +161,7 @@ class OutputWriter:
                 write_atomically(path, lambda file: np.save(file, array))
         record = {
             "name": meta["name"],
+            "run": self.run,
             "length": length,
             "predictions": [
                 [meta["name"], head, *self._top(head, p)]
@@ -289,6 +306,24 @@ def _load_model(path: Path, backend: str) -> LoadedModel:
     return load_onnx(path) if backend == "onnx" else load_checkpoint(path)
 
 
+def run_fingerprint(model_file: Path, settings: dict) -> str:
+    """What makes two predict runs write the same outputs: the model file's content
+    (SHA-256; an ONNX model's sidecar too) and the settings that change an output."""
+    digest = hashlib.sha256()
+    files = [Path(model_file)]
+    if files[0].suffix.lower() == ".onnx":
+        files.append(files[0].with_suffix(".json"))
+    for path in files:
+        try:
+            with path.open("rb") as file:
+                for block in iter(lambda file=file: file.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            digest.update(str(path).encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """`predict.py`: every input (of the shard) through the checkpoint's model, the
     files written; 0 when every input was written, 1 when some failed (listed on
@@ -323,6 +358,15 @@ def predict_command(args: argparse.Namespace) -> int:
         inputs = inputs[shard.start : shard.end]
         write_shard_record(args.output, shard, [item.name for item in inputs])
     options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
+    model_file = (
+        args.checkpoint
+        if args.backend == "onnx"
+        else resolve_checkpoint(args.checkpoint)
+    )
+    run = run_fingerprint(
+        model_file,
+        {"kind": kind, "all_frames": args.all_frames, "layout": args.layout},
+    )
     writer = OutputWriter(
         args.output,
         kind,
@@ -331,8 +375,16 @@ def predict_command(args: argparse.Namespace) -> int:
         layout=args.layout,
         shard=shard.tag if shard is not None else "",
         manifest=manifest_fields(inputs, loaded.label_names),
+        run=run,
     )
     done = writer.resume()
+    again = writer.stale & {item.name for item in inputs}
+    if again:
+        print(
+            f"note: {len(again)} of {len(inputs)} inputs were written by an earlier "
+            "run with another model or other settings: written again",
+            file=sys.stderr,
+        )
     todo = [item for item in inputs if item.name not in done]
     if done:
         print(

@@ -53,6 +53,9 @@ NOT_RUN = {
     "source .venv/bin/activate": "stood for by the copy's .venv/bin first on PATH "
     "and VIRTUAL_ENV set, for every command",
     "make test": "the whole suite (black, pylint, pytest, docs): this test is in it",
+    "make demo": "serves the page until stopped: tests/test_demo.py, "
+    "tests/test_demo_browser.py and tests/test_landmark_parity.py start the server "
+    "with the zoo model and use it",
 }
 
 # The one visible deviation from "as written": the recipe trainings (60 and 50 epochs)
@@ -71,6 +74,7 @@ DOCUMENTED_OUTPUTS = {
     ),
     "python3 -m data_preprocessing.wlasl": ("data/wlasl100/test_gloss.txt",),
     "for seed in": ("runs/wlasl100_hands_42/checkpoints/best.ckpt",),
+    "python3 predict.py wlasl300_hands": ("out/predictions.csv",),
 }
 
 # The quick start: the extractor must find these on both pages.

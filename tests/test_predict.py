@@ -425,3 +425,36 @@ def test_time_sampling_steps_by_the_inputs_fps(tmp_path):
     assert clip_positions(43, options, 25.0, tmp_path) == expected
     with pytest.raises(DataError, match="set train_parameters.default_fps"):
         clip_positions(43, options, None, tmp_path)
+
+
+def test_a_rerun_with_another_checkpoint_writes_every_input_again(
+    checkpoint, frame_dir, tmp_path, capsys
+) -> None:
+    """Resuming skips only what this model with these settings wrote: another
+    checkpoint (or another embedding kind) into the same folder is never skipped."""
+    inputs, lengths = frame_dir
+    other = tmp_path / "other.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state["state_dict"] = {
+        key: value + 0.5 if value.is_floating_point() else value
+        for key, value in state["state_dict"].items()
+    }
+    torch.save(state, other)
+    output = tmp_path / "out"
+    assert run(checkpoint, inputs, output, "CLS") == 0
+    first = {name: np.load(output / f"{name}.npy") for name in lengths}
+    capsys.readouterr()
+    assert run(other, inputs, output, "CLS") == 0
+    err = capsys.readouterr().err
+    assert "skipped" not in err
+    assert f"{len(lengths)} of {len(lengths)} inputs were written by an earlier" in err
+    for name in lengths:
+        assert not np.allclose(np.load(output / f"{name}.npy"), first[name])
+    # The same model and settings again: everything is skipped, nothing changes.
+    assert run(other, inputs, output, "CLS") == 0
+    assert (
+        f"{len(lengths)} of {len(lengths)} inputs were written by an earlier run: skipped"
+        in (capsys.readouterr().err)
+    )
+    assert run(other, inputs, output, "temporal") == 0
+    assert "skipped" not in capsys.readouterr().err

@@ -233,3 +233,23 @@ def test_training_follows_the_cosine_schedule(
     assert len(logged) >= 2 and max(logged) == steps - 1, logged
     for step, value in logged.items():
         assert value == pytest.approx(expected[step], rel=1e-6, abs=1e-12), step
+
+
+def test_a_warm_up_longer_than_the_run_is_cut_with_a_note(capsys) -> None:
+    """A recipe shortened to 120 steps with warmup_steps 150 would never reach its LR:
+    the warm-up becomes a tenth of the run, and the run says so."""
+    # pylint: disable-next=import-outside-toplevel
+    from training.base import fitted_warmup, lr_factor
+
+    assert fitted_warmup(150, 1000) == 150
+    assert capsys.readouterr().err == ""
+    warmup = fitted_warmup(150, 120)
+    assert warmup == 12
+    assert (
+        "warmup_steps 150 >= the run's 120 optimizer steps" in capsys.readouterr().err
+    )
+    peak = max(
+        lr_factor(step, warmup, 0.99, "one_cycle", total_steps=120)
+        for step in range(120)
+    )
+    assert peak == pytest.approx(1.0)

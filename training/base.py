@@ -4,6 +4,7 @@ optimizer and LR schedule, the divergence check and what a checkpoint carries.""
 from __future__ import annotations
 
 import math
+import sys
 from functools import partial
 
 import lightning as L
@@ -54,6 +55,26 @@ def lr_factor(
     return multiply_lr_step**decays
 
 
+#: The share of a run that warm-up is cut to when the configured warm-up would last
+#: the whole run (e.g. a recipe shortened with `--set train_parameters.epochs=5`).
+WARMUP_SHARE_WHEN_CUT = 0.1
+
+
+def fitted_warmup(warmup_steps: int, total_steps: int) -> int:
+    """`warmup_steps`, or `WARMUP_SHARE_WHEN_CUT` of the run when the warm-up would
+    take the whole run (it would never reach the configured LR); says so on stderr."""
+    if warmup_steps < total_steps:
+        return warmup_steps
+    cut = max(1, int(WARMUP_SHARE_WHEN_CUT * total_steps))
+    print(
+        f"note: train_parameters.warmup_steps {warmup_steps} >= the run's "
+        f"{total_steps} optimizer steps, so the LR would never leave warm-up; "
+        f"warming up over {cut} steps ({WARMUP_SHARE_WHEN_CUT:.0%} of the run) instead",
+        file=sys.stderr,
+    )
+    return cut
+
+
 def make_optimizer(
     module: L.LightningModule, train: TrainParameters, parameters=None
 ) -> dict:
@@ -65,14 +86,15 @@ def make_optimizer(
         lr=train.lr,
         weight_decay=train.weight_decay,
     )
-    total = None
-    if train.lr_schedule != "exponential":
+    total, warmup = None, train.warmup_steps
+    if train.lr_schedule != "exponential" or warmup:
         total = max(1, int(module.trainer.estimated_stepping_batches))
+        warmup = fitted_warmup(warmup, total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         partial(
             lr_factor,
-            warmup_steps=train.warmup_steps,
+            warmup_steps=warmup,
             multiply_lr_step=train.multiply_lr_step,
             schedule=train.lr_schedule,
             total_steps=total,

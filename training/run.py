@@ -380,6 +380,16 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
     return 0
 
 
+def _rounded(value):
+    """Metrics for people to read: floats at 4 decimals (metrics.json keeps them
+    whole), e.g. 0.3333 rather than 0.3333333432674408."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
+
+
 def _write_results(
     config, module, results: dict, best_path: str, save_dir: Path
 ) -> None:
@@ -392,7 +402,7 @@ def _write_results(
     text = json.dumps(metrics, indent=2) + "\n"
     write_run_file(metrics_path, lambda file: file.write(text.encode("utf-8")))
     summary = metrics.get("mean_top1", metrics.get("pretrain_val_loss"))
-    print(f"validation: {json.dumps(summary)}; wrote {metrics_path}")
+    print(f"validation: {json.dumps(_rounded(summary))}; wrote {metrics_path}")
     weights_file = config.general_parameters.weights_file()
     if weights_file is not None:
         state = module.model.state_dict()
