@@ -204,9 +204,10 @@ def extract_video(
 ) -> dict[int, np.ndarray]:
     """Landmarks of the frames of one video that a model uses, into `target` (.npz).
 
-    The frames are decoded (at most `TRACKING_MAX_SIDE` pixels long) and dealt to
-    `threads` trackers while decoding goes on: what `predict.py` and the demo run on
-    a clip.
+    The frames are decoded (at most `TRACKING_MAX_SIDE` pixels long) and followed
+    by `threads` trackers while decoding goes on, each over one run of consecutive
+    frames (the first half, the second half): what `predict.py` and the demo run on a
+    clip.
 
     Args:
         source: the video.
@@ -252,7 +253,14 @@ def extract_video(
                 if last is not None and index >= last:
                     break
 
-        parts = track(frames(), count, tracker=tracker, threads=threads)
+        # Each tracker follows one run of consecutive frames (halves of the clip).
+        order = sorted(wanted) if wanted is not None else range(reader_length(source))
+        runs = {
+            row: turn * threads // max(1, len(order)) for turn, row in enumerate(order)
+        }
+        parts = track(
+            frames(), count, tracker=tracker, threads=threads, run_of=runs.get
+        )
     if length is None:
         parts = {part: _fit(array, decoded) for part, array in parts.items()}
     _write(target, parts, (info.source_width, info.source_height), info.fps)

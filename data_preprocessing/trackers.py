@@ -34,7 +34,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -253,12 +253,15 @@ def track(
     tracker: str = "holistic",
     model_complexity: int = DEFAULT_COMPLEXITY,
     threads: int = 1,
+    run_of: Callable[[int], int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Landmarks of a clip's `(row, RGB frame)` pairs as `(length, ...)` parts.
 
-    With `threads` > 1 the frames are dealt in turn to that many trackers, each on
-    its own thread, while `frames` is still being read (a video decodes while the
-    first frames are followed): every tracker follows every `threads`-th frame.
+    With `threads` > 1 the frames are dealt to that many trackers, each on its own
+    thread, while `frames` is still being read (a video decodes while the first
+    frames are followed): frame `row` goes to tracker `run_of(row)`, or in turn
+    without `run_of`. A tracker follows a hand from frame to frame, so runs of
+    consecutive frames (`run_of`) give points closer to following every frame.
 
     Args:
         frames: the frames to follow, rows increasing, each row < `length`.
@@ -266,6 +269,7 @@ def track(
         tracker: "hands" or "holistic" (see the module docstring).
         model_complexity: Holistic's pose model.
         threads: trackers working at the same time.
+        run_of: which tracker follows the frame of a row (0 .. threads - 1).
 
     Returns:
         `{"hands": (length, 2, 21, 3)}` or the four Holistic parts, float32, NaN
@@ -307,7 +311,7 @@ def track(
         running = [pool.submit(run, inbox) for inbox in queues]
         try:
             for turn, item in enumerate(frames):
-                queues[turn % threads].put(item)
+                queues[(run_of(item[0]) if run_of else turn) % threads].put(item)
         finally:
             for inbox in queues:
                 inbox.put(None)

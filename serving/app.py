@@ -139,6 +139,9 @@ def serve(
             f"cannot listen on {host}:{port} ({error.strerror or error}); choose "
             "another --port or --host"
         ) from None
+    # Listening now: a client that connects as soon as the address is printed waits
+    # in the backlog until the server accepts, rather than being refused.
+    listener.listen(128)
     port = listener.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning")

@@ -223,7 +223,6 @@ class DemoService:
         with timed(timings, "probe"):
             plan = plan_video(video.path, self.options)
         item = PredictionInput(video.path.stem, video.path)
-        wanted = strip_positions(plan[2], STRIP_FRAMES)
         shown: dict[int, np.ndarray] = {}
         points_file = None
         if self.options.landmarks is not None:
@@ -245,6 +244,7 @@ class DemoService:
             for head, values in logits.items()
         }
         with timed(timings, "overlay"):
+            wanted = strip_positions(clip["positions"], STRIP_FRAMES)
             strip, drawn = self._strip(video.path, wanted, shown, points_file)
         timings["total"] = sum(timings.values())
         return {

@@ -87,8 +87,12 @@ def make_optimizer(
         weight_decay=train.weight_decay,
     )
     total, warmup = None, train.warmup_steps
-    if train.lr_schedule != "exponential" or warmup:
+    if train.lr_schedule != "exponential":
         total = max(1, int(module.trainer.estimated_stepping_batches))
+    elif warmup and getattr(module, "_trainer", None) is not None:
+        # (an exponential schedule built without a Trainer keeps its warm-up)
+        total = max(1, int(module.trainer.estimated_stepping_batches))
+    if total is not None:
         warmup = fitted_warmup(warmup, total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
