@@ -488,6 +488,23 @@ def _input_landmarks(item: PredictionInput, options: ClipOptions) -> tuple:
         return (*read_landmarks(path, options.landmarks.components), planned)
 
 
+def _clip_frames(
+    item: PredictionInput,
+    positions: list[int],
+    options: ClipOptions,
+    video: torch.Tensor | None,
+) -> torch.Tensor:
+    """The transformed frames of an input at `positions`."""
+    if video is not None:
+        return video[positions]
+    if item.is_video:
+        # Full-size frames, as `all_frames` decodes them, so that sampling only
+        # picks frames and never changes their pixels.
+        images = read_frames(item.source, positions).images
+        return frames_clip(images, options.transform, item.source)
+    return _folder_frames(item, positions, options)
+
+
 def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
     """One input as a `SignDataset`-style item (for `collate_clips`).
 
@@ -528,15 +545,7 @@ def load_clip(item: PredictionInput, options: ClipOptions) -> dict:
         "num_frames": length,
     }
     if options.frames:
-        if video is not None:
-            clip["frames"] = video[positions]
-        elif item.is_video:
-            # Full-size frames, as `all_frames` decodes them, so that sampling
-            # only picks frames and never changes their pixels.
-            images = read_frames(item.source, positions).images
-            clip["frames"] = frames_clip(images, options.transform, item.source)
-        else:
-            clip["frames"] = _folder_frames(item, positions, options)
+        clip["frames"] = _clip_frames(item, positions, options, video)
     if points is not None:
         rows = positions if item.is_video else [item.frame_ids[i] for i in positions]
         clip["landmarks"], clip["landmark_mask"] = _landmark_clip(

@@ -195,7 +195,7 @@ def test_demo_api_recognises_real_videos() -> None:
 
 
 @pytest.mark.usefixtures("zoo_model")
-def test_test_py_evaluates_the_zoo_model_by_name(benchmark, tmp_path, capsys) -> None:
+def test_test_py_evaluates_the_zoo_model_by_name(benchmark, tmp_path) -> None:
     """`test.py partial wlasl300_hands val --data_path ROOT` on the two sample clips
     imported from WLASL's landmark files (with their official split entries): both
     recognised (top-5)."""

@@ -239,7 +239,7 @@ def test_a_warm_up_longer_than_the_run_is_cut_with_a_note(capsys) -> None:
     """A recipe shortened to 120 steps with warmup_steps 150 would never reach its LR:
     the warm-up becomes a tenth of the run, and the run says so."""
     # pylint: disable-next=import-outside-toplevel
-    from training.base import fitted_warmup, lr_factor
+    from training.base import fitted_warmup
 
     assert fitted_warmup(150, 1000) == 150
     assert capsys.readouterr().err == ""
