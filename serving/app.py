@@ -5,22 +5,36 @@
 (see `serving.inference.DemoService.predict`). Bad uploads get a 4xx status and
 `{"detail": message}`: no file or an empty one (400), one over the size limit (413),
 a file that is not a readable video (422); too many waiting requests get 503.
+
+`serve` answers at once: the page and `GET /api/info` (`"ready": false` meanwhile)
+are served while torch, the model and then MediaPipe load on a background thread (torch
+alone takes about 3 s to import); a clip sent before that waits for them.
 """
 
 from __future__ import annotations
 
 import socket
 import tempfile
+import threading
 import time
 from importlib import resources
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Callable
+
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from serving.inference import Busy, DemoService, VideoFile, load_model
+from models.zoo import names as zoo_names
+from models.zoo import zoo_file
 from utils.constants import VIDEO_SUFFIXES
 from utils.errors import UserError
+
+if TYPE_CHECKING:  # torch loads with the service, after the server answers
+    from serving.inference import DemoService, VideoFile
+
+#: How long a request waits for the model to finish loading.
+LOAD_WAIT_S = 300.0
 
 #: Bytes read from an upload at a time.
 CHUNK = 1 << 20
@@ -41,8 +55,56 @@ def _too_large(limit: int) -> HTTPException:
     )
 
 
+class ServiceLoader:
+    """The demo's service, built on a background thread (torch and the model load
+    there) while the server already answers.
+
+    Args:
+        build: makes the service; a `UserError` it raises is kept and reported.
+    """
+
+    def __init__(self, build: Callable[[], DemoService]) -> None:
+        self.error: str | None = None
+        self._service: DemoService | None = None
+        self._done = threading.Event()
+        self.on_error: Callable[[], None] = lambda: None
+        threading.Thread(target=self._build, args=(build,), daemon=True).start()
+
+    def _build(self, build: Callable[[], DemoService]) -> None:
+        try:
+            self._service = build()
+        except UserError as error:
+            self.error = str(error)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self._done.set()
+        if self.error is not None:
+            self.on_error()
+
+    def loaded(self) -> DemoService | None:
+        """The service if it is built, else None."""
+        return self._service if self._done.is_set() else None
+
+    def get(self, timeout: float = LOAD_WAIT_S) -> DemoService:
+        """The service, waiting for it to be built.
+
+        Raises:
+            HTTPException: 503 when it failed or is not built within `timeout`.
+        """
+        if not self._done.wait(timeout) or self._service is None:
+            raise HTTPException(
+                status_code=503,
+                detail=f"the model is not loaded ({self.error or 'still loading'})",
+            )
+        return self._service
+
+
 def _save_upload(upload: UploadFile, folder: Path, limit: int) -> VideoFile:
     """Copy the upload into `folder` in chunks, refusing more than `limit` bytes."""
+    # pylint: disable-next=import-outside-toplevel
+    from serving.inference import VideoFile
+
     name = Path(upload.filename or "upload").name
     suffix = Path(name).suffix.lower()
     target = folder / f"clip{suffix if suffix in VIDEO_SUFFIXES else FALLBACK_SUFFIX}"
@@ -58,13 +120,16 @@ def _save_upload(upload: UploadFile, folder: Path, limit: int) -> VideoFile:
     return VideoFile(target, name)
 
 
-def create_app(service: DemoService, *, max_upload_bytes: int) -> FastAPI:
-    """The FastAPI application around a loaded model.
+def create_app(
+    service: DemoService | ServiceLoader, *, max_upload_bytes: int
+) -> FastAPI:
+    """The FastAPI application around a model.
 
     Args:
-        service: the model and its preprocessing.
+        service: the model and its preprocessing, or a loader still building it.
         max_upload_bytes: the largest upload accepted.
     """
+    loader = service if isinstance(service, ServiceLoader) else None
     app = FastAPI(title="signpipe demo", docs_url=None, redoc_url=None)
     page_html = page()
 
@@ -81,9 +146,17 @@ def create_app(service: DemoService, *, max_upload_bytes: int) -> FastAPI:
     def index() -> str:
         return page_html
 
+    def current() -> DemoService | None:
+        return loader.loaded() if loader is not None else service
+
     @app.get("/api/info")
     def info() -> dict:
-        return {**service.info(), "max_upload_mb": max_upload_bytes / 1e6}
+        loaded = current()
+        if loaded is None:
+            about = {"ready": False, "loading": "the model", "error": loader.error}
+        else:
+            about = loaded.info()
+        return {**about, "max_upload_mb": max_upload_bytes / 1e6}
 
     # A plain `def`: FastAPI runs it in its thread pool, so uploads are read and
     # clips processed while the event loop keeps accepting requests.
@@ -98,8 +171,12 @@ def create_app(service: DemoService, *, max_upload_bytes: int) -> FastAPI:
         with tempfile.TemporaryDirectory(prefix="signpipe-demo-") as scratch:
             saved = _save_upload(video, Path(scratch), max_upload_bytes)
             upload_ms = (time.perf_counter() - start) * 1e3
+            model = loader.get() if loader is not None else service
+            # pylint: disable-next=import-outside-toplevel
+            from serving.inference import Busy
+
             try:
-                result = service.predict(saved)
+                result = model.predict(saved)
             except UserError as error:
                 raise HTTPException(status_code=422, detail=str(error)) from None
             except Busy as error:
@@ -125,9 +202,31 @@ def serve(
     import uvicorn
 
     start = time.perf_counter()
-    loaded, backend = load_model(checkpoint)
-    service = DemoService(loaded, backend, workers=workers)
-    app = create_app(service, max_upload_bytes=int(max_upload_mb * 1e6))
+    if not Path(checkpoint).exists() and zoo_file(str(checkpoint)) is None:
+        known = ", ".join(zoo_names()) or "none"
+        raise UserError(
+            f"checkpoint {checkpoint} does not exist or is not a file, nor the name of "
+            f"a model in the zoo ({known})"
+        )
+
+    def build() -> DemoService:
+        # pylint: disable-next=import-outside-toplevel
+        from serving.inference import DemoService, load_model
+
+        loaded, backend = load_model(checkpoint)
+        # MediaPipe loads next, on its own thread: the clips wait for it.
+        built = DemoService(loaded, backend, workers=workers, warm_up_now=False)
+        about = built.info()
+        print(
+            f"model loaded in {time.perf_counter() - start:.1f} s ({backend}: "
+            f"{about['feature_extractor']} + {about['transformer']})",
+            flush=True,
+        )
+        built.start_warm_up()
+        return built
+
+    loader = ServiceLoader(build)
+    app = create_app(loader, max_upload_bytes=int(max_upload_mb * 1e6))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -146,13 +245,18 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning")
     )
+
+    def stop() -> None:
+        server.should_exit = True
+
+    loader.on_error = stop
     shown_host = f"[{host}]" if ":" in host else host
-    about = service.info()
     print(
-        f"signpipe demo: {checkpoint} ({backend}: {about['feature_extractor']} + "
-        f"{about['transformer']}) loaded in {time.perf_counter() - start:.1f} s; "
-        f"listening on http://{shown_host}:{port}/ (Ctrl+C stops)",
+        f"signpipe demo: {checkpoint}; listening on http://{shown_host}:{port}/ "
+        "(Ctrl+C stops); loading the model",
         flush=True,
     )
     server.run(sockets=[listener])
+    if loader.error is not None:
+        raise UserError(loader.error)
     return 0

@@ -105,6 +105,8 @@ class DemoService:
         backend: `torch` or `onnx`, for the page.
         workers: clips processed at the same time.
         max_waiting: requests allowed to wait for a turn.
+        warm_up_now: start loading MediaPipe at once; False leaves it to
+            `start_warm_up` (the server calls it once it answers) or the first clip.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class DemoService:
         *,
         workers: int = 1,
         max_waiting: int = 16,
+        warm_up_now: bool = True,
     ) -> None:
         self.loaded = loaded
         self.backend = backend
@@ -132,10 +135,11 @@ class DemoService:
         # first clip waits for it only if it comes in the first seconds.
         self._warm = threading.Event()
         self._warm_error: str | None = None
-        if self.mediapipe_ready:
-            threading.Thread(target=self._warm_up, daemon=True).start()
-        else:
+        self._warming = threading.Lock()
+        if not self.mediapipe_ready:
             self._warm.set()
+        elif warm_up_now:
+            self.start_warm_up()
 
     def _check_mediapipe(self) -> bool:
         """Whether landmarks can be extracted (checked without importing mediapipe);
@@ -147,6 +151,13 @@ class DemoService:
                 raise
             return False
         return True
+
+    def start_warm_up(self) -> None:
+        """Load MediaPipe on a background thread (once; later calls do nothing)."""
+        # Never released: the warm-up runs once.
+        # pylint: disable-next=consider-using-with
+        if self._warming.acquire(blocking=False):
+            threading.Thread(target=self._warm_up, daemon=True).start()
 
     def _warm_up(self) -> None:
         try:
@@ -214,6 +225,7 @@ class DemoService:
     def _predict(self, video: VideoFile) -> dict:
         timings: dict[str, float] = {}
         if self.mediapipe_ready:
+            self.start_warm_up()
             with timed(timings, "warm_up"):
                 self._warm.wait()
             if self._warm_error and self.options.landmarks is not None:
