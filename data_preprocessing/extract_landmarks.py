@@ -235,7 +235,8 @@ def extract_video(
         info = reader.info
         # Without a given length, room for more frames than the header says (a
         # wrong header); the arrays are cut to the frames decoded below.
-        count = length if length is not None else 2 * reader_length(source) + 16
+        header = reader_length(source) if length is None else length
+        count = header if length is not None else 2 * header + 16
 
         def frames() -> Iterator[tuple[int, np.ndarray]]:
             nonlocal decoded
@@ -254,7 +255,7 @@ def extract_video(
                     break
 
         # Each tracker follows one run of consecutive frames (halves of the clip).
-        order = sorted(wanted) if wanted is not None else range(reader_length(source))
+        order = sorted(wanted) if wanted is not None else range(header)
         runs = {
             row: turn * threads // max(1, len(order)) for turn, row in enumerate(order)
         }

@@ -8,7 +8,6 @@ and loaded with the weights; starting weights named in the config are not needed
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import torch
 
 from models.pipeline import SignPipeline, build_pipeline
-from models.zoo import names as zoo_names
-from models.zoo import zoo_file
+from models.zoo import resolve
 from models.transformers.hubert import save_encoder_shape
 from utils.config import SignpipeConfig
 from utils.config_loader import parse_config
@@ -101,23 +99,8 @@ def _label_names(hparams: dict, num_classes: dict[str, int]) -> dict[str, list[s
     return names
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the file of a model zoo name (`models.zoo`).
-
-    Raises:
-        UserError: neither a file nor a zoo name (the message lists the zoo).
-    """
-    path = Path(path)
-    if os.path.lexists(path):
-        return path
-    found = zoo_file(str(path)) if len(path.parts) == 1 else None
-    if found is not None:
-        return found
-    known = ", ".join(zoo_names()) or "none"
-    raise UserError(
-        f"checkpoint {path} does not exist or is not a file, nor the name of a "
-        f"model in the zoo ({known})"
-    )
+#: A checkpoint path or a model zoo name -> its file (`models.zoo.resolve`).
+resolve_checkpoint = resolve
 
 
 def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedModel:

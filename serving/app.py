@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Callable
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from models.zoo import names as zoo_names
-from models.zoo import zoo_file
+from models.zoo import resolve
 from utils.constants import VIDEO_SUFFIXES
 from utils.errors import UserError
 
@@ -202,18 +201,13 @@ def serve(
     import uvicorn
 
     start = time.perf_counter()
-    if not Path(checkpoint).exists() and zoo_file(str(checkpoint)) is None:
-        known = ", ".join(zoo_names()) or "none"
-        raise UserError(
-            f"checkpoint {checkpoint} does not exist or is not a file, nor the name of "
-            f"a model in the zoo ({known})"
-        )
+    model_file = resolve(checkpoint)  # a missing file: one error line, exit 2
 
     def build() -> DemoService:
         # pylint: disable-next=import-outside-toplevel
         from serving.inference import DemoService, load_model
 
-        loaded, backend = load_model(checkpoint)
+        loaded, backend = load_model(model_file)
         # MediaPipe loads next, on its own thread: the clips wait for it.
         built = DemoService(loaded, backend, workers=workers, warm_up_now=False)
         about = built.info()

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+from utils.errors import UserError
 
 #: The folder holding the zoo's files and manifest.
 ZOO_DIR = Path(__file__).resolve().parent
@@ -45,6 +48,25 @@ def zoo_file(name: str) -> Path | None:
         return None
     path = ZOO_DIR / Path(entry["file"]).name
     return path if path.is_file() else None
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file as given, or the file of a zoo model named `path`.
+
+    Raises:
+        UserError: neither a file nor a zoo name (the message lists the zoo).
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        return path
+    found = zoo_file(str(path)) if len(path.parts) == 1 else None
+    if found is not None:
+        return found
+    known = ", ".join(names()) or "none"
+    raise UserError(
+        f"checkpoint {path} does not exist or is not a file, nor the name of a "
+        f"model in the zoo ({known})"
+    )
 
 
 def sha256(path: Path) -> str:
