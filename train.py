@@ -90,12 +90,11 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 
 def load_run_config(args: argparse.Namespace) -> SignpipeConfig:
-    """The validated config, legacy notes printed, data paths checked."""
+    """The validated config, legacy notes printed."""
     notes: list[str] = []
     config = load_config(args.model_config_path, overrides_from_args(args), notes)
     for note in notes:
         print(note, file=sys.stderr)
-    check_data_paths(config)
     return config
 
 
@@ -104,6 +103,7 @@ def train(args: argparse.Namespace) -> int:
     config = load_run_config(args)
     # torch and Lightning load only after the config checks passed.
     if args.check_data:
+        check_data_paths(config)
         # pylint: disable-next=import-outside-toplevel
         from datasets.check import check_data
 
@@ -112,7 +112,8 @@ def train(args: argparse.Namespace) -> int:
     from training.preflight import check_before_data
     from training.run import RunOptions, run_training
 
-    check_before_data(config)  # model names, weights files, devices, Neptune: all now
+    # Data paths, model names, weights files, devices, Neptune: every problem at once.
+    check_before_data(config)
     return run_training(config, RunOptions(resume=args.resume))
 
 

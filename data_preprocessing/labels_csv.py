@@ -10,7 +10,10 @@ Usage::
 optionally ``split`` (``train``, ``val`` or ``test``; any case) and ``signer``
 (any text), in any order. ``video`` is a video file: absolute, or relative to
 ``VIDEO_DIR`` or else to the CSV's folder. ``label`` is the class as text (a gloss
-word; spaces allowed). Each clip's name is its file stem (whitespace made ``_``).
+word; spaces allowed; one line, not starting with a spreadsheet formula's ``=``,
+``+``, ``-`` or ``@``, as class names reach ``predictions.csv``). Each clip's name
+is its file stem (whitespace made ``_``), a name the annotation file reads back;
+its files are written only inside ``ROOT``.
 
 ``ROOT`` gets::
 
@@ -65,10 +68,16 @@ from data_preprocessing.video_io import (
 from data_preprocessing.videos_to_frames import DEFAULT_QUALITY, convert_video
 from datasets.index import GLOSS_NAMES_FILE
 from datasets.videos import probe_video
-from utils.annotations import MAX_REPORTED, SPLITS
+from utils.annotations import (
+    MAX_REPORTED,
+    SPLITS,
+    annotation_name_problem,
+    csv_rows,
+)
 from utils.cli import run_cli
-from utils.errors import DataError, UserError
-from utils.file_io import write_atomically
+from utils.errors import DataError, UserError, quote
+from utils.file_io import is_inside, write_atomically
+from utils.files import read_text
 
 #: The annotation file written (the default config reads `test_<mode>.txt`).
 ANNOTATION_FILE = "test_gloss.txt"
@@ -76,6 +85,9 @@ ANNOTATION_FILE = "test_gloss.txt"
 MANIFEST_FILE = "manifest.csv"
 REQUIRED_COLUMNS = ("video", "label")
 OPTIONAL_COLUMNS = ("split", "signer")
+#: First characters that make a spreadsheet run a cell as a formula: a label starting
+#: with one is refused, as class names reach predict.py's predictions.csv.
+FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 @dataclass(frozen=True)
@@ -137,12 +149,32 @@ def _find_video(cell: str, videos: Path, csv_dir: Path) -> Path | None:
     return next((found for found in candidates if found.is_file()), None)
 
 
+def _label_problem(label: str) -> str | None:
+    """What keeps a (non-empty) label from being a class name, if anything."""
+    if label.splitlines() != [label]:
+        return (
+            f"label {quote(label)} holds a line break; a label is one line of text "
+            "(a line of glosses.txt)"
+        )
+    if label.startswith(FORMULA_STARTS):
+        return (
+            f"label {quote(label)} starts with {label[0]!r}, which spreadsheets run "
+            "as a formula (class names reach predict.py's predictions.csv); rename "
+            "the class"
+        )
+    return None
+
+
 def _cell_problem(values: dict[str, str]) -> str | None:
-    """What is wrong with a line's cells (empty, bad split, spaced signer), if any."""
+    """What is wrong with a line's cells (empty, bad split, spaced signer, a label
+    with a line break or a formula), if any."""
     if not values["video"]:
         return "empty video cell"
     if not values["label"]:
         return f"empty label for video {values['video']}"
+    label_problem = _label_problem(values["label"])
+    if label_problem:
+        return label_problem
     split = values.get("split", "")
     if split and split.lower() not in SPLITS:
         return f"split {split!r} is not one of {', '.join(SPLITS)} (or empty)"
@@ -176,8 +208,15 @@ def _parse_row(
             + (f" and {csv_dir}" if csv_dir.resolve() != videos.resolve() else "")
             + ")"
         )
+    name = re.sub(r"\s+", "_", video.stem)
+    problem = annotation_name_problem(name)
+    if problem:
+        return (
+            f"{where}: clip name {quote(name)} (the stem of {video.name}) {problem}, "
+            "which test_gloss.txt cannot hold; rename the video"
+        )
     return LabelRow(
-        name=re.sub(r"\s+", "_", video.stem),
+        name=name,
         video=video,
         label=values["label"],
         split=values.get("split", "").lower() or None,
@@ -195,24 +234,24 @@ def read_labels(path: Path, videos: Path | None = None) -> list[LabelRow]:
             CSV's folder when None.
 
     Raises:
-        UserError: the CSV or the video folder cannot be read.
-        DataError: every bad line (missing video, empty label, bad split, a name
-            used twice, a split or signer given for some rows only), as `file:line`.
+        UserError: the video folder is not a folder.
+        DataError: the CSV is not a readable UTF-8 file (a FIFO, a folder); every
+            bad line (missing video, empty label, bad split, a name used twice or
+            not writable, a split or signer given for some rows only), as
+            `file:line`.
     """
     csv_dir = path.parent
     videos = csv_dir if videos is None else videos
     if not videos.is_dir():
         raise UserError(f"--videos {videos}: not a folder")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read labels file {path}: {error}") from None
-    lines = csv.reader(text.splitlines())
-    columns = _header(next(lines, None), path)
+    # read_text refuses a FIFO or a device before opening it; csv_rows keeps a
+    # quoted line break inside its cell, and names the line of a cell too long.
+    lines = csv_rows(read_text(path, "labels file"), path)
+    columns = _header(next((cells for _, cells in lines), None), path)
     rows: list[LabelRow] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
-    for number, cells in enumerate(lines, start=2):
+    for number, cells in lines:
         if not any(cell.strip() for cell in cells):
             continue
         found = _parse_row(cells, columns, f"{path}:{number}", videos, csv_dir)
@@ -294,6 +333,8 @@ def import_labels(
     """
     rows = read_labels(labels, videos)
     prepare_output(output)
+    if frames or landmarks:
+        _check_confined(rows, output)
     jobs = [(row.name, row.video) for row in rows]
     skipped = _landmarks_available(tracker) if landmarks else None
     if skipped:
@@ -337,6 +378,28 @@ def import_labels(
     }
 
 
+def _check_confined(rows: list[LabelRow], output: Path) -> None:
+    """Refuse (before writing anything) clips whose folder `ROOT/NAME` would resolve
+    outside ROOT: a name is input, and a folder in ROOT may be a symbolic link."""
+    _raise_all(
+        [
+            f"{row.where}: clip {row.name}: {output / row.name} resolves to "
+            f"{(output / row.name).resolve()}, outside --output {output}"
+            for row in rows
+            if not is_inside(output / row.name, output)
+        ]
+    )
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write `data` atomically; an OS error (no permission, a full disk) is one
+    message naming the file."""
+    try:
+        write_atomically(path, lambda out: out.write(data))
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
 def _merge(first: list[ItemResult], second: list[ItemResult]) -> list[ItemResult]:
     """Frame results, with the landmark results' errors where the frames had none."""
     return [
@@ -366,8 +429,7 @@ def write_manifest(output: Path, rows: list[LabelRow], ids: dict[str, int]) -> N
         cells += [row.split] if splits else []
         cells += [row.signer] if signers else []
         writer.writerow(cells)
-    data = text.getvalue().encode("utf-8")
-    write_atomically(output / MANIFEST_FILE, lambda out: out.write(data))
+    _write(output / MANIFEST_FILE, text.getvalue().encode("utf-8"))
 
 
 def _write_root(
@@ -394,8 +456,7 @@ def _write_root(
     if annotations:
         files.append((ANNOTATION_FILE, "\n".join(lines) + "\n"))
     for name, text in files:
-        data = text.encode("utf-8")
-        write_atomically(output / name, lambda out, data=data: out.write(data))
+        _write(output / name, text.encode("utf-8"))
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from utils.cli import route_native_logs
 from utils.errors import UserError
 
 TRACKERS = ("hands", "holistic")
@@ -79,6 +80,7 @@ def tracker_for(components: Sequence[str]) -> str:
 
 def _quiet() -> None:
     """Keep MediaPipe's native log lines (glog/absl `W0000 ...`) off the terminal."""
+    route_native_logs()
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("absl").setLevel(logging.ERROR)

@@ -14,9 +14,14 @@ Usage::
 ``WLASL_v0.3.json``, which names its glosses).
 
 ``LANDMARKS`` is either an ``.npz`` holding one ``(T, H, 21, 3)`` array of hand
-landmarks per video id (H hands in detection order, NaN = no hand), or a folder of
-per-video landmark files as ``extract_landmarks`` writes them (``ID/ID.npz`` or
-``ID.npz``, or ``.pose``). Videos without landmarks are skipped and counted.
+landmarks per video id (H hands in detection order, NaN = no hand; an infinite value
+is refused), or a folder of per-video landmark files as ``extract_landmarks`` writes
+them (``ID/ID.npz`` or ``ID.npz``, or ``.pose``), or of ``ID.npy`` hand arrays as
+the public WLASL hand landmarks are published (a hand slot of -1.0 = no hand, read as
+NaN, stored as float16 like the shared ``.npz``). Videos without landmarks are
+skipped and counted. A video id must be a name the annotation file reads back
+(``utils.annotations.annotation_name_problem``), and every file is written inside
+``ROOT`` (its path resolved and checked before writing).
 
 ``ROOT`` gets ``ID/ID.npz`` (or ``.pose``) per clip (an ``.npz`` source's arrays are
 written as ``hands`` with ``coordinates="normalized"``: MediaPipe's own points, the
@@ -33,24 +38,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
+from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
+from data_preprocessing.video_io import prepare_output
 from datasets.landmarks import (
     UNREADABLE_FILE_ERRORS,
     landmark_arrays,
     landmark_file,
     read_landmarks,
 )
+from utils.annotations import annotation_name_problem
 from utils.cli import run_cli
-from utils.errors import DataError, UserError
-from utils.file_io import write_atomically
+from utils.errors import DataError, UserError, quote, shorten
+from utils.file_io import is_inside, write_atomically
+from utils.files import read_text, require_file
 
 SPLITS = ("train", "val", "test")
 #: How far (as a share of the landmark rows) a range's end may be from the file's
@@ -59,6 +71,11 @@ WHOLE_CLIP_TOLERANCE = 0.25
 #: The signer column of a clip without `signer_id` when others have one (an empty
 #: column would shift the row's columns).
 UNKNOWN_SIGNER = "none"
+#: A folder source's per-video hand arrays as the public WLASL hand landmarks are
+#: published (`ID.npy`, `(T, 2, 21, 3)`), and the value that fills a slot without a
+#: hand there.
+HAND_ARRAY_SUFFIX = ".npy"
+MISSING_HAND_VALUE = -1.0
 
 
 @dataclass(frozen=True)
@@ -73,65 +90,114 @@ class Clip:
     signer: str | None = None
 
 
+class _NsltEntry(BaseModel):
+    """A value of `nslt_N.json` (other keys are left alone)."""
+
+    subset: str
+    action: tuple[int, int, int]
+
+
+class _Instance(BaseModel):
+    """One video of a `WLASL_v0.3.json` gloss (other keys are left alone)."""
+
+    video_id: str | int
+    split: str
+    frame_start: int = 1
+    frame_end: int = -1
+    signer_id: str | int | None = None
+
+
+class _GlossEntry(BaseModel):
+    """One gloss of `WLASL_v0.3.json`."""
+
+    gloss: str | int
+    instances: list[_Instance]
+
+
 def _read_json(path: Path, what: str):
+    text = read_text(path, what)  # refuses a FIFO or a device before opening it
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read {what} {path}: {error}") from None
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
 
 
+def _entry_error(path: Path, entry, error: ValidationError, expected: str):
+    """A `DataError` naming the entry, its first bad field and what is expected."""
+    first = error.errors()[0]
+    field = ".".join(map(str, first["loc"]))
+    return DataError(
+        f"{path}: entry {quote(entry)}{' ' + field if field else ''}: {first['msg']} "
+        f"(got {quote(first['input'])}); expected {expected}"
+    )
+
+
 def _nslt_clips(data: dict, path: Path) -> list[Clip]:
     clips = []
-    for video_id, entry in data.items():
+    for video_id, value in data.items():
         try:
-            label, start, end = entry["action"]
-            split = entry["subset"]
-            clips.append(Clip(str(video_id), int(label), split, int(start), int(end)))
-        except (KeyError, TypeError, ValueError):
-            raise DataError(
-                f'{path}: entry {video_id!r} is not {{"subset": ..., "action": '
-                "[class, start, end]}"
+            entry = _NsltEntry.model_validate(value)
+        except ValidationError as error:
+            raise _entry_error(
+                path, video_id, error, '{"subset": ..., "action": [class, start, end]}'
             ) from None
+        label, start, end = entry.action
+        clips.append(Clip(str(video_id), label, entry.subset, start, end))
     return clips
 
 
 def _v03_clips(data: list, path: Path, num_classes: int | None) -> tuple:
     clips, names = [], {}
-    for label, entry in enumerate(data[:num_classes] if num_classes else data):
+    for label, value in enumerate(data[:num_classes] if num_classes else data):
         try:
-            names[label] = str(entry["gloss"])
-            for item in entry["instances"]:
-                signer = item.get("signer_id")
-                clips.append(
-                    Clip(
-                        str(item["video_id"]),
-                        label,
-                        item["split"],
-                        int(item.get("frame_start", 1)),
-                        int(item.get("frame_end", -1)),
-                        None if signer is None else str(signer),
-                    )
-                )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise DataError(
-                f"{path}: entry {label} is not {{'gloss': ..., 'instances': "
-                "[{'video_id', 'split', ...}]}"
+            entry = _GlossEntry.model_validate(value)
+        except ValidationError as error:
+            raise _entry_error(
+                path,
+                label,
+                error,
+                "{'gloss': ..., 'instances': [{'video_id', 'split', ...}]}",
             ) from None
+        names[label] = str(entry.gloss)
+        for item in entry.instances:
+            signer = None if item.signer_id is None else str(item.signer_id)
+            clips.append(
+                Clip(
+                    str(item.video_id),
+                    label,
+                    item.split,
+                    item.frame_start,
+                    item.frame_end,
+                    signer,
+                )
+            )
     return clips, names
 
 
-def _plain_name(name: str) -> bool:
-    """Whether `name` is usable as one file name under the output root."""
-    return (
-        bool(name)
-        and name not in (".", "..")
-        and "/" not in name
-        and "\\" not in name
-        and "\0" not in name
-        and Path(name).name == name
-    )
+def _check_text(path: Path, clips: list[Clip], names: dict[int, str]) -> None:
+    """Refuse ids, signers and gloss names that the written files cannot hold."""
+    for clip in clips:
+        problem = annotation_name_problem(clip.video_id)
+        if problem:
+            raise DataError(
+                f"{path}: video id {quote(clip.video_id)} is not a plain file name (it "
+                f"{problem}); a video id names the clip's folder ROOT/<id>/ and is a "
+                "column of test_gloss.txt, which splits on whitespace and reads '#' "
+                "as a comment"
+            )
+        if clip.signer is not None and (
+            not clip.signer or re.search(r"\s", clip.signer)
+        ):
+            raise DataError(
+                f"{path}: video {clip.video_id} has signer {quote(clip.signer)}; a "
+                "signer is one word (a column of test_gloss.txt)"
+            )
+    for label, name in names.items():
+        if name.splitlines() != [name] or not name.strip():
+            raise DataError(
+                f"{path}: gloss {label} is {quote(name)}; a gloss name is one line of "
+                "text (a line of glosses.txt)"
+            )
 
 
 def read_split_file(
@@ -148,12 +214,8 @@ def read_split_file(
         clips, names = _v03_clips(data, path, num_classes)
     else:
         raise DataError(f"{path}: expected an nslt_N.json object or WLASL_v0.3 list")
+    _check_text(path, clips, names)
     for clip in clips:
-        if not _plain_name(clip.video_id):
-            raise DataError(
-                f"{path}: video id {clip.video_id!r} is not a plain file name (a "
-                "clip's files are written under ROOT/<video id>/)"
-            )
         if clip.split not in SPLITS:
             raise DataError(
                 f"{path}: video {clip.video_id} has split {clip.split!r}; expected "
@@ -170,10 +232,7 @@ def read_split_file(
 
 def read_class_list(path: Path) -> dict[int, str]:
     """`class_id<TAB>gloss` lines -> {class_id: gloss}."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read class list {path}: {error}") from None
+    lines = read_text(path, "class list").splitlines()
     names = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -194,6 +253,37 @@ def row_range(clip: Clip, rows: int) -> tuple[int, int]:
     return start, max(start, min(end - 1, rows - 1))
 
 
+def _confined(path: Path, root: Path, video_id: str) -> Path:
+    """`path`, once it is known to resolve inside the output `root` (a video id is
+    input, and a folder in ROOT may be a symbolic link)."""
+    if not is_inside(path, root):
+        raise DataError(
+            f"video id {quote(video_id)}: {path} resolves to {path.resolve()}, "
+            f"outside --output {root}; refused"
+        )
+    return path
+
+
+def _write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """`write_atomically` into a folder it makes; an OS error (no permission, a
+    full disk) is one message naming the file."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        write_atomically(path, write)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _refuse_infinite(points: np.ndarray, where: Path, video_id: str) -> None:
+    """NaN is a missing point; an infinite coordinate is a broken file."""
+    count = int(np.isinf(points).sum())
+    if count:
+        raise DataError(
+            f"{where}: the landmarks of video {video_id} hold {count} infinite "
+            "value(s); a missing point must be NaN"
+        )
+
+
 class _Source:
     """Landmarks per video id, from one `.npz` of hand arrays or a folder of files."""
 
@@ -202,9 +292,15 @@ class _Source:
         self.archive = None
         if path.is_file() and path.suffix == ".npz":
             try:
-                self.archive = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as error:
-                raise DataError(f"{path}: cannot read ({error})") from None
+                archive = np.load(path, allow_pickle=False)
+            except UNREADABLE_FILE_ERRORS as error:
+                reason = str(error) or type(error).__name__
+                raise DataError(f"{path}: cannot read ({shorten(reason)})") from None
+            if not isinstance(archive, NpzFile):
+                raise DataError(
+                    f"{path}: holds one array, not an .npz of hand arrays per video id"
+                )
+            self.archive = archive
             self.ids = set(self.archive.files)
         elif path.is_dir():
             self.ids = None
@@ -220,7 +316,8 @@ class _Source:
             found = landmark_file(folder, video_id)
             if found is not None:
                 return found
-        return None
+        found = self.path / f"{video_id}{HAND_ARRAY_SUFFIX}"
+        return found if found.is_file() else None
 
     def has(self, video_id: str) -> bool:
         """Whether the source has landmarks for this video."""
@@ -228,33 +325,70 @@ class _Source:
             return video_id in self.ids
         return self.file_for(video_id) is not None
 
-    def write(self, video_id: str, target: Path) -> int:
-        """Write the video's landmark file under `target`; return its row count."""
-        target.mkdir(parents=True, exist_ok=True)
+    def write(self, video_id: str, root: Path) -> int:
+        """Write the video's landmark file in `root/<video id>/`; return its row
+        count."""
+        folder = root / video_id
         if self.archive is None:
             source = self.file_for(video_id)
-            destination = target / f"{video_id}{source.suffix}"
+            if source.suffix == HAND_ARRAY_SUFFIX:
+                return _write_hands(_read_hand_array(source), source, video_id, root)
+            # Read before copying: a FIFO or a damaged file is refused, naming it.
+            points = read_landmarks(source, ["left_hand", "right_hand"])[0]
+            _refuse_infinite(points, source, video_id)
+            destination = _confined(
+                folder / f"{video_id}{source.suffix}", root, video_id
+            )
             with source.open("rb") as file:
-                write_atomically(destination, lambda out: shutil.copyfileobj(file, out))
-            return len(read_landmarks(destination, ["left_hand", "right_hand"])[0])
+                _write(destination, lambda out: shutil.copyfileobj(file, out))
+            return len(points)
         try:
             hands = self.archive[video_id]
         except UNREADABLE_FILE_ERRORS as error:
             raise DataError(
                 f"{self.path}: cannot read array {video_id} ({error})"
             ) from None
-        if hands.ndim != 4 or hands.shape[2:] != (21, 3) or len(hands) == 0:
-            raise DataError(
-                f"{self.path}: array {video_id} has shape {hands.shape}; expected "
-                "(T, hands, 21, 3) with T >= 1"
-            )
-        # WLASL's hand files hold MediaPipe's normalised points (frame size unknown).
-        arrays = landmark_arrays({"hands": hands}, frame_size=None)
-        write_atomically(
-            target / f"{video_id}.npz",
-            lambda out: np.savez_compressed(out, **arrays),
+        return _write_hands(hands, self.path, video_id, root)
+
+
+def _read_hand_array(path: Path) -> np.ndarray:
+    """A `.npy` of `(T, hands, 21, 3)` MediaPipe Hands points in which a hand slot
+    filled with -1.0 means "no hand" (the public WLASL hand landmarks' layout), with
+    those slots as NaN and the points as float16, as the shared `.npz` holds them."""
+    require_file(path, "landmark file")
+    try:
+        hands = np.load(path, allow_pickle=False)
+    except UNREADABLE_FILE_ERRORS as error:
+        reason = str(error) or type(error).__name__
+        raise DataError(f"{path}: cannot read ({shorten(reason)})") from None
+    if hands.ndim == 4 and hands.dtype.kind == "f":
+        hands = hands.copy()
+        hands[(hands == MISSING_HAND_VALUE).all(axis=(2, 3))] = np.nan
+        hands = hands.astype(np.float16)
+    return hands
+
+
+def _write_hands(hands: np.ndarray, where: Path, video_id: str, root: Path) -> int:
+    """Check a `(T, hands, 21, 3)` array and write it as `root/<id>/<id>.npz`; its
+    row count."""
+    if (
+        hands.ndim != 4
+        or hands.shape[2:] != (21, 3)
+        or len(hands) == 0
+        or hands.dtype.kind not in "fiu"
+    ):
+        raise DataError(
+            f"{where}: array {video_id} has shape {hands.shape} of "
+            f"{hands.dtype}; expected (T, hands, 21, 3) numbers with T >= 1"
         )
-        return len(hands)
+    _refuse_infinite(hands, where, video_id)
+    # WLASL's hand files hold MediaPipe's normalised points (frame size unknown).
+    arrays = landmark_arrays({"hands": hands}, frame_size=None)
+    _write(
+        _confined(root / video_id / f"{video_id}.npz", root, video_id),
+        lambda out: np.savez_compressed(out, **arrays),
+    )
+    return len(hands)
 
 
 def import_wlasl(
@@ -284,14 +418,14 @@ def import_wlasl(
             f"{class_list or split_file}: no gloss for class(es) "
             f"{', '.join(map(str, unnamed[:10]))}"
         )
-    output.mkdir(parents=True, exist_ok=True)
     present = [clip for clip in clips if source.has(clip.video_id)]
+    prepare_output(output)
+    for clip in present:  # every clip's folder, before anything is written
+        _confined(output / clip.video_id, output, clip.video_id)
     signers = any(clip.signer is not None for clip in present)
     rows = ["name start end gloss split" + (" signer" if signers else "")]
     for clip in tqdm(present, desc="clips", unit="clip", disable=None):
-        start, end = row_range(
-            clip, source.write(clip.video_id, output / clip.video_id)
-        )
+        start, end = row_range(clip, source.write(clip.video_id, output))
         row = f"{clip.video_id} {start} {end} {clip.label} {clip.split}"
         rows.append(row + (f" {clip.signer or UNKNOWN_SIGNER}" if signers else ""))
     if len(rows) == 1:
@@ -305,7 +439,7 @@ def import_wlasl(
         ("glosses.txt", glosses),
         ("test_gloss.txt", "\n".join(rows) + "\n"),
     ):
-        write_atomically(output / name, lambda out, text=text: out.write(text.encode()))
+        _write(output / name, lambda out, text=text: out.write(text.encode()))
     return {
         "clips": Counter(clip.split for clip in present),
         "classes": {

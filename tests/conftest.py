@@ -13,6 +13,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Under pytest-xdist each worker gets one core's worth of threads (torch, OpenMP and
+# the processes the tests start), so that two workers do not fight over two cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -34,8 +34,10 @@ def test_every_config_problem_is_reported_before_the_data_is_read(
     tiny_config["transformer"]["name"] = "sign_language_transformr"
     tiny_config["general_parameters"]["gpu"] = 7
     tiny_config["transfer"] = {"checkpoint": "/nonexistent/run/best.ckpt"}
+    tiny_config["general_parameters"]["data_path"] = "/nonexistent/data"
     assert run(tiny_config, write_config) == 2
     err = capsys.readouterr().err
+    assert "general_parameters.data_path: '/nonexistent/data' is not an existing" in err
     assert "feature_extractor.name: unknown feature extractor 'cnn_extractr'" in err
     assert "transformer.name: unknown transformer 'sign_language_transformr'" in err
     assert "general_parameters.gpu: CUDA device 7 is not available" in err

@@ -287,6 +287,38 @@ def test_folder_source_copies_extract_landmarks_files(tmp_path: Path, capsys) ->
     ]
 
 
+def test_folder_of_published_npy_hand_arrays_reads_as_the_shared_npz(
+    tmp_path: Path, nslt_files: dict
+) -> None:
+    """The public WLASL hand landmarks (`ID.npy`, float64, -1.0 where a hand slot is
+    empty) import to the same arrays as the shared `.npz` made from them."""
+    shared = np.load(tmp_path / "hands.npz")
+    source = tmp_path / "npy"
+    source.mkdir()
+    for video in shared.files:
+        published = shared[video].astype(np.float64)
+        published[np.isnan(published)] = -1.0
+        np.save(source / f"{video}.npy", published)
+    from_npz, from_npy = tmp_path / "from_npz", tmp_path / "from_npy"
+    for landmarks, root in ((tmp_path / "hands.npz", from_npz), (source, from_npy)):
+        assert (
+            run(
+                nslt_files["split"],
+                landmarks,
+                root,
+                "--class_list",
+                str(nslt_files["classes"]),
+            )
+            == 0
+        )
+    assert annotation_rows(from_npy) == annotation_rows(from_npz)
+    for video in shared.files:
+        one = np.load(from_npz / video / f"{video}.npz")["hands"]
+        other = np.load(from_npy / video / f"{video}.npz")["hands"]
+        assert np.array_equal(one, other, equal_nan=True)
+        assert np.isnan(other[::3, 1]).all()  # the -1.0 slots are missing hands
+
+
 def bad_input_cases(tmp_path: Path, nslt_files: dict) -> dict:
     """Each case: (split file, landmarks, extra args, words the error must name)."""
     bad_json = tmp_path / "bad.json"

@@ -12,6 +12,7 @@ from pathlib import Path
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
 from training.run import trainer_device_args
 from utils.config import SignpipeConfig
+from utils.config_loader import data_path_problems
 from utils.errors import ConfigError
 from utils.file_io import file_problem
 
@@ -72,13 +73,15 @@ def _neptune_problems(config: SignpipeConfig) -> list[str]:
 
 
 def check_before_data(config: SignpipeConfig) -> None:
-    """Check the model names, the weights files, the devices and Neptune's settings.
+    """Check the data paths, the model names, the weights files, the devices and
+    Neptune's settings.
 
     Raises:
         ConfigError: one line per problem, every problem found.
     """
     problems = (
-        _registry_problems(config)
+        data_path_problems(config)
+        + _registry_problems(config)
         + _file_problems(config)
         + _device_problems(config)
         + _neptune_problems(config)

@@ -10,11 +10,13 @@ file and line.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from utils.config_model import MAX_NUM_CLASS
 from utils.constants import IGNORE_INDEX
@@ -143,6 +145,35 @@ def tokenize(line: str, separator: str | None, header: bool = False) -> list[str
     return [token.strip() for token in next(csv.reader([line], delimiter=separator))]
 
 
+def _csv_problem(error: csv.Error, where: str) -> DataError:
+    """A `DataError` at `where` for a row the csv module cannot read."""
+    return DataError(
+        f"{where}: cannot read this CSV row ({error}; a cell holds at most "
+        f"{csv.field_size_limit():,} characters, and a quote left open runs on to "
+        "the end of the file)"
+    )
+
+
+def csv_rows(text: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The rows of a CSV text, each with the line it starts on (a quoted cell may
+    hold line breaks, so a row may span lines; a blank line is an empty row).
+
+    Raises:
+        DataError: naming `path` and the line of a row the csv module cannot read
+            (a cell over its size limit), instead of `csv.Error`.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        number = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise _csv_problem(error, f"{path}:{number}") from None
+        yield number, cells
+
+
 def parse_label(token: str, head: str, where: str) -> int:
     """A label token -> class index, or `IGNORE_INDEX` when missing."""
     if token.strip().lower() in MISSING_TOKENS:
@@ -168,16 +199,37 @@ def parse_label(token: str, head: str, where: str) -> int:
     return int(value)
 
 
+def _is_path(name: str) -> bool:
+    """Whether `name` is a path rather than one folder name."""
+    return name in (".", "..") or any(char in name for char in "/\\\0")
+
+
 def check_sample_name(name: str, where: str) -> None:
     """Raise `DataError` unless `name` is one folder name: it names a folder inside
     the dataset root, so a path (`../x`, `/x`, `a/b`) would read data outside it."""
     if not name:
         raise DataError(f"{where}: the sample name is empty")
-    if name in (".", "..") or any(char in name for char in "/\\\0"):
+    if _is_path(name):
         raise DataError(
             f"{where}: sample name {name!r} is a path; a name is the name of a folder "
             "in the dataset root (no '/', '\\', '.' or '..')"
         )
+
+
+def annotation_name_problem(name: str) -> str | None:
+    """What keeps `name` from being a sample name that an annotation file written
+    with it reads back (`is empty`, `contains whitespace`, ...), or None: the rule of
+    `check_sample_name`, no whitespace (the columns are split on it) and no leading
+    `#` (a comment line)."""
+    if not name:
+        return "is empty"
+    if _is_path(name):
+        return "is a path ('/', '\\', '.' or '..')"
+    if re.search(r"\s", name):
+        return "contains whitespace"
+    if name.startswith("#"):
+        return "starts with '#'"
+    return None
 
 
 @dataclass
@@ -217,7 +269,10 @@ def split_lines(path: Path, separator: str | None = None) -> AnnotationLines:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        tokens = tokenize(line, separator)
+        try:
+            tokens = tokenize(line, separator)
+        except csv.Error as error:
+            raise _csv_problem(error, f"{path}:{number}") from None
         if not rows and header is None and looks_like_header(tokens):
             header, header_line = tokenize(line, separator, header=True), number
             continue
@@ -329,9 +384,8 @@ def is_manifest(path: Path) -> bool:
     path = Path(path)
     if path.suffix.lower() != ".csv" or not path.is_file():
         return False
-    lines = read_text(path, "manifest").splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    cells = next(csv.reader([first]), [""]) or [""]
+    rows = csv_rows(read_text(path, "manifest"), path)
+    cells = next((cells for _, cells in rows if any(c.strip() for c in cells)), [""])
     return normalise_title(cells[0]) == MANIFEST_PATH_COLUMN
 
 
@@ -419,9 +473,7 @@ def read_manifest(path: Path, heads: list[str]) -> list[AnnotationRow]:
     path = Path(path)
     lines = [
         (number, cells)
-        for number, cells in enumerate(
-            csv.reader(read_text(path, "manifest").splitlines()), start=1
-        )
+        for number, cells in csv_rows(read_text(path, "manifest"), path)
         if any(cell.strip() for cell in cells)
     ]
     if not lines:

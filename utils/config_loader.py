@@ -108,7 +108,7 @@ def _parse_override(override: str) -> tuple[list[str], Any]:
             "e.g. --set train_parameters.epochs=1"
         )
     try:
-        parsed = _load_yaml(value) if value.strip() else None
+        parsed = load_yaml(value) if value.strip() else None
     except YamlLimitError as error:
         raise ConfigError(f"--set {shorten(key)}: {error}") from None
     except (yaml.YAMLError, ValueError, RecursionError):
@@ -193,7 +193,9 @@ class _ConfigLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
         return super().construct_mapping(node, deep=deep)
 
 
-def _load_yaml(stream: Any) -> Any:
+def load_yaml(stream: Any) -> Any:
+    """Parse YAML as configs are: safe types only; a key twice in one mapping is a
+    `yaml.YAMLError`, a document past `MAX_YAML_VALUES` a `YamlLimitError`."""
     return yaml.load(stream, Loader=_ConfigLoader)  # nosec: a SafeLoader
 
 
@@ -204,7 +206,7 @@ def load_raw_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: config file not found")
     try:
         with path.open(encoding="utf-8") as file:
-            raw = _load_yaml(file)
+            raw = load_yaml(file)
     except YamlLimitError as error:
         raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
@@ -258,16 +260,26 @@ def load_config(
         raise with_notes(error, legacy_notes) from None
 
 
-def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
-    """Raise `ConfigError` when a dataset root (a directory or a video manifest
-    `.csv`) does not exist."""
+def data_path_problems(config: SignpipeConfig, base: Path | None = None) -> list[str]:
+    """One line per dataset root (a directory or a video manifest `.csv`) that does
+    not exist."""
+    problems = []
     for root in config.general_parameters.data_paths():
         path = Path(root) if base is None else base / root
         if not (path.is_dir() or (path.suffix.lower() == ".csv" and path.is_file())):
-            raise ConfigError(
+            problems.append(
                 f"general_parameters.data_path: {quote(root)} is not an existing "
                 "directory or video manifest (.csv)"
             )
+    return problems
+
+
+def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
+    """Raise `ConfigError` when a dataset root (a directory or a video manifest
+    `.csv`) does not exist."""
+    problems = data_path_problems(config, base)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def config_to_dict(config: SignpipeConfig) -> dict:

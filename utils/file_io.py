@@ -48,6 +48,14 @@ def is_temporary(path: Path, of: str | None = None) -> bool:
     return _TEMPORARY.fullmatch(name) is not None and path.is_file()
 
 
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The OSError that `error` was raised while handling, if any."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def write_atomically(
     path: Path, write: Callable[[BinaryIO], object], owner: str | None = None
 ) -> None:
@@ -68,7 +76,15 @@ def write_atomically(
     temporary = temporary_path(path, owner)
     try:
         with temporary.open("wb") as file:
-            write(file)
+            try:
+                write(file)
+            except RuntimeError as error:
+                # torch.save reports a failed write (a full disk) as a RuntimeError
+                # ("unexpected pos ..."), raised while the OSError was handled.
+                cause = _os_error_behind(error)
+                if cause is None:
+                    raise
+                raise cause from None
             file.flush()
             # A full disk may only show when the data reaches it: before the rename.
             os.fsync(file.fileno())
@@ -76,6 +92,12 @@ def write_atomically(
     finally:
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether `path` resolves (`..` and symbolic links followed) to `root` or a
+    path under it: where a name read from input may be written."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def describe_load_error(error: BaseException) -> str:
