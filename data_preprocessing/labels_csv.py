@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import re
 import sys
 from collections import Counter
@@ -409,10 +408,12 @@ def _merge(first: list[ItemResult], second: list[ItemResult]) -> list[ItemResult
 
 
 def write_manifest(output: Path, rows: list[LabelRow], ids: dict[str, int]) -> None:
-    """Write `ROOT/manifest.csv`: `path,gloss[,split][,signer]`, the videos' paths
-    relative to `ROOT` (absolute when they share no folder with it)."""
+    """Write `ROOT/manifest.csv`: `path,gloss[,split][,signer]`, a video's path
+    relative to `ROOT` when it lies inside `ROOT` (the two move together), else
+    absolute (so moving `ROOT` alone breaks nothing; no `../` paths)."""
     splits = rows[0].split is not None
     signers = rows[0].signer is not None
+    root = output.resolve()
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(
@@ -421,11 +422,9 @@ def write_manifest(output: Path, rows: list[LabelRow], ids: dict[str, int]) -> N
         + (["signer"] if signers else [])
     )
     for row in rows:
-        try:
-            path = os.path.relpath(row.video.resolve(), output.resolve())
-        except ValueError:  # another drive
-            path = str(row.video.resolve())
-        cells = [Path(path).as_posix(), str(ids[row.label])]
+        video = row.video.resolve()
+        path = video.relative_to(root) if video.is_relative_to(root) else video
+        cells = [path.as_posix(), str(ids[row.label])]
         cells += [row.split] if splits else []
         cells += [row.signer] if signers else []
         writer.writerow(cells)

@@ -17,7 +17,7 @@ from helpers import merge, tiny_overrides
 import train
 from data_preprocessing import labels_csv
 from datasets.index import index_samples
-from utils.annotations import AnnotationRow
+from utils.annotations import AnnotationRow, read_manifest
 from utils.errors import DataError, UserError
 
 FRAMES = 8
@@ -205,3 +205,27 @@ def test_a_video_beside_a_missing_sample_folder_is_the_sample(tmp_path):
     message = str(error.value)
     assert "sample folder" in message and "clip.mp4" in message
     assert "data_preprocessing.extract_landmarks" in message
+
+
+def test_manifest_paths_survive_moving_the_dataset_folder(videos, tmp_path):
+    """Videos outside ROOT are stored absolute (no `../`), inside ROOT relative."""
+    labels = full_csv(tmp_path / "labels.csv")
+    root = tmp_path / "data" / "mysigns"
+    labels_csv.import_labels(labels, videos, root, manifest=True)
+    paths = [
+        line.split(",")[0]
+        for line in (root / labels_csv.MANIFEST_FILE).read_text().splitlines()[1:]
+    ]
+    assert paths and all(Path(p).is_absolute() and ".." not in p for p in paths)
+    moved = tmp_path / "elsewhere"
+    root.rename(moved)
+    rows = read_manifest(moved / labels_csv.MANIFEST_FILE, ["gloss"])
+    assert len(rows) == len(CLIPS) and all(Path(row.video).is_file() for row in rows)
+
+    inside = tmp_path / "inside"
+    (inside / "clips").mkdir(parents=True)
+    for video in videos.glob("*.mp4"):
+        video.rename(inside / "clips" / video.name)
+    labels_csv.import_labels(labels, inside / "clips", inside, manifest=True)
+    text = (inside / labels_csv.MANIFEST_FILE).read_text()
+    assert text.splitlines()[1].startswith("clips/")
