@@ -14,6 +14,10 @@ landmarks over a few frames of the clip and how long each step took. Its JSON AP
 predict.py makes it (MediaPipe landmarks for landmark models, frames for image
 models, the checkpoint's temporal sampling).
 
+It is a demo server, not hardened for the open internet (no TLS, no accounts):
+docs/guide/security.md says what it promises (Host check, security headers, upload
+and pixel limits) and how to expose it behind a reverse proxy.
+
 Exit status: 0 when stopped with Ctrl+C; 2 on a bad checkpoint, a port in use or a
 missing dependency.
 """
@@ -35,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 demo.py",
         description=__doc__.splitlines()[0],
-        epilog="The page and its API: docs/guide/demo.md.",
+        epilog="The page and its API: docs/guide/demo.md; what the server "
+        "promises and its limits: docs/guide/security.md.",
     )
     parser.add_argument(
         "checkpoint",
@@ -46,7 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a train.py checkpoint, an export.py model.onnx or a model zoo name "
         "(default: %(default)s, the shipped WLASL300 model)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on; bound to one, the server answers only its "
+        "name and localhost's as Host (default: %(default)s, this machine only)",
+    )
     parser.add_argument(
         "--port", type=port, default=8000, help="default: %(default)s (0: any free)"
     )

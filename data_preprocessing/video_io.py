@@ -7,6 +7,8 @@ per item over a process pool with a progress bar and collects every item's
 outcome, so that one broken video does not stop the others.
 
 This module needs only PyAV, numpy and tqdm (no torch), so that the tools start fast.
+Frames over the pixel budget (`datasets.videos.MAX_FRAME_PIXELS`) are refused, by the
+container's header when the video is opened and by each decoded frame's size.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from av.error import FFmpegError  # pylint: disable=no-name-in-module
 from tqdm import tqdm
 
+from datasets.videos import check_frame_size
 from utils.cli import positive_int
 from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from utils.errors import DataError, UserError
@@ -110,8 +113,8 @@ class VideoReader:
     """Stream a video's frames as RGB uint8 arrays `(H, W, 3)`.
 
     Use as a context manager; `info` is known once it is open. Decoding problems
-    (an unreadable file, no video stream, corrupt data, no frames) raise `DataError`
-    naming the file.
+    (an unreadable file, no video stream, corrupt data, no frames, frames over
+    `datasets.videos.MAX_FRAME_PIXELS`) raise `DataError` naming the file.
 
     Args:
         path: the video file.
@@ -121,7 +124,8 @@ class VideoReader:
 
     Raises:
         ValueError: `fps` or `max_side` is not positive.
-        DataError: the file cannot be opened as a video.
+        DataError: the file cannot be opened as a video, or its header gives
+            frames over the pixel budget.
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class VideoReader:
                 raise DataError(f"{self.path}: the video stream has no frame rate")
             if not context.width or not context.height:
                 raise DataError(f"{self.path}: the video stream has no frame size")
+            check_frame_size(self.path, context.width, context.height)
         except DataError:
             self._container.close()
             raise
@@ -217,6 +222,8 @@ class VideoReader:
                 )
             previous, array = None, None
             for frame in frames:
+                # Checked on every frame, converted or not: the header may lie.
+                check_frame_size(self.path, frame.width, frame.height)
                 if wanted is not None and count not in wanted:
                     previous, array = None, None
                 elif frame is previous:  # repeated when raising the rate

@@ -13,12 +13,14 @@ it. A clip of 16 frames spread over a 200-frame video thus decodes about as many
 frames as its groups of pictures hold up to the sampled frames, not all 200.
 
 Every problem (an unreadable file, no video stream, corrupt data, a frame past the
-end) is a `DataError` naming the file. PyAV decodes (FFmpeg, bundled with its wheel).
+end, frames over the pixel budget `MAX_FRAME_PIXELS`) is a `DataError` naming the
+file. PyAV decodes (FFmpeg, bundled with its wheel).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -41,6 +43,12 @@ DRAFT_SCALES = (8, 4, 2)
 _DECODE_ERRORS = (FFmpegError, OSError, ValueError, EOFError)
 #: How much of a file FFmpeg reads to learn its streams on the first try (bytes).
 FAST_PROBE = {"probesize": "5000"}
+#: The most pixels a video frame may have: 4096 x 4096 (16.8 megapixels, 50 MB as
+#: RGB; 4K UHD fits). A few megabytes of video can declare far larger frames (eight
+#: 8192 x 8192 MJPEG frames in 8.4 MB took the demo from 1.2 to 4.3 GB of memory), so
+#: every reader refuses them: by the container's header before decoding, and by each
+#: decoded frame's own size (a stream can change size after its header).
+MAX_FRAME_PIXELS = 4096 * 4096
 
 
 def is_video(path: Path) -> bool:
@@ -51,6 +59,21 @@ def is_video(path: Path) -> bool:
 def _reason(error: Exception) -> str:
     """An FFmpeg error's text without the errno and file name it repeats."""
     return getattr(error, "strerror", None) or str(error)
+
+
+def check_frame_size(path: Path, width: int, height: int) -> None:
+    """Refuse frames of more than `MAX_FRAME_PIXELS` pixels.
+
+    Raises:
+        DataError: naming the file, its frame size and the budget.
+    """
+    if width * height > MAX_FRAME_PIXELS:
+        side = math.isqrt(MAX_FRAME_PIXELS)
+        raise DataError(
+            f"{path}: its frames are {width}x{height} pixels, over the limit of "
+            f"{MAX_FRAME_PIXELS / 1e6:.1f} megapixels a frame ({side}x{side}); scale "
+            "the video down first, e.g. ffmpeg -i IN -vf scale=1920:-2 OUT"
+        )
 
 
 @dataclass(frozen=True)
@@ -81,7 +104,8 @@ def _usable(stream: Any) -> bool:
 
 
 def _open(path: Path) -> tuple[Any, Any]:
-    """The open container and its first video stream; `DataError` naming the file.
+    """The open container and its first video stream; `DataError` naming the file
+    (also for frames over `MAX_FRAME_PIXELS` by the header).
 
     The container is first opened reading only its first bytes (`probesize`): for
     MP4, MOV, Matroska and WebM the header says everything, and FFmpeg's default
@@ -103,6 +127,12 @@ def _open(path: Path) -> tuple[Any, Any]:
             raise DataError(f"{path}: no video stream")
         stream = container.streams.video[0]
         if _usable(stream) or not options:
+            context = stream.codec_context
+            try:
+                check_frame_size(path, context.width, context.height)
+            except DataError:
+                container.close()
+                raise
             return container, stream
         container.close()
     raise AssertionError("unreachable: the default probing returns or raises")
@@ -122,8 +152,8 @@ def probe_video(path: Path) -> VideoMeta:
     """The frame count, rate and size of a video, without decoding it.
 
     Raises:
-        DataError: naming the file, when it is not a readable video or holds no
-            frames.
+        DataError: naming the file, when it is not a readable video, holds no
+            frames or its frames are over `MAX_FRAME_PIXELS`.
     """
     path = Path(path)
     container, stream = _open(path)
@@ -220,8 +250,10 @@ def draft_size(width: int, height: int, size_hint: int | None) -> tuple[int, int
     return width, height
 
 
-def _to_rgb(frame: Any, size_hint: int | None) -> np.ndarray:
-    """A decoded frame as a `(H, W, 3)` uint8 array, drafted to about `size_hint`."""
+def _to_rgb(frame: Any, size_hint: int | None, path: Path) -> np.ndarray:
+    """A decoded frame as a `(H, W, 3)` uint8 array, drafted to about `size_hint`;
+    `DataError` for a frame over `MAX_FRAME_PIXELS` (whatever the header said)."""
+    check_frame_size(path, frame.width, frame.height)
     width, height = draft_size(frame.width, frame.height, size_hint)
     if (width, height) == (frame.width, frame.height):
         return frame.to_ndarray(format="rgb24")
@@ -246,14 +278,14 @@ class DecodedFrames:
 
 
 def _decode_sequentially(
-    container: Any, stream: Any, wanted: list[int], size_hint: int | None
+    container: Any, stream: Any, wanted: list[int], size_hint: int | None, path: Path
 ) -> tuple[dict[int, np.ndarray], int]:
     """Frames by counting from the start (for videos whose packets lack timestamps)."""
     found: dict[int, np.ndarray] = {}
     decoded = 0
     for decoded, frame in enumerate(container.decode(stream), start=1):
         if decoded - 1 in wanted:
-            found[decoded - 1] = _to_rgb(frame, size_hint)
+            found[decoded - 1] = _to_rgb(frame, size_hint, path)
         if decoded > wanted[-1]:
             break
     return found, decoded
@@ -274,6 +306,7 @@ def _decode_seeking(
     table: FrameTable,
     wanted: list[int],
     size_hint: int | None,
+    path: Path,
 ) -> tuple[dict[int, np.ndarray], int, int]:
     """Frames by seeking to the key frame before each wanted frame (when it is not
     reached by decoding on from the current position)."""
@@ -299,7 +332,7 @@ def _decode_seeking(
             decoded += 1
             position = frame.pts
             if frame.pts is not None and frame.pts >= target:
-                found[index] = _to_rgb(frame, size_hint)
+                found[index] = _to_rgb(frame, size_hint, path)
                 break
         else:
             break  # the stream ended before the frame: reported by the caller
@@ -318,8 +351,8 @@ def read_frames(
             stays at least this, as JPEG draft mode); None keeps the full size.
 
     Raises:
-        DataError: naming the file, when it cannot be read or decoded, or a frame
-            past its end is asked for.
+        DataError: naming the file, when it cannot be read or decoded, a frame
+            past its end is asked for or its frames are over `MAX_FRAME_PIXELS`.
     """
     path = Path(path)
     wanted = sorted(set(indices))
@@ -337,11 +370,11 @@ def read_frames(
         with container:
             if table.pts is None:
                 found, decoded = _decode_sequentially(
-                    container, stream, wanted, size_hint
+                    container, stream, wanted, size_hint, path
                 )
             else:
                 found, decoded, seeks = _decode_seeking(
-                    container, stream, table, wanted, size_hint
+                    container, stream, table, wanted, size_hint, path
                 )
     except _DECODE_ERRORS as error:
         raise DataError(f"{path}: cannot decode video ({_reason(error)})") from None
@@ -361,7 +394,8 @@ def read_all_frames(
     decoded in one pass; for the frame cache and `--check_data`.
 
     Raises:
-        DataError: naming the file, when it cannot be decoded or ends early.
+        DataError: naming the file, when it cannot be decoded, ends early or its
+            frames are over `MAX_FRAME_PIXELS`.
     """
     path = Path(path)
     container, stream = _open(path)
@@ -372,7 +406,7 @@ def read_all_frames(
                 if count is not None and index >= start + count:
                     return
                 if index >= start:
-                    yield _to_rgb(frame, size_hint)
+                    yield _to_rgb(frame, size_hint, path)
     except _DECODE_ERRORS as error:
         raise DataError(
             f"{path}: cannot decode frame {index + 1} ({_reason(error)})"

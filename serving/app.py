@@ -2,9 +2,17 @@
 
 `POST /api/predict` takes a multipart upload in the field `video` and answers
 `{"heads": {HEAD: [{"label", "probability"}, ...]}, "timings_ms": {...}, ...}`
-(see `serving.inference.DemoService.predict`). Bad uploads get a 4xx status and
-`{"detail": message}`: no file or an empty one (400), one over the size limit (413),
-a file that is not a readable video (422); too many waiting requests get 503.
+(see `serving.inference.DemoService.predict`). Every error is `{"detail": message}`
+(one string, also for a malformed request): no file or an empty one (400), one over
+the size limit (413: counted while the body streams in, whatever its framing, and a
+declared size over it refused before reading), a field that is not a file or a file
+that is not a readable video or has frames over the pixel budget (422); too many
+waiting requests get 503.
+
+Every response carries the headers of `serving.security` (a Content-Security-Policy,
+no sniffing, no framing, no referrer); bound to one interface, the server answers
+only the `Host` names of that interface and of localhost (against DNS rebinding).
+There is no `/docs` and no `/openapi.json`: the API is the two routes above.
 
 `serve` answers at once: the page and `GET /api/info` (`"ready": false` meanwhile)
 are served while torch, the model and then MediaPipe load on a background thread (torch
@@ -23,11 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from models.zoo import resolve
+from serving.security import SecurityHeaders, allowed_hosts, security_headers
 from utils.constants import VIDEO_SUFFIXES
-from utils.errors import UserError
+from utils.errors import UserError, shorten
 
 if TYPE_CHECKING:  # torch loads with the service, after the server answers
     from serving.inference import DemoService, VideoFile
@@ -37,6 +49,14 @@ LOAD_WAIT_S = 300.0
 
 #: Bytes read from an upload at a time.
 CHUNK = 1 << 20
+#: Bytes a request body may hold beyond the upload limit: the multipart framing
+#: (boundaries, part headers, the file name).
+FORM_OVERHEAD = 64 * 1024
+#: What a `video` field that is not a file gets.
+NOT_A_FILE = (
+    "the field 'video' is not a file: send the video as a file in the multipart "
+    "field 'video' (curl -F video=@clip.mp4)"
+)
 #: The suffix an upload is saved with when its name has no video suffix.
 FALLBACK_SUFFIX = ".mp4"
 
@@ -51,6 +71,19 @@ def _too_large(limit: int) -> HTTPException:
         status_code=413,
         detail=f"the upload is larger than the limit of {limit / 1e6:g} MB "
         "(demo.py --max_upload_mb)",
+    )
+
+
+def _invalid(errors: list[dict]) -> str:
+    """FastAPI's list of validation errors as one sentence (the page shows text)."""
+    if {str(error["loc"][-1]) for error in errors} == {"video"}:
+        return NOT_A_FILE
+    return shorten(
+        "invalid request: "
+        + "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in errors
+        )
     )
 
 
@@ -120,26 +153,63 @@ def _save_upload(upload: UploadFile, folder: Path, limit: int) -> VideoFile:
 
 
 def create_app(
-    service: DemoService | ServiceLoader, *, max_upload_bytes: int
+    service: DemoService | ServiceLoader,
+    *,
+    max_upload_bytes: int,
+    hosts: list[str] | None = None,
 ) -> FastAPI:
     """The FastAPI application around a model.
 
     Args:
         service: the model and its preprocessing, or a loader still building it.
         max_upload_bytes: the largest upload accepted.
+        hosts: the `Host` names answered (`serving.security.allowed_hosts`); None
+            answers any.
     """
     loader = service if isinstance(service, ServiceLoader) else None
-    app = FastAPI(title="signpipe demo", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="signpipe demo", docs_url=None, redoc_url=None, openapi_url=None
+    )
     page_html = page()
+    headers = security_headers(page_html)
+    too_large = _too_large(max_upload_bytes).detail
+    body_limit = max_upload_bytes + FORM_OVERHEAD
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own body limit says "Content Too Large": say which limit.
+        detail = too_large if error.status_code == 413 else str(error.detail)
+        return JSONResponse(
+            {"detail": detail}, status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError):
+        return JSONResponse({"detail": _invalid(list(error.errors()))}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, error: Exception) -> JSONResponse:
+        # Sent from outside the middleware: the security headers are added here.
+        return JSONResponse(
+            {
+                "detail": f"the server failed on this request "
+                f"({type(error).__name__}); its log has the details"
+            },
+            status_code=500,
+            headers=headers,
+        )
 
     @app.middleware("http")
     async def refuse_large_bodies(request: Request, call_next):
         # A declared size over the limit is refused before the body is read.
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_upload_bytes + CHUNK:
-            error = _too_large(max_upload_bytes)
-            return JSONResponse({"detail": error.detail}, status_code=413)
+        if declared.isdigit() and int(declared) > body_limit:
+            return JSONResponse({"detail": too_large}, status_code=413)
         return await call_next(request)
+
+    if hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    app.add_middleware(SecurityHeaders, headers=headers)
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -158,8 +228,10 @@ def create_app(
         return {**about, "max_upload_mb": max_upload_bytes / 1e6}
 
     # A plain `def`: FastAPI runs it in its thread pool, so uploads are read and
-    # clips processed while the event loop keeps accepting requests.
-    @app.post("/api/predict")
+    # clips processed while the event loop keeps accepting requests. The body is
+    # counted while it streams in (a chunked one declares no size): past the limit,
+    # reading stops and the answer is 413, so no more than that reaches the disk.
+    @app.post("/api/predict", max_body_size=body_limit)
     def predict(video: UploadFile | None = File(default=None)) -> dict:
         if video is None:
             raise HTTPException(
@@ -220,7 +292,9 @@ def serve(
         return built
 
     loader = ServiceLoader(build)
-    app = create_app(loader, max_upload_bytes=int(max_upload_mb * 1e6))
+    app = create_app(
+        loader, max_upload_bytes=int(max_upload_mb * 1e6), hosts=allowed_hosts(host)
+    )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

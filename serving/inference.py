@@ -5,8 +5,10 @@ The clip is made exactly as `predict.py` makes it for a video file
 extraction (`evaluation.prediction.extract_clip`: MediaPipe Hands for hands-only
 models, Holistic otherwise) on the frames the model samples, and the strip drawn from
 those same decoded frames and points; frames decoded with PyAV and the
-checkpoint's evaluation transform for image models; the checkpoint's temporal
-sampling. The model is a torch checkpoint or an exported
+checkpoint's evaluation transform for image models, and the strip drawn from those
+transformed frames (what the model saw); the checkpoint's temporal sampling. The
+strip never decodes the video again: a long video with few key frames would cost a
+second full decode. The model is a torch checkpoint or an exported
 ONNX file (`evaluation.onnx_backend`); both are called with the same batch.
 """
 
@@ -26,7 +28,6 @@ from PIL import Image
 
 from data_preprocessing.extract_landmarks import extract_item
 from data_preprocessing.trackers import check_installed, tracker_for, warm_up
-from data_preprocessing.video_io import VideoReader
 from datasets.landmarks import read_landmarks
 from datasets.sign_dataset import collate_clips
 from evaluation.checkpoints import LoadedModel, load_checkpoint
@@ -40,7 +41,6 @@ from evaluation.prediction import (
 )
 from serving.overlay import (
     DRAWN_COMPONENTS,
-    STRIP_HEIGHT,
     as_data_url,
     render_strip,
     strip_positions,
@@ -256,8 +256,7 @@ class DemoService:
             for head, values in logits.items()
         }
         with timed(timings, "overlay"):
-            wanted = strip_positions(clip["positions"], STRIP_FRAMES)
-            strip, drawn = self._strip(video.path, wanted, shown, points_file)
+            strip, drawn = self._strip(clip, shown, points_file)
         timings["total"] = sum(timings.values())
         return {
             "heads": heads,
@@ -282,16 +281,14 @@ class DemoService:
         ]
 
     def _strip(
-        self,
-        path: Path,
-        wanted: list[int],
-        shown: dict[int, np.ndarray],
-        points_file: Path | None,
+        self, clip: dict, shown: dict[int, np.ndarray], points_file: Path | None
     ) -> tuple[bytes | None, int]:
-        """A few of the clip's frames with their landmarks: for a landmark model,
-        frames it read where landmarks were found, with the points it read (nothing
-        decoded again); for an image model, decoded here, with Holistic run on these
-        frames alone."""
+        """A few of the clip's frames with their landmarks, nothing decoded again:
+        for a landmark model, frames it read where landmarks were found (`shown`, kept
+        by the extraction), with the points it read; for an image model, the clip's
+        own transformed `frames` `(T, C, H, W)`, with Holistic run on these frames
+        alone."""
+        wanted = strip_positions(clip["positions"], STRIP_FRAMES)
         if points_file is not None:
             all_points = read_landmarks(points_file, DRAWN_COMPONENTS)[0]
             found = [
@@ -307,17 +304,13 @@ class DemoService:
                 [shown[index] for index in picked],
                 [all_points[index] for index in picked],
             )
-        frames: dict[int, np.ndarray] = {}
-        # Decoded at about the strip's size: converting full-size frames is slow.
-        with VideoReader(path, max_side=2 * STRIP_HEIGHT) as reader:
-            for index, image in enumerate(reader.images(set(wanted))):
-                if image is not None:
-                    frames[index] = image
-                if index >= max(wanted, default=-1):
-                    break
-        images = [frames[index] for index in wanted if index in frames]
-        if not images:
+        if "frames" not in clip or not wanted:
             return None, 0
+        rows = [clip["positions"].index(position) for position in wanted]
+        images = [
+            np.ascontiguousarray(clip["frames"][row].permute(1, 2, 0).numpy())
+            for row in rows
+        ]
         points: list[np.ndarray | None] = [None] * len(images)
         if self.mediapipe_ready and not self._warm_error:
             points = self._points_of(images)
