@@ -5,7 +5,8 @@ library is imported (so starting one costs no import time). Nothing one run leav
 in the interpreter (random generators, torch flags, Lightning's state, cached
 modules, memory) reaches the next one, and a crash of a run ends only its process.
 The process dies with its worker (a killed worker leaves no run behind) and writes
-its output to the run folder's `trial.log`, its result to a JSON file.
+its output to the run folder's `trial.log`, its result to a JSON file; the
+error texts it writes pass through the caller's `hide` (a storage password out).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _child(
     log_path: str,
     result_path: str,
     parent: int,
+    hide: Callable[[str], str],
 ) -> None:
     """The trial's process: output to the log, result to JSON."""
     _die_with_parent(parent)
@@ -62,14 +64,14 @@ def _child(
     try:
         result = function(**kwargs)
     except UserError as error:
-        message = user_error_message(error)
+        message = hide(user_error_message(error))
         print(f"error: {message}", file=sys.stderr)
         result = {"status": "error", "message": message}
     except KeyboardInterrupt:
         result = {"status": "interrupted", "message": "interrupted"}
     except Exception as error:  # pylint: disable=broad-exception-caught
-        traceback.print_exc()
-        lines = str(error).strip().splitlines() or [""]
+        sys.stderr.write(hide(traceback.format_exc()))
+        lines = hide(str(error)).strip().splitlines() or [""]
         result = {"status": "failed", "message": f"{type(error).__name__}: {lines[0]}"}
     data = json.dumps(result, indent=2).encode("utf-8")
     write_atomically(Path(result_path), lambda file: file.write(data))
@@ -97,12 +99,22 @@ def start_method() -> str:
     return "fork"
 
 
-def run_in_process(function: Callable[..., dict], kwargs: dict, run_dir: Path) -> dict:
+def _shown(text: str) -> str:
+    return text
+
+
+def run_in_process(
+    function: Callable[..., dict],
+    kwargs: dict,
+    run_dir: Path,
+    hide: Callable[[str], str] = _shown,
+) -> dict:
     """`function(**kwargs)` in a new process; its result, or a `status: failed`
     result naming the exit code when the process died without one.
 
-    Output goes to `run_dir/trial.log`. Stopping the caller (KeyboardInterrupt)
-    stops the process first.
+    Output goes to `run_dir/trial.log`; `hide` rewrites the error texts the process
+    writes (a picklable function, for `spawn`). Stopping the caller
+    (KeyboardInterrupt) stops the process first.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "trial.log"
@@ -113,11 +125,11 @@ def run_in_process(function: Callable[..., dict], kwargs: dict, run_dir: Path) -
     sys.stderr.flush()
     process = context.Process(
         target=_child,
-        args=(function, kwargs, str(log_path), str(result_path), os.getpid()),
+        args=(function, kwargs, str(log_path), str(result_path), os.getpid(), hide),
         name=f"trial {run_dir.name}",
     )
-    process.start()
     try:
+        process.start()
         while process.is_alive():
             process.join(0.5)
     except BaseException:

@@ -9,6 +9,8 @@ it was killed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import signal
 import sys
@@ -40,6 +42,7 @@ from sweeps.study import (
     make_storage,
     open_study,
     quiet_optuna,
+    redact,
     retry_callback,
     storage_name,
     storage_url,
@@ -48,6 +51,8 @@ from utils.errors import ConfigError, UserError
 from utils.file_io import write_atomically
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+INTERRUPTED = 130
+RESUME = "run the same command again to resume"
 
 
 @dataclass
@@ -160,8 +165,9 @@ class Worker:
                 try:
                     self._loop(total)
                 except KeyboardInterrupt:  # Ctrl-C or SIGTERM, in a trial or between
-                    self.queue_again_after_interrupt()
-                    return 130
+                    with _signals_ignored():  # a second Ctrl-C must not stop this
+                        self.queue_again_after_interrupt()
+                    return INTERRUPTED
         return 0
 
     def _loop(self, total: int) -> None:
@@ -220,6 +226,7 @@ class Worker:
                 },
             },
             run_dir,
+            functools.partial(redact, url=self.url),
         )
         trial.set_user_attr("seconds", round(time.monotonic() - start, 1))
         status = result.get("status")
@@ -294,11 +301,8 @@ class Worker:
             trial = self.study.get_trials(deepcopy=False)[self.current]
             if trial.state == TrialState.FAIL and not is_spare(trial):
                 self.queue_again(trial)
-        self.write(
-            "interrupted: a stopped trial is queued again; run the same command to "
-            "go on"
-        )
         write_results(self.study, self.spec, self.output)
+        self.write(f"interrupted: {self.finished()} trials finished; {RESUME}")
 
     def write(self, line: str) -> None:
         """A line above the progress bar."""
@@ -336,6 +340,32 @@ def _raise_on_sigterm(*_) -> None:
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def _signals_ignored():
+    """Ctrl-C and SIGTERM ignored for a moment (the clean-up after the first)."""
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(kind, signal.SIG_IGN) for kind in kinds]
+    try:
+        yield
+    finally:
+        for kind, handler in zip(kinds, previous):
+            signal.signal(kind, handler)
+
+
+def _copy_spec(spec: SweepSpec, spec_path: Path, path: Path) -> None:
+    """SWEEP.yml's copy in the sweep folder, the storage's password hidden."""
+    text = Path(spec_path).read_text(encoding="utf-8")
+    if spec.storage and storage_name(spec.storage) != spec.storage:
+        if spec.storage in text:
+            text = text.replace(spec.storage, storage_name(spec.storage))
+        else:  # written in a way no search finds (quoted, folded): the parsed sweep
+            data = spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+            data["storage"] = storage_name(spec.storage)
+            text = yaml.safe_dump(data, sort_keys=False)
+    data = text.encode("utf-8")
+    write_atomically(path, lambda file: file.write(data))
+
+
 def run_sweep(
     spec_path: Path, options: SweepOptions, trial_function: Callable[..., dict]
 ) -> int:
@@ -343,8 +373,22 @@ def run_sweep(
     left; write results.csv, results.md and the plots.
 
     Returns:
-        0 when the sweep is done, 130 when interrupted (run again to go on).
+        0 when the sweep is done, 130 when interrupted (Ctrl-C or SIGTERM: one line
+        says so; run again to go on).
     """
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        return _run_sweep(spec_path, options, trial_function)
+    except KeyboardInterrupt:  # before the first trial, or after the last
+        print(f"interrupted: {RESUME}", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_sweep(
+    spec_path: Path, options: SweepOptions, trial_function: Callable[..., dict]
+) -> int:
     quiet_optuna()
     spec = load_spec(spec_path)
     config = check_spec(spec)
@@ -353,8 +397,7 @@ def run_sweep(
     try:
         output.mkdir(parents=True, exist_ok=True)
         if not (output / "sweep.yml").exists():
-            data = Path(spec_path).read_bytes()
-            write_atomically(output / "sweep.yml", lambda file: file.write(data))
+            _copy_spec(spec, spec_path, output / "sweep.yml")
     except OSError as error:
         raise UserError(
             f"--output: cannot write to {output} ({error.strerror})"
@@ -365,7 +408,6 @@ def run_sweep(
         f"sweep '{spec.name}': {output} (study in {storage_name(url)})",
         file=sys.stderr,
     )
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
     worker = Worker(
         spec=spec,
         study=study,
@@ -375,7 +417,8 @@ def run_sweep(
         trial_function=trial_function,
         budget=budget,
     )
-    code = worker.run()
+    if worker.run() == INTERRUPTED:
+        return INTERRUPTED  # the tables are current; plots and --keep_top at the end
     paths = write_results(study, spec, output)
     paths += write_plots(study, spec, output)
     if options.keep_top is not None:
@@ -386,4 +429,4 @@ def run_sweep(
             file=sys.stderr,
         )
     print(json.dumps({"sweep": str(output), "files": [str(p) for p in paths]}))
-    return code
+    return 0

@@ -5,25 +5,51 @@ one of: a `grid` (every combination of the listed values), a `queue` (an explici
 list of override sets, one trial each) or a `search_space` (float/int/categorical
 per dotted key, sampled by `sampler`, `n_trials` of them). The objective is a
 validation metric the run logs, with a direction.
+
+A small file must not expand into a large sweep: the file is read with the config's
+YAML loader (aliases count once per use, `MAX_YAML_VALUES` in all), a grid or a queue
+lists at most `MAX_LISTED_TRIALS` trials (counted before any is made), and the values
+a trial chooses from are at most `MAX_CHOICES_CHARS` characters of JSON.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Iterator, Literal, Sequence, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from optuna.distributions import FloatDistribution, IntDistribution
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 
 from utils.config import SignpipeConfig
-from utils.config_loader import format_validation_error, load_config
-from utils.errors import ConfigError
+from utils.config_loader import (
+    YamlLimitError,
+    format_validation_error,
+    load_config,
+    load_yaml,
+)
+from utils.errors import ConfigError, shorten
 
 # Optuna's categorical values; anything else (a list) is stored as its JSON text.
 Scalar = Union[bool, int, float, str, None]
 QUEUE_PARAM = "queue_entry"
+#: The most trials a grid (the product of its value counts) or a queue lists. Each is
+#: a training run; listing and checking 1,000 takes seconds, 10,000 minutes (longer
+#: than a second worker waits for the queue).
+MAX_LISTED_TRIALS = 1_000
+#: The most characters of JSON that a grid's values, or a search space's
+#: categorical choices, take in all (Optuna stores them with every trial).
+MAX_CHOICES_CHARS = 10_000
 
 
 class _Strict(BaseModel):
@@ -47,10 +73,14 @@ class FloatParam(_Strict):
     """A float between `low` and `high` (log-uniform with `log`)."""
 
     type: Literal["float"]
-    low: float
-    high: float
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
     log: bool = False
-    step: float | None = Field(None, gt=0)
+    step: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+    def check(self) -> None:
+        """Raise `ValueError` unless Optuna can sample this range."""
+        FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
 
 class IntParam(_Strict):
@@ -62,12 +92,19 @@ class IntParam(_Strict):
     log: bool = False
     step: int = Field(1, ge=1)
 
+    def check(self) -> None:
+        """Raise `ValueError` unless Optuna can sample this range."""
+        IntDistribution(self.low, self.high, log=self.log, step=self.step)
+
 
 class CategoricalParam(_Strict):
     """One of `choices`."""
 
     type: Literal["categorical"]
-    choices: list[Any] = Field(min_length=1)
+    choices: list[JsonValue] = Field(min_length=1)
+
+    def check(self) -> None:
+        """Nothing to check beyond the fields."""
 
 
 Param = Annotated[
@@ -143,7 +180,7 @@ class SweepSpec(_Strict):
         alias="set",
         description="dotted.key=value overrides applied to every trial",
     )
-    grid: dict[str, list[Any]] | None = Field(
+    grid: dict[str, list[JsonValue]] | None = Field(
         None, description="dotted key -> values; one trial per combination"
     )
     queue: list[list[str]] | None = Field(
@@ -186,11 +223,44 @@ class SweepSpec(_Strict):
             )
         for key, values in (self.grid or {}).items():
             if not values:
-                raise ValueError(f"grid.{key}: give at least one value")
+                raise ValueError(f"grid.{shorten(key)}: give at least one value")
         if self.queue is not None and not self.queue:
             raise ValueError("queue: give at least one trial")
         if self.n_trials is not None and self.search_space is None:
             raise ValueError("n_trials: only a search_space takes it")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "SweepSpec":
+        """Count the listed trials and the choices' size before anything is made."""
+        if self.grid:
+            counts = [len(values) for values in self.grid.values()]
+            if math.prod(counts) > MAX_LISTED_TRIALS:
+                raise ValueError(
+                    f"grid: {' x '.join(map(str, counts))} = {math.prod(counts)} "
+                    f"trials; a grid lists at most {MAX_LISTED_TRIALS}: split it into "
+                    "several sweeps, or use a search_space with n_trials"
+                )
+            _check_choices_size("grid", self.grid)
+        if self.queue is not None and len(self.queue) > MAX_LISTED_TRIALS:
+            raise ValueError(
+                f"queue: {len(self.queue)} trials; a queue lists at most "
+                f"{MAX_LISTED_TRIALS}: split it into several sweeps"
+            )
+        space = self.search_space or {}
+        _check_choices_size(
+            "search_space",
+            {
+                key: param.choices
+                for key, param in space.items()
+                if isinstance(param, CategoricalParam)
+            },
+        )
+        for key, param in space.items():
+            try:
+                param.check()
+            except ValueError as error:
+                raise ValueError(f"search_space.{shorten(key)}: {error}") from None
         return self
 
     @property
@@ -202,17 +272,11 @@ class SweepSpec(_Strict):
         """Whether the trials are listed in advance (a grid or a queue)."""
         return self.search_space is None
 
-    def points(self) -> list[dict[str, Scalar]]:
+    def points(self) -> Points:
         """The parameters of every listed trial (grid or queue), in order."""
         if self.queue is not None:
-            return [{QUEUE_PARAM: index} for index in range(len(self.queue))]
-        if self.grid is None:
-            return []
-        keys = list(self.grid)
-        combos = itertools.product(*(self.grid[key] for key in keys))
-        return [
-            {key: encode(value) for key, value in zip(keys, combo)} for combo in combos
-        ]
+            return Points({QUEUE_PARAM: range(len(self.queue))})
+        return Points(self.grid or {})
 
     def overrides(self, params: dict[str, Scalar]) -> list[str]:
         """The `--set` overrides of a trial with these parameters."""
@@ -228,11 +292,12 @@ class SweepSpec(_Strict):
             updates.append(f"{key}={json.dumps(decoded)}")
         return [*self.fixed, *updates]
 
-    def example_overrides(self) -> list[list[str]]:
+    def example_overrides(self) -> Iterator[list[str]]:
         """Override sets that together use every value a trial may get (for checking
         them against the config before the first trial)."""
         if self.search_space is None:
-            return [self.overrides(point) for point in self.points()]
+            yield from map(self.overrides, self.points())
+            return
         sets = []
         for key, param in self.search_space.items():
             values = (
@@ -241,7 +306,40 @@ class SweepSpec(_Strict):
                 else [param.low, param.high]
             )
             sets += [[*self.fixed, f"{key}={json.dumps(v)}"] for v in values]
-        return sets or [list(self.fixed)]
+        yield from sets or [list(self.fixed)]
+
+
+class Points:
+    """The parameters of a grid's trials, one dict per combination of its values,
+    made one at a time as they are iterated; `len` counts them without making them.
+
+    Args:
+        grid: dotted key -> the values it takes.
+    """
+
+    def __init__(self, grid: dict[str, Sequence[Any]]) -> None:
+        self.keys = list(grid)
+        self.values = list(grid.values())
+
+    def __len__(self) -> int:
+        return math.prod(len(values) for values in self.values) if self.keys else 0
+
+    def __iter__(self) -> Iterator[dict[str, Scalar]]:
+        if not self.keys:
+            return
+        for combo in itertools.product(*self.values):
+            yield {key: encode(value) for key, value in zip(self.keys, combo)}
+
+
+def _check_choices_size(where: str, choices: dict[str, list[Any]]) -> None:
+    """Raise `ValueError` when `choices` take more than `MAX_CHOICES_CHARS` as JSON."""
+    size = len(json.dumps(choices))
+    if size > MAX_CHOICES_CHARS:
+        raise ValueError(
+            f"{where}: its values take {size} characters as JSON, more than the "
+            f"{MAX_CHOICES_CHARS} a sweep allows (every trial stores them); name "
+            "large values in the base config and choose between them with short ones"
+        )
 
 
 def encode(value: Any) -> Scalar:
@@ -266,20 +364,33 @@ def load_spec(path: str | Path) -> SweepSpec:
         ConfigError: the file is missing or not YAML, or a key is wrong (named).
     """
     path = Path(path)
+    if not path.is_file():  # a FIFO would block the read
+        raise ConfigError(f"{path}: no such sweep file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the sweep ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except YamlLimitError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    except (RecursionError, ValueError) as error:  # nested too deeply; a bad value
+        raise ConfigError(
+            f"{path}: unreadable YAML ({shorten(str(error)) or 'nested too deeply'})"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep is a YAML mapping (base_config, grid, ...)")
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(
-            f"invalid sweep {path}:\n{format_validation_error(error)}"
-        ) from None
+        problems = format_validation_error(error)
+        sep = "\n" if "\n" in problems else " "  # one problem: one line
+        raise ConfigError(f"invalid sweep {path}:{sep}{problems}") from None
     if spec.study_name is None:
         spec.study_name = path.stem
     return spec

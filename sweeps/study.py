@@ -5,30 +5,46 @@ Listed trials (a grid or a queue) are put in the study's queue by the worker tha
 creates the study; every worker then pops trials from it, and the storage hands
 each waiting trial to one worker only. A trial whose worker stops sending heartbeats
 (killed) is failed after `grace_seconds` and queued again, once.
+
+A storage URL may hold a password: `redact` hides it (and secret query values) in
+any text that leaves the sweep, a message, a log or a report.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from sweeps.spec import HalvingPruning, MedianPruning, SweepSpec, TPE
-from utils.errors import ConfigError
+from utils.errors import ConfigError, shorten
 
 # How long a worker that did not create the study waits for its trials to be queued.
 QUEUE_WAIT_SECONDS = 120
 # A retry runs a failed trial once more.
 MAX_RETRY = 1
+HIDDEN = "***"
+# user:password@ (the password up to the last @, the widest reading) and the query
+# keys whose values are secret.
+_PASSWORD = re.compile(r"//[^:/@]*:(?P<password>.*)@")
+_SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
 
 def quiet_optuna() -> None:
     """Optuna's per-trial log lines and experimental-feature warnings off: the sweep
     prints its own line per trial."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Its "Trial N failed" warning, with the traceback of the error (Ctrl-C's too),
+    # repeats the sweep's own line for the trial.
+    logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
@@ -53,13 +69,16 @@ def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
                 grace_period=spec.grace_seconds or 3 * spec.heartbeat_seconds,
                 heartbeat_stale_trial_callback=retry_callback(),
             )
-    except (ImportError, ValueError) as error:
-        raise ConfigError(f"storage: cannot open {url} ({error})") from None
+    except (ImportError, ValueError) as error:  # no driver; Optuna's checks
+        raise _cannot_open(url, str(error)) from None
     except Exception as error:  # SQLAlchemy's errors: a bad URL, no server
-        raise ConfigError(
-            f"storage: cannot open {url} ({type(error).__name__}: "
-            f"{str(error).splitlines()[0]})"
-        ) from None
+        raise _cannot_open(url, f"{type(error).__name__}: {error}") from None
+
+
+def _cannot_open(url: str, problem: str) -> ConfigError:
+    """The error for a storage that does not open; its text may quote the URL."""
+    first = (redact(problem, url).strip().splitlines() or [""])[0]
+    return ConfigError(f"storage: cannot open {storage_name(url)} ({shorten(first)})")
 
 
 def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
@@ -165,10 +184,44 @@ def _wait_for_queue(study: optuna.Study) -> None:
 
 
 def storage_name(url: str) -> str:
-    """A storage URL, password hidden."""
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, credentials = head.partition("://")
-    user = credentials.split(":")[0]
-    return f"{scheme}://{user}:***@{tail}"
+    """A storage URL for messages: its password and secret query values hidden."""
+    return redact(url, url)
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with every secret of the storage `url` (its password, as written and
+    decoded, and the values of query keys such as `password`) replaced by ***."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    return text
+
+
+def _secrets(url: str) -> set[str]:
+    """The secrets of a storage URL, as each parser would read it (a mistyped URL
+    too): the widest readings are hidden as well as the exact one."""
+    found: set[str] = set()
+    if url.startswith("sqlite"):  # a file: no credentials, and paths may hold @
+        return found
+    match = _PASSWORD.search(url)  # //user:password@, to the last @
+    if match:
+        found.add(match["password"])
+    head, at, _ = url.rpartition("@")
+    if at:  # user:password before the last @, after the last /
+        found.add(head.rpartition("/")[2].partition(":")[2])
+    try:
+        parts = urlsplit(url)
+        found.add(parts.password or "")
+        query = parts.query
+    except ValueError:  # not a URL urllib reads
+        query = ""
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if _SECRET_KEY.search(key):
+            found.add(value)
+    try:
+        found.add(make_url(url).password or "")  # what the database is sent
+    except (ArgumentError, ValueError):
+        pass
+    found |= {unquote(secret) for secret in found}
+    found |= {unquote_plus(secret) for secret in found}
+    return {secret for secret in found if secret}
