@@ -46,9 +46,10 @@ N is the number of frames used (padding removed): min(num_segments, frames) (wit
 
 For every kind, `predictions.csv` holds one row per input and head: `input, head,
 top1, top1_probability, ..., top5, top5_probability` with class names from the
-checkpoint (a head with fewer than 5 classes leaves the rest empty), and `frames.csv`
-one row per input: `input, source, num_frames, used_frames` (the 0-based frame
-positions of the N rows, space-separated).
+checkpoint (a head with fewer than 5 classes leaves the rest empty; a cell starting
+with = + - @, a tab or a carriage return gets a leading ' so that spreadsheets show
+it as text), and `frames.csv` one row per input: `input, source, num_frames,
+used_frames` (the 0-based frame positions of the N rows, space-separated).
 
 With `--layout ssvp` the embeddings go to `features/0/<name[:5]>/<name>.pt` (torch
 tensors) and `manifests/<split>_features.tsv` lists `video_name, length, label` (the
@@ -63,8 +64,10 @@ resumes. `--merge_manifests OUTPUT_DIR` joins the shards' tables, checking that
 every input is there exactly once.
 
 Exit status: 0 when every input was written; 1 when some could not be read (listed
-at the end, the others are written); 2 on a bad checkpoint, a missing or empty
-INPUT_DIR, or an unknown embedding kind.
+at the end, the others are written); 2 on a bad checkpoint or ONNX sidecar, a
+missing or empty INPUT_DIR (or one that is neither a folder nor a file: a FIFO, a
+device), an unknown embedding kind, an output that cannot be written (a full disk),
+or a bad progress or shard record.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 A checkpoint that `train.py` wrote carries everything needed: the config, the class
 count and names of every head, and the weights. The pipeline is rebuilt from the config
 and loaded with the weights; starting weights named in the config are not needed.
+
+A checkpoint is data from elsewhere: its metadata is checked (`CheckpointMeta`) before
+anything is built from it, so a class count that is not a whole number, or one that
+would allocate gigabytes, is a `DataError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -11,18 +15,71 @@ import copy
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import (
+    Field,
+    InstanceOf,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
+from evaluation.records import Record, validated
 from models.pipeline import SignPipeline, build_pipeline
 from models.zoo import resolve
 from models.transformers.hubert import save_encoder_shape
 from utils.config import SignpipeConfig
 from utils.config_loader import parse_config
-from utils.errors import UserError
+from utils.config_model import MAX_NUM_CLASS
+from utils.errors import DataError, UserError, quote
 from utils.file_io import load_data_only
 
 _STATE_PREFIX = "model."
+
+#: A head's class count in a checkpoint: 1 to `MAX_NUM_CLASS` (the config's limit).
+ClassCount = Annotated[StrictInt, Field(ge=1, le=MAX_NUM_CLASS)]
+
+
+class HyperParameters(Record):
+    """What `train.py` saves as a checkpoint's `hyper_parameters`.
+
+    Attributes:
+        config: the run's config (validated by `parse_config` afterwards).
+        num_classes: head -> class count, in head order.
+        label_names: head -> its class names, one per class; None in checkpoints
+            that have none (the class ids are used).
+    """
+
+    config: dict
+    num_classes: dict[StrictStr, ClassCount] = Field(min_length=1)
+    label_names: dict[StrictStr, list[StrictStr]] | None = None
+
+    @model_validator(mode="after")
+    def _a_name_per_class(self) -> HyperParameters:
+        for head, names in (self.label_names or {}).items():
+            if head not in self.num_classes:
+                raise ValueError(
+                    f"label_names: {quote(head)} is not a head of num_classes "
+                    f"({', '.join(self.num_classes)})"
+                )
+            if len(names) != self.num_classes[head]:
+                raise ValueError(
+                    f"label_names.{head}: {len(names)} class name(s) for "
+                    f"{self.num_classes[head]} classes (num_classes.{head})"
+                )
+        return self
+
+
+class CheckpointMeta(Record):
+    """What `load_checkpoint` reads of a signpipe checkpoint (the weights' shapes
+    are checked against the model when they are loaded)."""
+
+    hyper_parameters: HyperParameters
+    state_dict: dict[StrictStr, InstanceOf[torch.Tensor]]
+    val_metrics: dict[StrictStr, float] | None = None
+    hubert_config: dict | None = None
 
 
 @dataclass
@@ -55,9 +112,12 @@ def _best_val_loss(checkpoint: dict) -> float | None:
             name.startswith("ModelCheckpoint")
             and isinstance(state, dict)
             and state.get("monitor") == "val/loss"
-            and state.get("best_model_score") is not None
         ):
-            return float(state["best_model_score"])
+            score = state.get("best_model_score")
+            if torch.is_tensor(score) and score.numel() == 1:
+                return float(score)
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                return float(score)
     return None
 
 
@@ -82,21 +142,38 @@ def _model_config(raw: dict) -> tuple[dict, str | None]:
     if isinstance(extractor, dict) and extractor.get("pretrained_path"):
         extractor["pretrained_path"] = None
     transformer, dropped = raw.get("transformer"), None
-    if isinstance(transformer, dict) and transformer.get("pretrained_path"):
-        if not Path(transformer["pretrained_path"]).is_dir():
+    if isinstance(transformer, dict) and isinstance(
+        transformer.get("pretrained_path"), str
+    ):
+        if (
+            transformer["pretrained_path"]
+            and not Path(transformer["pretrained_path"]).is_dir()
+        ):
             dropped = transformer["pretrained_path"]
             transformer["pretrained_path"] = None
     return raw, dropped
 
 
-def _label_names(hparams: dict, num_classes: dict[str, int]) -> dict[str, list[str]]:
-    """Every head's class names; the class id as text where the checkpoint has none."""
-    saved = hparams.get("label_names") or {}
-    names = {}
-    for head, count in num_classes.items():
-        known = [str(name) for name in saved.get(head, [])]
-        names[head] = [known[i] if i < len(known) else str(i) for i in range(count)]
-    return names
+def _label_names(hparams: HyperParameters) -> dict[str, list[str]]:
+    """Every head's class names; the class ids as text where the checkpoint has none."""
+    saved = hparams.label_names or {}
+    return {
+        head: list(saved[head]) if head in saved else [str(i) for i in range(count)]
+        for head, count in hparams.num_classes.items()
+    }
+
+
+def _check_heads(
+    path: Path, num_classes: dict[str, int], config: SignpipeConfig
+) -> None:
+    """`DataError` unless every head of `num_classes` is one its config trains."""
+    heads = config.active_heads()
+    unknown = [head for head in num_classes if head not in heads]
+    if unknown:
+        raise DataError(
+            f"checkpoint {path}: hyper_parameters.num_classes: {quote(unknown[0])} "
+            f"is not a head its config trains ({', '.join(heads)})"
+        )
 
 
 #: A checkpoint path or a model zoo name -> its file (`models.zoo.resolve`).
@@ -114,6 +191,9 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
     Raises:
         UserError: the file is missing, not a PyTorch checkpoint, not a signpipe
             checkpoint, or its weights do not fit the model its config describes.
+        DataError: its metadata is not what train.py writes (`CheckpointMeta`: e.g.
+            a class count that is not a whole number from 1 to `MAX_NUM_CLASS`, or
+            class names that do not match the count), naming the file and field.
     """
     path = resolve_checkpoint(path)
     checkpoint = load_data_only(path, "checkpoint")
@@ -128,13 +208,13 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
             f"checkpoint {path}: not a signpipe checkpoint (expected hyper_parameters "
             "with config and num_classes, and a state_dict, as train.py writes them)"
         )
-    raw, dropped = _model_config(hparams["config"])
+    meta = validated(CheckpointMeta, checkpoint, f"checkpoint {path}")
+    raw, dropped = _model_config(meta.hyper_parameters.config)
     config = parse_config(raw, source=f"in checkpoint {path}")
-    num_classes = {
-        str(head): int(count) for head, count in hparams["num_classes"].items()
-    }
-    hubert = checkpoint.get("hubert_config")
-    if dropped and isinstance(hubert, dict):
+    num_classes = dict(meta.hyper_parameters.num_classes)
+    _check_heads(path, num_classes, config)
+    hubert = meta.hubert_config
+    if dropped and hubert is not None:
         # The HuBERT directory the run started from is gone; the checkpoint keeps
         # the encoder's shape, and its weights replace the directory's anyway.
         with tempfile.TemporaryDirectory(prefix="signpipe-hubert-") as folder:
@@ -148,7 +228,7 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         model = build_pipeline(config, num_classes)
     state = {
         key[len(_STATE_PREFIX) :]: value
-        for key, value in checkpoint["state_dict"].items()
+        for key, value in meta.state_dict.items()
         if key.startswith(_STATE_PREFIX)
     }
     try:
@@ -167,12 +247,11 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         ) from None
     device = device or choose_device(config)
     model.to(device).eval()
-    val_metrics = checkpoint.get("val_metrics")
     return LoadedModel(
         model,
         config,
-        _label_names(hparams, num_classes),
+        _label_names(meta.hyper_parameters),
         device,
-        val_metrics=dict(val_metrics) if isinstance(val_metrics, dict) else {},
+        val_metrics=dict(meta.val_metrics or {}),
         best_val_loss=_best_val_loss(checkpoint),
     )

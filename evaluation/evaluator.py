@@ -31,11 +31,11 @@ from evaluation.metrics import (
     format_table,
     make_permutation,
 )
+from evaluation.output_files import write_output
 from evaluation.plots import PLOT_KINDS, save_head_plots
 from models.zoo import ZOO_DIR
 from utils.config_loader import check_data_paths, config_to_dict, parse_config
 from utils.errors import ConfigError, DataError, UserError
-from utils.file_io import write_atomically
 
 SETS = ("train", "val", "test")
 
@@ -228,13 +228,7 @@ class Evaluator:
 def write_json(data: dict, path: Path) -> Path:
     """Write `data` as indented JSON (atomically), creating the folder."""
     text = (json.dumps(data, indent=2) + "\n").encode("utf-8")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda file: file.write(text))
-    except OSError as error:
-        raise UserError(
-            f"{path}: cannot write the results ({error.strerror})"
-        ) from None
+    write_output(path, lambda file: file.write(text))
     return path
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -25,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_preprocessing.video_io import prepare_output
 from evaluation.checkpoints import LoadedModel, load_checkpoint
-
 from evaluation.export_sidecar import (
     EMBEDDING_OUTPUTS,
     frame_size,
@@ -36,12 +37,12 @@ from evaluation.export_sidecar import (
     sidecar,
     sidecar_path,
 )
+from evaluation.output_files import write_output
 from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.feature_extractors.landmark_encoders import PointEncoder, point_inputs
 from models.feature_extractors.landmarks import FusedExtractor
 from utils.config import SignpipeConfig
 from utils.errors import UserError
-from utils.file_io import write_atomically
 
 #: Largest allowed |logit difference| between onnxruntime and torch.
 DEFAULT_TOLERANCE = 1e-4
@@ -274,9 +275,10 @@ def export_model(
         sizes: the `(batch, time)` sizes checked; default two different ones.
 
     Raises:
-        UserError: the export failed, or onnxruntime disagrees with torch (logits
-            differ by more than `tolerance`, or a top-1 class differs); the files
-            are written anyway, so that they can be inspected.
+        UserError: the export failed, a file cannot be written (no permission, a
+            full disk: naming it and the cause), or onnxruntime disagrees with
+            torch (logits differ by more than `tolerance`, or a top-1 class
+            differs); the files are written anyway, so that they can be inspected.
     """
     # pylint: disable-next=import-outside-toplevel
     import onnxruntime
@@ -286,7 +288,10 @@ def export_model(
         raise UserError(f"--output {output}: the file name must end in .onnx")
     if output.is_dir():
         raise UserError(f"--output {output} is a folder; name the .onnx file to write")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    prepare_output(output.parent)
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        # Said now, not after the minutes the export takes.
+        raise UserError(f"--output {output}: cannot write in {output.parent}")
     config = loaded.config
     segments = config.train_parameters.num_segments
     sizes = sizes or [(2, segments), (3, segments + 3)]
@@ -295,9 +300,9 @@ def export_model(
     ).eval()
     program = _export_program(wrapper, config, generated_inputs(config, *sizes[0]))
     proto = program.model_proto
-    write_atomically(output, lambda file: file.write(proto.SerializeToString()))
+    write_output(output, lambda file: file.write(proto.SerializeToString()))
     meta = json.dumps(sidecar(loaded, output.name), indent=2, ensure_ascii=False)
-    write_atomically(sidecar_path(output), lambda file: file.write(meta.encode()))
+    write_output(sidecar_path(output), lambda file: file.write(meta.encode()))
     session = onnxruntime.InferenceSession(
         str(output), providers=["CPUExecutionProvider"]
     )

@@ -3,22 +3,75 @@ input's layout, and the JSON sidecar written beside `model.onnx`.
 
 `export.py` (`evaluation.export`) writes the sidecar with `sidecar`; a consumer (the
 ONNX backend, an app) reads the inputs' names, shapes and dtypes, the preprocessing
-the model expects and every head's class names from it.
+the model expects and every head's class names from it. `Sidecar` is what a reader
+may rely on, checked before use.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, StrictStr, model_validator
+
 from evaluation.checkpoints import LoadedModel
+from evaluation.records import Record
 from utils.config import SignpipeConfig
 from utils.config_loader import config_to_dict
+from utils.errors import quote
 from utils.landmark_points import COMPONENT_SIZES
 
 #: The sidecar's format version; a consumer refuses a version it does not know.
 FORMAT_VERSION = 1
 #: Embedding outputs after the heads' logits, as `SignPipeline` names them.
 EMBEDDING_OUTPUTS = ("spatial", "temporal", "cls")
+
+
+class SidecarInput(Record):
+    """One input of the graph, as the sidecar lists it."""
+
+    name: StrictStr
+
+
+class SidecarOutputs(Record):
+    """The graph's outputs: every head's logits output, by head."""
+
+    logits: dict[StrictStr, StrictStr] = Field(min_length=1)
+
+
+class SidecarHead(Record):
+    """One head: its logits output and its class names, in class-id order."""
+
+    name: StrictStr
+    output: StrictStr
+    classes: list[StrictStr] = Field(min_length=1)
+
+
+class Sidecar(Record):
+    """What a reader of the sidecar relies on besides its `format_version`
+    (`sidecar` writes more)."""
+
+    inputs: list[SidecarInput] = Field(min_length=1)
+    outputs: SidecarOutputs
+    heads: list[SidecarHead] = Field(min_length=1)
+    config: dict
+
+    @model_validator(mode="after")
+    def _heads_match_outputs(self) -> Sidecar:
+        logits = self.outputs.logits
+        for index, head in enumerate(self.heads):
+            if logits.get(head.name) != head.output:
+                raise ValueError(
+                    f"heads.{index}.output: {quote(head.output)}, but "
+                    f"outputs.logits gives {quote(logits.get(head.name))} for head "
+                    f"{quote(head.name)}"
+                )
+        names = [head.name for head in self.heads]
+        if sorted(names) != sorted(logits):
+            raise ValueError(
+                f"heads: {quote(names)}, but outputs.logits has the heads "
+                f"{quote(list(logits))}"
+            )
+        return self
 
 
 def logits_output(head: str) -> str:

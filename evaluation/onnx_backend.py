@@ -17,36 +17,86 @@ import numpy as np
 import torch
 
 from evaluation.checkpoints import LoadedModel
-from evaluation.export_sidecar import EMBEDDING_OUTPUTS, FORMAT_VERSION, sidecar_path
+from evaluation.export_sidecar import (
+    EMBEDDING_OUTPUTS,
+    FORMAT_VERSION,
+    Sidecar,
+    input_names,
+    sidecar_path,
+)
+from evaluation.records import validated
 from utils.config_loader import parse_config
-from utils.errors import UserError
+from utils.errors import DataError, UserError, quote, shorten
+from utils.files import NOT_FOUND, exists, path_problem, read_text
 
 
 def read_sidecar(onnx_path: Path) -> dict:
-    """The sidecar JSON of an exported model.
+    """The sidecar JSON of an exported model, checked (`Sidecar`).
 
     Raises:
         UserError: the ONNX file or its sidecar is missing, or the sidecar is not
             one `export.py` wrote (or of another format version).
+        DataError: the sidecar lacks a field a reader needs, or one has the wrong
+            type (naming the file and the field).
     """
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise UserError(f"{onnx_path}: no such ONNX file")
+    problem = path_problem(onnx_path)
+    if problem is not None:
+        raise UserError(
+            f"{onnx_path}: no such ONNX file"
+            if problem == NOT_FOUND
+            else f"{onnx_path}: the ONNX file {problem}"
+        )
     path = sidecar_path(onnx_path)
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not exists(path):
         raise UserError(
             f"{path}: missing; export.py writes it beside {onnx_path.name}, and the "
             "ONNX backend needs it (class names, config)"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: not readable as JSON ({error})") from None
+        )
+    try:
+        meta = json.loads(read_text(path, "ONNX sidecar"))
+    except ValueError as error:
+        raise DataError(f"{path}: not readable as JSON ({error})") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"{path}: not an export.py sidecar of format version {FORMAT_VERSION}"
         )
+    validated(Sidecar, meta, str(path))
     return meta
+
+
+def check_graph(session, meta: dict, path: Path) -> None:
+    """`DataError` unless the sidecar `meta` describes the graph of `session`: the
+    same inputs, every output it names, and one class name per logit of each head.
+
+    Args:
+        session: the onnxruntime session of the `.onnx` file.
+        meta: its sidecar (see `read_sidecar`).
+        path: the `.onnx` file, for the message.
+    """
+    where = f"{sidecar_path(path)} does not describe {path.name}"
+    inputs = [item.name for item in session.get_inputs()]
+    listed = [item["name"] for item in meta["inputs"]]
+    if sorted(listed) != sorted(inputs):
+        raise DataError(
+            f"{where}: inputs {quote(listed)}, the graph takes {quote(inputs)}"
+        )
+    shapes = {item.name: item.shape for item in session.get_outputs()}
+    wanted = list(meta["outputs"]["logits"].values()) + list(EMBEDDING_OUTPUTS)
+    unknown = [name for name in wanted if name not in shapes]
+    if unknown:
+        raise DataError(
+            f"{where}: no output {quote(unknown[0])} in the graph (its outputs: "
+            f"{shorten(', '.join(shapes))})"
+        )
+    for head in meta["heads"]:
+        shape = shapes[head["output"]]
+        logits = shape[-1] if shape else None
+        if isinstance(logits, int) and logits != len(head["classes"]):
+            raise DataError(
+                f"{where}: head {quote(head['name'])} has {len(head['classes'])} "
+                f"class name(s) for the {logits} logits of {head['output']}"
+            )
 
 
 class OnnxPipeline:
@@ -74,6 +124,7 @@ class OnnxPipeline:
         except Exception as error:  # pylint: disable=broad-exception-caught
             # onnxruntime raises its own exception types for a bad file.
             raise UserError(f"{path}: onnxruntime cannot load it ({error})") from None
+        check_graph(self.session, meta, Path(path))
         self.inputs = [item["name"] for item in meta["inputs"]]
         self.heads = dict(meta["outputs"]["logits"])
         self.outputs = list(self.heads.values()) + list(EMBEDDING_OUTPUTS)
@@ -119,10 +170,18 @@ def load_onnx(path: Path, threads: int | None = None) -> LoadedModel:
 
     Raises:
         UserError: the file or its sidecar is missing or unreadable.
+        DataError: the sidecar does not describe the graph (`check_graph`), or
+            lists other inputs than its config's model reads.
     """
     path = Path(path)
     meta = read_sidecar(path)
     config = parse_config(meta["config"], source=f"in {sidecar_path(path)}")
+    listed, reads = [item["name"] for item in meta["inputs"]], input_names(config)
+    if sorted(listed) != sorted(reads):
+        raise DataError(
+            f"{sidecar_path(path)}: inputs {quote(listed)}, but its config's model "
+            f"reads {quote(reads)}"
+        )
     label_names = {head["name"]: list(head["classes"]) for head in meta["heads"]}
     model = OnnxPipeline(path, meta, threads)
     return LoadedModel(model, config, label_names, torch.device("cpu"))

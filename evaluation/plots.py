@@ -23,6 +23,7 @@ from evaluation.metrics import (
     confusion_matrix,
     precision_recall_f1,
 )
+from evaluation.output_files import write_output
 
 MAX_CLASSES = 30
 NAME_LENGTH = 24
@@ -77,9 +78,9 @@ def _title(title: str, note: str) -> str:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure as a PNG (atomically; `UserError` when it cannot be)."""
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    write_output(path, lambda file: figure.savefig(file, format="png"))
     return path
 
 

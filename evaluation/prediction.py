@@ -68,6 +68,7 @@ from utils.annotations import is_manifest
 from utils.config import AnnotationSource, LandmarksParameters, SignpipeConfig
 from utils.constants import EMBEDDING_KINDS, IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
+from utils.files import NOT_FOUND, path_problem
 
 #: Video frames are resized/cropped in chunks of this many while decoding.
 VIDEO_CHUNK = 64
@@ -210,6 +211,22 @@ def _indexed_inputs(
     ]
 
 
+def check_input(source: Path) -> None:
+    """`UserError` unless `source` is a folder or a regular file. Checked before
+    anything opens it: a FIFO would wait for a writer for ever, and a device such
+    as `/dev/zero` never ends."""
+    if Path(source).is_dir():
+        return
+    problem = path_problem(Path(source))
+    if problem == NOT_FOUND:
+        raise UserError(f"input {source} does not exist")
+    if problem is not None:
+        raise UserError(
+            f"input {source} {problem}; give a folder of videos and frame folders, "
+            "a video file or a frame folder"
+        )
+
+
 def list_inputs(
     source: Path, config: SignpipeConfig | None = None
 ) -> list[PredictionInput]:
@@ -221,15 +238,15 @@ def list_inputs(
     instead, and a note saying which annotation files were read goes to stderr.
 
     Raises:
-        UserError: `source` does not exist, holds no inputs, or two inputs share a
-            name (and so an output file).
+        UserError: `source` does not exist, is neither a folder nor a regular file
+            (a FIFO, a device), holds no inputs, or two inputs share a name (and so
+            an output file).
         DataError: `source` is a dataset root with bad annotations or missing files.
     """
     source = Path(source)
+    check_input(source)
     if source.is_file() and not (config is not None and is_manifest(source)):
         return [PredictionInput(source.stem, source)]
-    if not source.exists():
-        raise UserError(f"input {source} does not exist")
     found = dataset_inputs(source, config) if config is not None else None
     if found is not None:
         inputs, paths = found

@@ -11,8 +11,8 @@ checking that every input of every shard is there exactly once.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import collections
+import itertools
 import json
 import math
 import os
@@ -20,16 +20,22 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from data_preprocessing.video_io import prepare_output
+from pydantic import Field, StrictInt, StrictStr, model_validator
+
+from evaluation.output_files import read_rows, write_output, write_rows
 from evaluation.prediction import PredictionInput
-from utils.errors import UserError
-from utils.file_io import write_atomically
+from evaluation.records import Record, validated
+from utils.errors import DataError, UserError, quote
+from utils.files import read_text
 
 FRAMES_FILE = "frames.csv"
 MANIFEST_HEADER = ["video_name", "length", "label"]
 # A sample without a split (a bare video, a root without a split column).
 NO_SPLIT = "all"
+#: The most missing shards or inputs a message lists.
+MAX_LISTED = 5
 
 
 @dataclass(frozen=True)
@@ -91,10 +97,53 @@ def write_shard_record(output: Path, shard: Shard, names: list[str]) -> None:
     data = json.dumps(
         {"index": shard.index, "count": shard.count, "items": names}
     ).encode("utf-8")
-    prepare_output(output / "shards")
-    write_atomically(
-        output / "shards" / f"{shard.tag}.json", lambda file: file.write(data)
-    )
+    write_output(output / "shards" / f"{shard.tag}.json", lambda file: file.write(data))
+
+
+class ShardRecord(Record):
+    """`shards/<tag>.json`, as `write_shard_record` writes it: the shard's index of
+    `count` and its inputs' names."""
+
+    index: Annotated[StrictInt, Field(ge=0)]
+    count: Annotated[StrictInt, Field(ge=1)]
+    items: list[StrictStr]
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ShardRecord:
+        if self.index >= self.count:
+            raise ValueError(f"index: {self.index} is not below count {self.count}")
+        return self
+
+    @property
+    def tag(self) -> str:
+        """The tag of its file's name."""
+        return Shard(self.index, self.count, 0, 0).tag
+
+
+def read_shard_record(path: Path) -> ShardRecord:
+    """A shard record, checked.
+
+    Raises:
+        DataError: naming the file (and line) when it is not a readable JSON
+            object of `ShardRecord`'s fields, or not the shard its name says.
+    """
+    try:
+        data = json.loads(read_text(path, "shard record"))
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{path}:{error.lineno}: the shard record is not JSON ({error.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: the shard record is not a JSON object of index, count and "
+            f"items, got {quote(data)}"
+        )
+    record = validated(ShardRecord, data, str(path))
+    if record.tag != path.stem:
+        raise DataError(
+            f"{path}: the record is of {record.tag}, not of the shard its name says"
+        )
+    return record
 
 
 def manifest_fields(inputs: list[PredictionInput], label_names: dict) -> dict:
@@ -135,21 +184,6 @@ def write_manifests(
         write_rows(table(name), [MANIFEST_HEADER, *rows], "\t")
 
 
-def write_rows(path: Path, rows: list[list], delimiter: str = ",") -> None:
-    """Write a CSV (or, with a tab delimiter, TSV) table atomically."""
-    text = io.StringIO()
-    csv.writer(text, delimiter=delimiter, lineterminator="\n").writerows(rows)
-    data = text.getvalue().encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda file: file.write(data))
-
-
-def read_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
-    """The rows of a table `write_rows` wrote."""
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.reader(file, delimiter=delimiter))
-
-
 def merge_manifests(output: Path) -> int:
     """`predict.py --merge_manifests OUTPUT_DIR`: join the shards' manifests (and
     predictions.csv, frames.csv) into one file each, checking that every shard ran
@@ -164,15 +198,25 @@ def merge_manifests(output: Path) -> int:
             f"--merge_manifests: {output / 'shards'} holds no shard records; run "
             "predict.py with --num_shards/--items_per_shard into OUTPUT_DIR first"
         )
-    shards = [json.loads(path.read_text(encoding="utf-8")) for path in records]
-    count = shards[0]["count"]
-    missing = sorted(set(range(count)) - {shard["index"] for shard in shards})
-    if missing or any(shard["count"] != count for shard in shards):
+    shards = [read_shard_record(path) for path in records]
+    count = shards[0].count
+    cut = next((shard for shard in shards if shard.count != count), None)
+    if cut is not None:
         raise UserError(
-            f"--merge_manifests: shards {', '.join(map(str, missing))} of {count} "
-            "have not run (or the shards were cut differently)"
+            f"--merge_manifests: the shards were cut differently ({shards[0].tag} "
+            f"and {cut.tag}); merge the shards of one run"
         )
-    expected = [name for shard in shards for name in shard["items"]]
+    ran = {shard.index for shard in shards}
+    missing = list(
+        itertools.islice((i for i in range(count) if i not in ran), MAX_LISTED)
+    )
+    if missing:
+        more = ", ..." if count - len(ran) > len(missing) else ""
+        raise UserError(
+            f"--merge_manifests: shards {', '.join(map(str, missing))}{more} of "
+            f"{count} have not run"
+        )
+    expected = [name for shard in shards for name in shard.items]
     tags = [path.stem for path in records]
     tables: dict[str, list[list[str]]] = {}
     for tag in tags:
@@ -188,18 +232,23 @@ def merge_manifests(output: Path) -> int:
         seen = [row[0] for rows in manifests.values() for row in rows[1:]]
     else:
         seen = [row[0] for row in tables.get(str(output / FRAMES_FILE), [])[1:]]
-    counts = {name: seen.count(name) for name in set(seen)}
+    counts = collections.Counter(seen)
     absent = [name for name in expected if name not in counts]
     twice = sorted(name for name, n in counts.items() if n > 1)
     if absent or twice:
         raise UserError(
             f"--merge_manifests: {len(absent)} of {len(expected)} inputs are missing"
             + (
-                f" ({', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''})"
+                f" ({', '.join(absent[:MAX_LISTED])}"
+                f"{', ...' if len(absent) > MAX_LISTED else ''})"
                 if absent
                 else ""
             )
-            + (f"; written more than once: {', '.join(twice[:5])}" if twice else "")
+            + (
+                f"; written more than once: {', '.join(twice[:MAX_LISTED])}"
+                if twice
+                else ""
+            )
             + "; run the shards that did not finish again"
         )
     for path, rows in tables.items():

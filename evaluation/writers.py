@@ -25,39 +25,74 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field, StrictInt, StrictStr
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data_preprocessing.video_io import ItemResult, prepare_output, report_failures
 from evaluation.checkpoints import LoadedModel, load_checkpoint, resolve_checkpoint
 from evaluation.onnx_backend import load_onnx
+from evaluation.output_files import (
+    spreadsheet_safe,
+    write_error,
+    write_output,
+    write_rows,
+)
 from evaluation.prediction import (
     ClipOptions,
     PredictionDataset,
     PredictionInput,
     check_extraction,
+    check_input,
     collate_inputs,
     list_inputs,
     resolve_kind,
 )
+from evaluation.records import Record, validated
 from evaluation.shards import (
     FRAMES_FILE,
     manifest_fields,
     merge_manifests,
     select_shard,
     write_manifests,
-    write_rows,
     write_shard_record,
 )
-from utils.errors import UserError
-from utils.file_io import write_atomically
+from utils.errors import DataError, UserError, quote
+from utils.files import NOT_FOUND, path_problem
 
 TOP_K = 5
 PREDICTIONS_FILE = "predictions.csv"
+PROGRESS_FILE = "progress.jsonl"
 LAYOUTS = ("flat", "ssvp")
+#: What to do after a failed write: the inputs already written are kept.
+RESUME_HINT = (
+    "the inputs written before are recorded: free some space (or fix the "
+    "folder), then run the same command again to resume"
+)
+
+
+class ProgressRecord(Record):
+    """One line of `progress[.<shard>].jsonl`: an input whose file is in place, and
+    its rows of the tables (see `OutputWriter.add`).
+
+    Attributes:
+        name: the input's name.
+        run: the fingerprint of the run that wrote it (`run_fingerprint`); None in
+            records written before runs had one.
+        length: the rows of its embedding (its manifest's `length`).
+        predictions: its rows of predictions.csv.
+        frames: its row of frames.csv: name, source, frame count, frames used.
+    """
+
+    name: StrictStr = Field(min_length=1)
+    run: StrictStr | None = None
+    length: Annotated[StrictInt, Field(ge=0)]
+    predictions: list[list[StrictStr]]
+    frames: tuple[StrictStr, StrictStr, StrictInt, StrictStr]
 
 
 @dataclass
@@ -108,18 +143,34 @@ class OutputWriter:
         """The inputs written by an earlier run of this command with this model and
         these settings (recorded in the progress file with this `run`, their file in
         place); their rows are kept. Inputs recorded by a run with another model or
-        other settings are noted in `stale` and written again."""
-        path = self.table("progress.jsonl")
-        if not path.is_file():
+        other settings are noted in `stale` and written again.
+
+        Raises:
+            DataError: the progress file is not a regular file, or a line of it is
+                JSON but not a `ProgressRecord` (naming the file and line).
+        """
+        path = self.table(PROGRESS_FILE)
+        problem = path_problem(path)
+        if problem == NOT_FOUND:
             return set()
-        for line in path.read_text(encoding="utf-8").splitlines():
+        if problem is not None:
+            raise DataError(f"{path}: the progress file {problem}")
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as error:
+            raise DataError(f"{path}: cannot read ({error.strerror})") from None
+        for number, line in enumerate(lines, 1):
             try:
-                record = json.loads(line)
-            except ValueError:  # the line a killed run was writing
+                data = json.loads(line)
+            except ValueError:  # a line a killed run was writing
                 continue
-            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-                continue
-            if record.get("run") != self.run:
+            if not isinstance(data, dict):
+                raise DataError(
+                    f"{path}:{number}: not a progress record (a JSON object), got "
+                    f"{quote(data)}; delete the file to write every input again"
+                )
+            record = validated(ProgressRecord, data, f"{path}:{number}").model_dump()
+            if record["run"] != self.run:
                 self.stale.add(record["name"])
                 self.records.pop(record["name"], None)
             elif self.path(record["name"]).is_file():
@@ -144,7 +195,7 @@ class OutputWriter:
         length = 1
         if self.kind == "probabilities":
             arrays = {head: p.astype(np.float32) for head, p in probabilities.items()}
-            write_atomically(path, lambda file: np.savez(file, **arrays))
+            write_output(path, lambda file: np.savez(file, **arrays), RESUME_HINT)
         else:
             key = {"spatial": "spatial", "temporal": "temporal", "CLS": "cls"}[
                 self.kind
@@ -154,11 +205,10 @@ class OutputWriter:
             length = 1 if key == "cls" else len(value)
             if self.layout == "ssvp":
                 tensor = value.float().clone()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomically(path, lambda file: torch.save(tensor, file))
+                write_output(path, lambda file: torch.save(tensor, file), RESUME_HINT)
             else:
                 array = value.float().numpy()
-                write_atomically(path, lambda file: np.save(file, array))
+                write_output(path, lambda file: np.save(file, array), RESUME_HINT)
         record = {
             "name": meta["name"],
             "run": self.run,
@@ -177,8 +227,12 @@ class OutputWriter:
         }
         self.records[meta["name"]] = record
         # After the file is in place: a recorded input is a written one.
-        with self.table("progress.jsonl").open("a", encoding="utf-8") as progress:
-            progress.write(json.dumps(record) + "\n")
+        progress_path = self.table(PROGRESS_FILE)
+        try:
+            with progress_path.open("a", encoding="utf-8") as progress:
+                progress.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise write_error(progress_path, error, RESUME_HINT) from None
 
     def _top(self, head: str, probabilities: np.ndarray) -> list:
         """The top-5 class names and probabilities, padded with empty cells."""
@@ -195,9 +249,15 @@ class OutputWriter:
         for rank in range(1, TOP_K + 1):
             header += [f"top{rank}", f"top{rank}_probability"]
         done = [self.records[name] for name in names if name in self.records]
+        # Opened in spreadsheets: a class or input name is never run as a formula.
         write_rows(
             self.table(PREDICTIONS_FILE),
-            [header] + [row for record in done for row in record["predictions"]],
+            [header]
+            + [
+                [spreadsheet_safe(cell) for cell in row]
+                for record in done
+                for row in record["predictions"]
+            ],
         )
         write_rows(
             self.table(FRAMES_FILE),
@@ -336,8 +396,7 @@ def predict_command(args: argparse.Namespace) -> int:
             "--layout ssvp writes embeddings: choose --embedding_kind spatial, "
             "temporal or CLS"
         )
-    if not args.input.exists():
-        raise UserError(f"input {args.input} does not exist")
+    check_input(args.input)
     loaded = _load_model(args.checkpoint, args.backend)
     inputs = list_inputs(args.input, loaded.config)
     pretraining = loaded.config.train_parameters.pre_training
