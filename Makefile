@@ -33,8 +33,12 @@ lint: $(VENV)/.installed ## pylint over every package and script, import-linter 
 	$(PY) -m pylint $(SOURCES)
 	$(VENV)/bin/lint-imports
 
-pytest: $(VENV)/.installed ## run the tests only
-	$(PY) -m pytest
+# Test workers (pytest-xdist): one per core by default; TEST_WORKERS=0 runs in one
+# process. A test file's tests stay together on one worker (its module fixtures).
+TEST_WORKERS ?= auto
+
+pytest: $(VENV)/.installed ## run the tests only, on TEST_WORKERS parallel workers (default: one per core)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 docs: $(VENV)/.installed ## build the documentation site into site/ (mkdocs --strict)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
