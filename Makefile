@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= train_config.yml
-SOURCES := models datasets data_preprocessing utils training evaluation tests train.py $(wildcard test.py predict.py export.py demo.py sweep.py benchmarks sweeps serving)
+SOURCES := config models datasets data_preprocessing utils training evaluation tests train.py $(wildcard test.py predict.py export.py demo.py sweep.py benchmarks sweeps serving)
 SAMPLE_DATA := data/sample
 
 .DEFAULT_GOAL := help
@@ -38,7 +38,7 @@ lint: $(VENV)/.installed ## pylint over every package and script, import-linter 
 TEST_WORKERS ?= auto
 
 pytest: $(VENV)/.installed ## run the tests only, on TEST_WORKERS parallel workers (default: one per core)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 docs: $(VENV)/.installed ## build the documentation site into site/ (mkdocs --strict)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site

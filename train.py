@@ -12,9 +12,9 @@ import argparse
 import json
 import sys
 
+from config.loader import check_data_paths, load_config
+from config.schema import SignpipeConfig
 from utils.cli import run_cli
-from utils.config import SignpipeConfig
-from utils.config_loader import check_data_paths, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

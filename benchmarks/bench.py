@@ -71,7 +71,7 @@ from benchmarks.machine import busy_cpu_seconds, machine_info, other_cpu_share
 from benchmarks.prediction import link_inputs, measure_predict, write_checkpoint
 from benchmarks.sections import format_sections, measure_sections
 from benchmarks.training import measure_train
-from utils.config import SignpipeConfig
+from config.schema import SignpipeConfig
 
 #: The landmarks-only variant of the default config.
 LANDMARK_OVERRIDES = [

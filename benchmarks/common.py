@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.config import SignpipeConfig
-from utils.config_loader import apply_overrides, load_raw_config, parse_config
+from config.loader import load_config
+from config.schema import SignpipeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILE = REPO / "train_config.yml"
@@ -105,10 +105,14 @@ def load_bench_config(
     data_root: Path, save_dir: Path, overrides: list[str] | None = None
 ) -> SignpipeConfig:
     """train_config.yml on the benchmark data, with `dotted.key=value` overrides."""
-    raw = load_raw_config(CONFIG_FILE)
-    raw["general_parameters"]["data_path"] = str(data_root)
-    raw["general_parameters"]["path_to_save"] = str(save_dir)
-    return parse_config(apply_overrides(raw, overrides or []), str(CONFIG_FILE))
+    return load_config(
+        CONFIG_FILE,
+        [
+            f"general_parameters.data_path={json.dumps(str(data_root))}",
+            f"general_parameters.path_to_save={json.dumps(str(save_dir))}",
+            *(overrides or []),
+        ],
+    )
 
 
 def rate(count: float, seconds: float) -> float:

@@ -20,11 +20,11 @@ from torchvision import transforms
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from benchmarks.common import Scale, Setup, rate, ratio
+from config.schema import SignpipeConfig
 from datasets.index import Sample
 from datasets.sampling import sample_indices
 from models.feature_extractors.cnn import IMAGENET_MEAN, IMAGENET_STD
 from training.datamodule import SignDataModule
-from utils.config import SignpipeConfig
 from utils.errors import ConfigError
 
 #: The frame cache on, in a folder of this run (so its build is timed every run).

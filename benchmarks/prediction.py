@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import rate
+from config.loader import config_to_dict
 from evaluation.checkpoints import load_checkpoint
 from evaluation.prediction import ClipOptions, list_inputs
 from evaluation.writers import OutputWriter, run_prediction
 from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
-from utils.config_loader import config_to_dict
 
 
 def write_checkpoint(

@@ -20,7 +20,7 @@ from benchmarks.serving import (
     onnx_vs_torch,
     serving_rows,
 )
-from utils.config_model import VIDEO_NETWORKS
+from config.model import VIDEO_NETWORKS
 
 #: Networks that only take 16 x 224 x 224 clips: timed one clip per step.
 FIXED_SIZE_NETWORKS = ("mvit_v1_b", "mvit_v2_s")

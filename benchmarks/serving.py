@@ -29,15 +29,15 @@ import numpy as np
 import torch
 
 from benchmarks.common import CONFIG_FILE, REPO
+from config.hamnosys_heads import HEAD_ORDER, head_class_names
+from config.loader import load_config, with_changes
+from config.schema import SignpipeConfig
 from evaluation.checkpoints import LoadedModel, resolve_checkpoint
 from evaluation.export import export_model, generated_inputs
 from evaluation.onnx_backend import load_onnx
 from models.pipeline import build_pipeline
 from serving.inference import DemoService, VideoFile, load_model
-from utils.config import SignpipeConfig
-from utils.config_loader import load_raw_config, parse_config
 from utils.errors import UserError
-from utils.hamnosys_heads import HEAD_ORDER, head_class_names
 
 #: The real clips the demo is timed on (WLASL sample videos, 1280x720, 2.1-2.7 s).
 SAMPLE_DIR = REPO.parent / "shared" / "data" / "video" / "wlasl_sample"
@@ -50,14 +50,16 @@ MODELS = ("image", "landmarks")
 
 def model_config(kind: str) -> SignpipeConfig:
     """The shipped config; `landmarks`: with the landmarks-only extractor."""
-    raw = load_raw_config(CONFIG_FILE)
-    if kind == "landmarks":
-        raw["train_parameters"]["landmarks"] = True
-        raw["feature_extractor"] = {
-            "name": "landmarks_extractor",
-            "representation_size": raw["feature_extractor"]["representation_size"],
-        }
-    return parse_config(raw)
+    config = load_config(CONFIG_FILE)
+    if kind != "landmarks":
+        return config
+    extractor = {
+        "name": "landmarks_extractor",
+        "representation_size": config.feature_extractor.representation_size,
+    }
+    return with_changes(
+        config, {"train_parameters.landmarks": True, "feature_extractor": extractor}
+    )
 
 
 def random_model(kind: str) -> LoadedModel:

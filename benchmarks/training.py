@@ -15,12 +15,12 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import FitPlan, rate, ratio
+from config.schema import SignpipeConfig
 from datasets.sign_dataset import collate_clips
 from models.heads import weighted_multi_head_loss
 from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
 from training.run import trainer_device_args
-from utils.config import SignpipeConfig
 
 
 class StepTimes(L.Callback):

@@ -51,7 +51,7 @@ from datasets.index import Sample
 from datasets.sampling import sample_indices
 from datasets.videos import draft_size, read_frames
 from training.datamodule import SignDataModule
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 #: Bump when the generated videos change, so that old copies are not reused.
 FORMAT_VERSION = 1

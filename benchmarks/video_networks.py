@@ -22,10 +22,10 @@ import torch
 from torch.nn import functional
 
 from benchmarks.common import CONFIG_FILE
+from config.loader import load_config
+from config.model import VIDEO_NETWORKS
 from models.pipeline import build_pipeline
 from utils.cli import run_cli
-from utils.config_loader import apply_overrides, load_raw_config, parse_config
-from utils.config_model import VIDEO_NETWORKS
 
 NUM_CLASSES = 10
 
@@ -45,9 +45,7 @@ def _pipeline(name: str, frames: int, size: int) -> torch.nn.Module:
         f"augmentations_parameters.resize_size={size}",
         f"augmentations_parameters.center_crop_size={size}",
     ]
-    config = parse_config(
-        apply_overrides(load_raw_config(CONFIG_FILE), overrides), str(CONFIG_FILE)
-    )
+    config = load_config(CONFIG_FILE, overrides)
     pipeline = build_pipeline(config, {"gloss": NUM_CLASSES})
     pipeline.prepare_for_training(
         channels_last=config.trainer.channels_last, compile_model=False

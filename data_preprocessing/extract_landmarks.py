@@ -64,11 +64,11 @@ from data_preprocessing.video_io import (
     run_batch,
 )
 from datasets.index import list_frames, read_fps
-from datasets.videos import probe_video
 from datasets.landmarks import landmark_arrays
+from datasets.videos import probe_video
 from utils.cli import positive_float, run_cli
 from utils.errors import DataError, UserError
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 __all__ = [
     "DEFAULT_COMPLEXITY",

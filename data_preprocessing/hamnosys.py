@@ -29,11 +29,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from config import hamnosys_heads as H
 from data_preprocessing.hamnosys_parser import MISSING, HeadLabels, decode, parse_heads
-from utils import hamnosys_heads as H
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote, shorten
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 DEFAULT_RANGE = (0, 0)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from utils import hamnosys_heads as H
+from config import hamnosys_heads as H
 from utils.errors import DataError
 
 SYMBOLS_FILE = Path(__file__).with_name("hamnosys_symbols.tsv")

@@ -49,13 +49,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_preprocessing.trackers import TRACKERS
 from data_preprocessing.extract_landmarks import (
     DEFAULT_COMPLEXITY,
     check_model,
     extract_item,
     load_mediapipe,
 )
+from data_preprocessing.trackers import TRACKERS
 from data_preprocessing.video_io import (
     ItemResult,
     VideoReader,
@@ -75,8 +75,7 @@ from utils.annotations import (
 )
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote
-from utils.file_io import is_inside, write_atomically
-from utils.files import read_text
+from utils.files import FORMULA_STARTS, is_inside, read_text, write_atomically
 
 #: The annotation file written (the default config reads `test_<mode>.txt`).
 ANNOTATION_FILE = "test_gloss.txt"
@@ -84,9 +83,6 @@ ANNOTATION_FILE = "test_gloss.txt"
 MANIFEST_FILE = "manifest.csv"
 REQUIRED_COLUMNS = ("video", "label")
 OPTIONAL_COLUMNS = ("split", "signer")
-#: First characters that make a spreadsheet run a cell as a formula: a label starting
-#: with one is refused, as class names reach predict.py's predictions.csv.
-FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from utils.errors import USER_ERROR_EXIT_CODE, UserError
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 #: HamNoSys heads in annotation-file column order, with their number of classes.
 HAMNOSYS_CLASS_COUNTS: dict[str, int] = {

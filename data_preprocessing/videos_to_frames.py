@@ -46,7 +46,7 @@ from data_preprocessing.video_io import (
 )
 from utils.cli import positive_float, positive_int, run_cli
 from utils.errors import UserError
-from utils.file_io import TEMPORARY_MARK, temporary_path
+from utils.files import TEMPORARY_MARK, temporary_path
 
 DEFAULT_QUALITY = 95
 

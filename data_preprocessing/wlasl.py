@@ -61,8 +61,7 @@ from datasets.landmarks import (
 from utils.annotations import annotation_name_problem
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote, shorten
-from utils.file_io import is_inside, write_atomically
-from utils.files import read_text, require_file
+from utils.files import is_inside, read_text, require_file, write_atomically
 
 SPLITS = ("train", "val", "test")
 #: How far (as a share of the landmark rows) a range's end may be from the file's

@@ -23,7 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from utils.errors import DataError
-from utils.file_io import TEMPORARY_MARK, temporary_path, write_atomically
+from utils.files import TEMPORARY_MARK, temporary_path, write_atomically
 
 CACHE_KEY = "general_parameters.frame_cache_dir"
 # Room for the .npy header and the JSON index beside the frames.

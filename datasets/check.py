@@ -15,11 +15,11 @@ from functools import partial
 
 from tqdm import tqdm
 
+from config.schema import SignpipeConfig
 from datasets.images import decode_image
 from datasets.index import Sample, index_roots, resolve_num_classes
 from datasets.landmarks import read_landmarks, require_rows
 from datasets.videos import frame_table, read_all_frames
-from utils.config import SignpipeConfig
 from utils.errors import DataError
 
 

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.hamnosys_heads import head_class_names
+from config.schema import AnnotationSource, SignpipeConfig
 from datasets.landmarks import landmark_file
 from datasets.sampling import check_fps
 from datasets.videos import probe_video
@@ -31,11 +33,9 @@ from utils.annotations import (
     read_annotation_file,
     read_manifest,
 )
-from utils.config import AnnotationSource, SignpipeConfig
 from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from utils.errors import DataError
 from utils.files import EMPTY, exists, path_problem, read_text
-from utils.hamnosys_heads import head_class_names
 
 
 @dataclass

@@ -13,7 +13,7 @@ import random
 
 import numpy as np
 
-from utils.config_landmarks import LandmarksParameters
+from config.landmarks import LandmarksParameters
 
 
 def resample_speed(

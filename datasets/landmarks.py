@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from config.landmarks import LandmarksParameters
 from datasets.landmark_layout import (
     canonical_hands,
     is_unsided_hand,
@@ -34,7 +35,6 @@ from datasets.landmark_layout import (
     select_points,
 )
 from datasets.sampling import check_fps
-from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
 from utils.files import exists, require_file
 from utils.landmark_points import (

@@ -11,6 +11,7 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from config.schema import SignpipeConfig
 from datasets.frame_cache import FrameCache
 from datasets.index import (
     Sample,
@@ -26,7 +27,6 @@ from datasets.transforms import (
     build_resize_crop,
     decode_size_hint,
 )
-from utils.config import SignpipeConfig
 from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
 

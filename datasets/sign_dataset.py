@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from config.landmarks import LandmarksParameters
 from datasets.frame_cache import FrameCache
 from datasets.images import decode_image
 from datasets.index import Sample
@@ -27,7 +28,6 @@ from datasets.landmarks import (
 )
 from datasets.sampling import SamplingOptions, sample_indices
 from datasets.videos import read_frames
-from utils.config_landmarks import LandmarksParameters
 from utils.errors import DataError
 
 

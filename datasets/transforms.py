@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from utils.config import AugmentationsParameters, JitterValue
+from config.schema import AugmentationsParameters, JitterValue
 
 #: ITU-R 601 luma weights, as torchvision's grayscale conversion uses them.
 _LUMA = np.array([0.2989, 0.587, 0.114])

@@ -20,10 +20,10 @@ file. PyAV decodes (FFmpeg, bundled with its wheel).
 from __future__ import annotations
 
 import bisect
-import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,67 +33,25 @@ import numpy as np
 # FFmpegError is made at import time by the compiled module; pylint cannot see it.
 from av.error import FFmpegError  # pylint: disable=no-name-in-module
 
-from utils.constants import VIDEO_SUFFIXES
+from datasets.video_files import (
+    VideoInfo,
+    VideoMeta,
+    check_frame_size,
+    draft_size,
+    fitted_size,
+)
 from utils.errors import DataError
 
 #: Frame tables kept per process (a table is a few bytes per frame).
 TABLE_CACHE_SIZE = 4096
-#: The draft-mode scales tried, as for JPEG frames: decode at 1/1, 1/2, 1/4, 1/8.
-DRAFT_SCALES = (8, 4, 2)
 _DECODE_ERRORS = (FFmpegError, OSError, ValueError, EOFError)
 #: How much of a file FFmpeg reads to learn its streams on the first try (bytes).
 FAST_PROBE = {"probesize": "5000"}
-#: The most pixels a video frame may have: 4096 x 4096 (16.8 megapixels, 50 MB as
-#: RGB; 4K UHD fits). A few megabytes of video can declare far larger frames (eight
-#: 8192 x 8192 MJPEG frames in 8.4 MB took the demo from 1.2 to 4.3 GB of memory), so
-#: every reader refuses them: by the container's header before decoding, and by each
-#: decoded frame's own size (a stream can change size after its header).
-MAX_FRAME_PIXELS = 4096 * 4096
-
-
-def is_video(path: Path) -> bool:
-    """Whether `path` names a video file by its suffix (case-insensitive)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def _reason(error: Exception) -> str:
     """An FFmpeg error's text without the errno and file name it repeats."""
     return getattr(error, "strerror", None) or str(error)
-
-
-def check_frame_size(path: Path, width: int, height: int) -> None:
-    """Refuse frames of more than `MAX_FRAME_PIXELS` pixels.
-
-    Raises:
-        DataError: naming the file, its frame size and the budget.
-    """
-    if width * height > MAX_FRAME_PIXELS:
-        side = math.isqrt(MAX_FRAME_PIXELS)
-        raise DataError(
-            f"{path}: its frames are {width}x{height} pixels, over the limit of "
-            f"{MAX_FRAME_PIXELS / 1e6:.1f} megapixels a frame ({side}x{side}); scale "
-            "the video down first, e.g. ffmpeg -i IN -vf scale=1920:-2 OUT"
-        )
-
-
-@dataclass(frozen=True)
-class VideoMeta:
-    """What the container says about a video's first video stream.
-
-    Attributes:
-        frames: the number of frames.
-        fps: the average frame rate, or None when the container has none.
-        width: the frame width in pixels.
-        height: the frame height in pixels.
-        counted: whether `frames` was counted from the packets (the container does
-            not record it).
-    """
-
-    frames: int
-    fps: float | None
-    width: int
-    height: int
-    counted: bool = False
 
 
 def _usable(stream: Any) -> bool:
@@ -238,16 +196,6 @@ def frame_table(path: Path) -> FrameTable:
     else:
         _TABLES.move_to_end(key)
     return table
-
-
-def draft_size(width: int, height: int, size_hint: int | None) -> tuple[int, int]:
-    """The frame size to convert to: shrunk by 2, 4 or 8 while the shorter side stays
-    at least `size_hint` (as JPEG draft mode decodes frames); None keeps the size."""
-    if size_hint is not None:
-        for scale in DRAFT_SCALES:
-            if min(width, height) // scale >= size_hint:
-                return max(1, width // scale), max(1, height // scale)
-    return width, height
 
 
 def _to_rgb(frame: Any, size_hint: int | None, path: Path) -> np.ndarray:

@@ -26,15 +26,15 @@ from pydantic import (
     model_validator,
 )
 
+from config.loader import config_from_checkpoint, with_changes
+from config.model import MAX_NUM_CLASS
+from config.schema import SignpipeConfig
 from evaluation.records import Record, validated
 from models.pipeline import SignPipeline, build_pipeline
-from models.zoo import resolve
 from models.transformers.hubert import save_encoder_shape
-from utils.config import SignpipeConfig
-from utils.config_loader import parse_config
-from utils.config_model import MAX_NUM_CLASS
+from models.zoo import resolve
 from utils.errors import DataError, UserError, quote
-from utils.file_io import load_data_only
+from utils.files import load_data_only
 
 _STATE_PREFIX = "model."
 
@@ -46,7 +46,7 @@ class HyperParameters(Record):
     """What `train.py` saves as a checkpoint's `hyper_parameters`.
 
     Attributes:
-        config: the run's config (validated by `parse_config` afterwards).
+        config: the run's config (validated by `config_from_checkpoint` afterwards).
         num_classes: head -> class count, in head order.
         label_names: head -> its class names, one per class; None in checkpoints
             that have none (the class ids are used).
@@ -210,7 +210,7 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         )
     meta = validated(CheckpointMeta, checkpoint, f"checkpoint {path}")
     raw, dropped = _model_config(meta.hyper_parameters.config)
-    config = parse_config(raw, source=f"in checkpoint {path}")
+    config = config_from_checkpoint(raw, source=f"in checkpoint {path}")
     num_classes = dict(meta.hyper_parameters.num_classes)
     _check_heads(path, num_classes, config)
     hubert = meta.hubert_config
@@ -218,11 +218,13 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         # The HuBERT directory the run started from is gone; the checkpoint keeps
         # the encoder's shape, and its weights replace the directory's anyway.
         with tempfile.TemporaryDirectory(prefix="signpipe-hubert-") as folder:
-            shaped = copy.deepcopy(raw)
-            shaped["transformer"]["pretrained_path"] = str(
-                save_encoder_shape(hubert, Path(folder))
+            shape = str(save_encoder_shape(hubert, Path(folder)))
+            shaped = with_changes(
+                config,
+                {"transformer.pretrained_path": shape},
+                f"in checkpoint {path}",
             )
-            model = build_pipeline(parse_config(shaped), num_classes)
+            model = build_pipeline(shaped, num_classes)
         dropped = None
     else:
         model = build_pipeline(config, num_classes)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from config.loader import check_data_paths, with_changes
 from datasets.sign_data import SignData
 from datasets.sign_dataset import collate_clips, worker_init_fn
 from evaluation.checkpoints import load_checkpoint, resolve_checkpoint
@@ -34,7 +35,6 @@ from evaluation.metrics import (
 from evaluation.output_files import write_output
 from evaluation.plots import PLOT_KINDS, save_head_plots
 from models.zoo import ZOO_DIR
-from utils.config_loader import check_data_paths, config_to_dict, parse_config
 from utils.errors import ConfigError, DataError, UserError
 
 SETS = ("train", "val", "test")
@@ -131,15 +131,17 @@ class Evaluator:
         self.num_classes = {
             head: len(names) for head, names in self.label_names.items()
         }
-        raw = config_to_dict(loaded.config)
+        self.config = loaded.config
         if data_path:
-            raw["general_parameters"]["data_path"] = (
-                data_path[0] if len(data_path) == 1 else list(data_path)
-            )
-        try:
-            self.config = parse_config(raw, f"{checkpoint} (its config)")
-        except ConfigError as error:  # one line: the problems joined
-            raise ConfigError("; ".join(str(error).splitlines())) from None
+            roots = data_path[0] if len(data_path) == 1 else list(data_path)
+            try:
+                self.config = with_changes(
+                    loaded.config,
+                    {"general_parameters.data_path": roots},
+                    f"{checkpoint} (its config)",
+                )
+            except ConfigError as error:  # one line: the problems joined
+                raise ConfigError("; ".join(str(error).splitlines())) from None
         self.loss_weights = self.config.loss_weights()
         try:
             check_data_paths(self.config)

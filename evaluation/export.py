@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from config.schema import SignpipeConfig
 from data_preprocessing.video_io import prepare_output
 from evaluation.checkpoints import LoadedModel, load_checkpoint
 from evaluation.export_sidecar import (
@@ -41,7 +42,6 @@ from evaluation.output_files import write_output
 from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.feature_extractors.landmark_encoders import PointEncoder, point_inputs
 from models.feature_extractors.landmarks import FusedExtractor
-from utils.config import SignpipeConfig
 from utils.errors import UserError
 
 #: Largest allowed |logit difference| between onnxruntime and torch.

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pydantic import Field, StrictStr, model_validator
 
+from config.loader import config_to_dict
+from config.schema import SignpipeConfig
 from evaluation.checkpoints import LoadedModel
 from evaluation.records import Record
-from utils.config import SignpipeConfig
-from utils.config_loader import config_to_dict
 from utils.errors import quote
 from utils.landmark_points import COMPONENT_SIZES
 

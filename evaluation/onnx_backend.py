@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from config.loader import config_from_checkpoint
 from evaluation.checkpoints import LoadedModel
 from evaluation.export_sidecar import (
     EMBEDDING_OUTPUTS,
@@ -25,7 +26,6 @@ from evaluation.export_sidecar import (
     sidecar_path,
 )
 from evaluation.records import validated
-from utils.config_loader import parse_config
 from utils.errors import DataError, UserError, quote, shorten
 from utils.files import NOT_FOUND, exists, path_problem, read_text
 
@@ -175,7 +175,7 @@ def load_onnx(path: Path, threads: int | None = None) -> LoadedModel:
     """
     path = Path(path)
     meta = read_sidecar(path)
-    config = parse_config(meta["config"], source=f"in {sidecar_path(path)}")
+    config = config_from_checkpoint(meta["config"], source=f"in {sidecar_path(path)}")
     listed, reads = [item["name"] for item in meta["inputs"]], input_names(config)
     if sorted(listed) != sorted(reads):
         raise DataError(

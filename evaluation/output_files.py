@@ -1,6 +1,6 @@
 """The files the evaluation commands write for the user, and the tables they read back.
 
-Every file is written atomically (`utils.file_io.write_atomically`); an OS error on
+Every file is written atomically (`utils.files.write_atomically`); an OS error on
 the user's path (a full disk, no permission, a file where a folder should be) is one
 `UserError` naming the file and the cause. Tables are CSV (or TSV) files:
 `write_rows` writes them, `read_rows` reads them back with any problem named by
@@ -17,12 +17,7 @@ from typing import BinaryIO, Callable
 
 from data_preprocessing.video_io import prepare_output
 from utils.errors import DataError, UserError
-from utils.file_io import write_atomically
-from utils.files import require_file
-
-#: First characters that make a spreadsheet read a cell as a formula (OWASP's
-#: list: `=`, `+`, `-`, `@`, tab, carriage return).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from utils.files import FORMULA_STARTS, require_file, write_atomically
 
 
 def write_error(path: Path, error: OSError, hint: str = "") -> UserError:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from config.schema import AnnotationSource, LandmarksParameters, SignpipeConfig
 from data_preprocessing.extract_landmarks import (
     DEFAULT_COMPLEXITY,
     check_model,
@@ -65,7 +66,6 @@ from datasets.sign_dataset import (
 from datasets.transforms import build_clip_transform, decode_size_hint
 from datasets.videos import frame_table, probe_video, read_frames
 from utils.annotations import is_manifest
-from utils.config import AnnotationSource, LandmarksParameters, SignpipeConfig
 from utils.constants import EMBEDDING_KINDS, IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
 from utils.files import NOT_FOUND, path_problem

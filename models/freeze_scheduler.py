@@ -5,8 +5,8 @@ from __future__ import annotations
 import bisect
 import itertools
 
+from config.schema import FreezeSchedulerConfig
 from models.pipeline import SignPipeline
-from utils.config import FreezeSchedulerConfig
 
 
 class FreezeScheduler:

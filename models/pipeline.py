@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from config.schema import SignpipeConfig
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
 from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
 from models.heads import MultiHeadClassifier
@@ -20,7 +21,6 @@ from models.registry import (
     missing_members,
 )
 import models.transformers  # noqa: F401  pylint: disable=unused-import
-from utils.config import SignpipeConfig
 from utils.errors import ConfigError
 from utils.landmark_points import COMPONENT_SIZES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import safetensors.torch
 
 from utils.errors import ConfigError
-from utils.file_io import file_problem, load_data_only
+from utils.files import file_problem, load_data_only
 
 WEIGHTS_KEY = "feature_extractor.pretrained_path"
 

@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from sweeps.spec import SweepSpec
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"

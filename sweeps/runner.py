@@ -48,7 +48,7 @@ from sweeps.study import (
     storage_url,
 )
 from utils.errors import ConfigError, UserError
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 INTERRUPTED = 130

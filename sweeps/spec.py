@@ -31,13 +31,13 @@ from pydantic import (
     model_validator,
 )
 
-from utils.config import SignpipeConfig
-from utils.config_loader import (
+from config.loader import (
     YamlLimitError,
     format_validation_error,
     load_config,
     load_yaml,
 )
+from config.schema import SignpipeConfig
 from utils.errors import ConfigError, shorten
 
 # Optuna's categorical values; anything else (a list) is stored as its JSON text.

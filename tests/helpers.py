@@ -35,7 +35,7 @@ needs_mediapipe = pytest.mark.skipif(
 )
 
 # HearAI's real column titles for the eight HamNoSys heads, in HEAD_ORDER
-# (utils.hamnosys_heads) order ("Handhape" as shipped by HearAI).
+# (config.hamnosys_heads) order ("Handhape" as shipped by HearAI).
 HEARAI_TITLES = [
     "Symmetry operator",
     "Dom hand - Handshape - base form",
@@ -115,7 +115,7 @@ GLOSSES = ["what", "when", "yes"]
 def label_names(glosses: list[str]) -> dict[str, list[str]]:
     """A gloss head of `glosses` and the eight HamNoSys heads' symbol names."""
     # pylint: disable-next=import-outside-toplevel
-    from utils.hamnosys_heads import HEAD_ORDER, head_class_names
+    from config.hamnosys_heads import HEAD_ORDER, head_class_names
 
     names = head_class_names()
     return {"gloss": list(glosses), **{head: names[head] for head in HEAD_ORDER}}
@@ -131,7 +131,7 @@ def write_checkpoint(raw: dict, path: Path, glosses: list[str] | None = None) ->
     import torch
 
     from training.recognition import SignRecognitionModule
-    from utils.config_loader import parse_config
+    from config.loader import parse_config
 
     # pylint: enable=import-outside-toplevel
     names = label_names(glosses or GLOSSES)

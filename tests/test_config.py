@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from helpers import ROOT
+from config.loader import apply_overrides, load_config, parse_config
 from models.pipeline import unused_model_settings
-from utils.config_loader import apply_overrides, load_config, parse_config
 from utils.errors import ConfigError
 
 CONFIG = ROOT / "train_config.yml"

@@ -8,9 +8,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from utils import config_reference
-from utils.config import SignpipeConfig, TrainParameters
-from utils.config_reference import (
+from config import reference as config_reference
+from config.reference import (
     PAGE,
     generate,
     main,
@@ -18,8 +17,9 @@ from utils.config_reference import (
     undocumented_fields,
     walk_models,
 )
+from config.schema import SignpipeConfig, TrainParameters
 
-STALE = f"{PAGE} is stale: run python -m utils.config_reference"
+STALE = f"{PAGE} is stale: run python -m config.reference"
 
 
 def test_every_field_has_a_description() -> None:
@@ -38,7 +38,7 @@ def test_the_walk_reaches_nested_and_mapped_models() -> None:
 
 def test_committed_page_is_up_to_date() -> None:
     page = config_reference.ROOT / PAGE
-    assert page.is_file(), f"{PAGE} is missing: run python -m utils.config_reference"
+    assert page.is_file(), f"{PAGE} is missing: run python -m config.reference"
     assert page.read_text(encoding="utf-8") == generate(), STALE
 
 

@@ -14,13 +14,13 @@ import torch
 from helpers import HEARAI_TITLES
 
 import train
+from config.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
+from config.loader import parse_config
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from datasets.index import Sample
 from datasets.sign_dataset import decode_image
 from training.datamodule import SignDataModule
-from utils.config_loader import parse_config
 from utils.errors import ConfigError, DataError
-from utils.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
 
 # HAMNOSYS_HEADS: the eight heads in column order (test_hamnosys pins HEAD_ORDER).
 HEADS = ["gloss", *HAMNOSYS_HEADS]

@@ -16,6 +16,9 @@ from torchvision.transforms import v2
 
 from helpers import HEARAI_TITLES
 
+from config.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
+from config.loader import parse_config
+from config.schema import AugmentationsParameters, SignpipeConfig
 from datasets.index import (
     Sample,
     index_samples,
@@ -31,10 +34,7 @@ from datasets.transforms import build_clip_transform
 from models.heads import IGNORE_INDEX
 from training.datamodule import SignDataModule
 from utils.annotations import check_label_ranges, read_annotation_file
-from utils.config import AugmentationsParameters, SignpipeConfig
-from utils.config_loader import parse_config
 from utils.errors import DataError
-from utils.hamnosys_heads import HEAD_ORDER as HAMNOSYS_HEADS
 
 # HAMNOSYS_HEADS: the HamNoSys heads in the documented column order
 # (docs/data/annotations.md; test_hamnosys pins HEAD_ORDER to it), HEARAI_TITLES

@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 
 from helpers import GLOSSES, demo_server, model_config, write_checkpoint
 
+from config.hamnosys_heads import HEAD_ORDER
+from datasets.sign_dataset import collate_clips
 from evaluation.checkpoints import load_checkpoint
 from evaluation.prediction import ClipOptions, PredictionInput, load_clip
-from datasets.sign_dataset import collate_clips
 from serving.app import create_app
 from serving.inference import DemoService, load_model
-from utils.hamnosys_heads import HEAD_ORDER
 
 MAX_UPLOAD = 200_000
 

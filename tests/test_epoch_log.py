@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 import train
-import training.run
 from training.callbacks import EpochSummary
+import training.run
 
 
 class _Records(logging.Handler):

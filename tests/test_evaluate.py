@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from helpers import merge, tiny_overrides
 
 import train
+from config.loader import parse_config
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from datasets.sign_dataset import collate_clips
 from evaluation.metrics import (
@@ -37,7 +38,6 @@ from evaluation.metrics import (
 from evaluation.plots import MAX_CLASSES, save_head_plots, select_classes
 from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
-from utils.config_loader import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 KS = (1, 5, 10)

@@ -25,6 +25,8 @@ from helpers import (
 )
 
 import export
+from config.hamnosys_heads import head_class_names
+from config.loader import parse_config
 from evaluation.checkpoints import load_checkpoint
 from evaluation.export import (
     TensorPipeline,
@@ -37,9 +39,7 @@ from evaluation.onnx_backend import load_onnx, read_sidecar
 from evaluation.prediction import ClipOptions, list_inputs
 from evaluation.writers import OutputWriter, run_prediction
 from training.recognition import SignRecognitionModule
-from utils.config_loader import parse_config
 from utils.errors import UserError
-from utils.hamnosys_heads import head_class_names
 
 
 @pytest.fixture(scope="module", params=["landmarks_extractor", "cnn_extractor"])

@@ -12,7 +12,8 @@ import sys
 import pytest
 from helpers import ROOT
 
-# One frame through MediaPipe Hands, as predict.py, the demo and extract_landmarks run it.
+# One frame through MediaPipe Hands, as predict.py, the demo and extract_landmarks
+# run it.
 TRACK_ONE_FRAME = """
 import numpy as np
 from data_preprocessing.trackers import load_mediapipe

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 import train
+from config.loader import parse_config
+from models.pipeline import build_pipeline
 from models.registry import (
     FEATURE_EXTRACTORS,
     FeatureExtractor,
@@ -21,13 +23,12 @@ from models.registry import (
     TemporalEncoder,
     missing_members,
 )
-from models.pipeline import build_pipeline
-from utils.config_loader import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 PACKAGES = (
     "utils",
+    "config",
     "datasets",
     "models",
     "data_preprocessing",
@@ -78,6 +79,7 @@ def _skeleton(root: Path, imports: dict[str, str]) -> None:
     ("package", "line", "broken"),
     [
         ("utils", "import training.part", "utils is not allowed to import training"),
+        ("config", "import models.part", "config is not allowed to import models"),
         ("models", "import datasets.part", "models is not allowed to import datasets"),
         ("datasets", "import lightning", "datasets.part -> lightning"),
         ("evaluation", "import lightning", "evaluation.part -> lightning"),
@@ -103,7 +105,8 @@ def test_a_downward_import_keeps_the_contracts(tmp_path: Path) -> None:
         {
             "training": "import lightning\nimport evaluation.part\nimport models.part",
             "evaluation": "import datasets.part\nimport data_preprocessing.part",
-            "datasets": "import utils.part",
+            "datasets": "import utils.part\nimport config.part",
+            "config": "import utils.part",
         },
     )
     (tmp_path / "lightning").symlink_to(site / "lightning")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import train
+from config.loader import parse_config
 from training.datamodule import SignDataModule
-from utils.config_loader import parse_config
 from utils.errors import ConfigError
 
 

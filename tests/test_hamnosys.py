@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from config import hamnosys_heads as H
 from data_preprocessing.hamnosys import main, read_lexicon
 from data_preprocessing.hamnosys_parser import (
     HeadLabels,
@@ -19,7 +20,6 @@ from data_preprocessing.hamnosys_parser import (
     symbol_categories,
     symbol_names,
 )
-from utils import hamnosys_heads as H
 from utils.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 import train
+from config.hearai import translate_legacy
+from config.loader import load_config, parse_config
 from models.pipeline import build_pipeline
-from utils.config_loader import load_config, parse_config
 from utils.errors import ConfigError
-from utils.legacy import translate_legacy
 
 # A HearAI-style config, written the way HearAI's files are (quoted strings,
 # True/False, plain floats), with every legacy key signpipe translates.

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from config.landmarks import LandmarksParameters
+from config.loader import parse_config
 from datasets.index import Sample
 from datasets.landmark_augment import (
     affine_matrix,
@@ -24,8 +26,6 @@ from datasets.landmark_augment import (
 )
 from datasets.sampling import SamplingOptions
 from datasets.sign_dataset import SignDataset
-from utils.config_landmarks import LandmarksParameters
-from utils.config_loader import parse_config
 from utils.errors import ConfigError
 
 FRAMES = 20

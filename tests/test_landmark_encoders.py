@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 
+from config.loader import parse_config
 from models.feature_extractors.landmark_encoders import (
     ConvLandmarksEncoder,
     GraphLandmarksEncoder,
@@ -18,7 +19,6 @@ from models.feature_extractors.landmark_encoders import (
 )
 from models.pipeline import build_pipeline
 from models.registry import FEATURE_EXTRACTORS
-from utils.config_loader import parse_config
 from utils.errors import ConfigError
 from utils.landmark_points import (
     COMPONENT_SIZES,

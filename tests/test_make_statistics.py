@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from config.hamnosys_heads import HEAD_ORDER, head_class_names
 from utils.annotation_table import compute_statistics
-from utils.hamnosys_heads import HEAD_ORDER, head_class_names
 from utils.make_statistics import TOP_N, chart_bars, main
 
 ROOT = Path(__file__).resolve().parents[1]

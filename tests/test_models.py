@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from config.loader import parse_config
+from config.model import VIDEO_NETWORKS
+from config.schema import LANDMARK_ONLY_EXTRACTORS
 from models.pipeline import build_pipeline
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS, Registry
-from utils.config import LANDMARK_ONLY_EXTRACTORS
-from utils.config_loader import parse_config
-from utils.config_model import VIDEO_NETWORKS
 from utils.errors import ConfigError
 from utils.landmark_points import COMPONENT_SIZES
 

@@ -28,6 +28,7 @@ from helpers import (
 import export
 import predict
 import train
+from config.loader import parse_config
 from data_preprocessing.video_io import decode_video
 from datasets.index import Sample, list_frames
 from datasets.sampling import sample_indices
@@ -36,7 +37,6 @@ from datasets.sign_dataset import SignDataset, collate_clips
 from datasets.transforms import build_clip_transform, decode_size_hint
 from evaluation.prediction import ClipOptions, clip_positions, list_inputs
 from training.recognition import SignRecognitionModule
-from utils.config_loader import parse_config
 from utils.errors import DataError
 
 KINDS = ["spatial", "temporal", "CLS", "probabilities"]

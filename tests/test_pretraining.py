@@ -15,6 +15,7 @@ import torch
 
 from helpers import quiet_cpu_trainer
 
+from config.loader import parse_config
 from training.datamodule import SignDataModule
 from training.pretraining import (
     PretrainingModule,
@@ -22,7 +23,6 @@ from training.pretraining import (
     frame_targets,
 )
 from training.recognition import SignRecognitionModule
-from utils.config_loader import parse_config
 from utils.errors import ConfigError
 
 ENCODER = ("model.feature_extractor.", "model.transformer.")

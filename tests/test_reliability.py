@@ -39,13 +39,13 @@ from torch.nn import functional as F
 from helpers import merge, tiny_overrides
 
 import train
+from config.loader import load_config
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from models.heads import IGNORE_INDEX
 from training import recognition as lightning_module
 from training.callbacks import AtomicCheckpointIO
 from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
-from utils.config_loader import load_config
 from utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

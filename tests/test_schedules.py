@@ -15,10 +15,10 @@ from torch import nn
 from torch.nn import functional as F
 
 import train
+from config.loader import parse_config
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from training.base import ONE_CYCLE_END, ONE_CYCLE_START, lr_factor, make_optimizer
 from training.recognition import SignRecognitionModule
-from utils.config_loader import parse_config
 from utils.errors import ConfigError
 
 

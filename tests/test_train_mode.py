@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 import train
-import training.run
+from config.model import VIDEO_NETWORKS
+from config.schema import LANDMARK_ONLY_EXTRACTORS
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
 from models.transformers.hubert import save_encoder_shape
-from utils.config import LANDMARK_ONLY_EXTRACTORS
-from utils.config_model import VIDEO_NETWORKS
+import training.run
 
 
 class EvalModules(L.Callback):

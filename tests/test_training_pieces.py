@@ -11,14 +11,14 @@ from torch.nn import functional as F
 
 from helpers import quiet_cpu_trainer
 
+from config.loader import parse_config
+from config.schema import FreezeSchedulerConfig
 from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
-from training.datamodule import SignDataModule
 from training.base import lr_factor
+from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
 from training.run import trainer_device_args
-from utils.config import FreezeSchedulerConfig
-from utils.config_loader import parse_config
 from utils.errors import ConfigError
 
 # --- loss ---------------------------------------------------------------------------

@@ -21,8 +21,8 @@ import yaml
 from helpers import merge, tiny_overrides
 
 import train
+from config.loader import load_config
 from data_preprocessing.make_sample_dataset import make_sample_dataset
-from utils.config_loader import load_config
 
 # The tiny test config with a batch of 8: on the 9 training clips of the sample
 # data, 2 steps per epoch, every step logged.

@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel
 
 import train
-from utils.config import SignpipeConfig
-from utils.config_augmentations import TRANSFORM_SETTINGS
-from utils.config_loader import MAX_PROBLEMS, load_config, parse_config
+from config.augmentations import TRANSFORM_SETTINGS
+from config.loader import MAX_PROBLEMS, load_config, parse_config
+from config.schema import SignpipeConfig
 from utils.errors import MAX_QUOTED_CHARS, ConfigError
 
 # Numbers that are not sizes or counts: rates, weights and colour jitter strengths

@@ -230,7 +230,7 @@ def test_export_on_a_full_disk_is_one_error_line(
         real_fsync(descriptor)
         raise ENOSPC
 
-    monkeypatch.setattr("utils.file_io.os.fsync", full)
+    monkeypatch.setattr("utils.files.os.fsync", full)
     output = tmp_path / "out" / "model.onnx"
     status = export.main([str(checkpoint), "--output", str(output)])
     one_error(capsys, status, str(output), "No space left on device")
@@ -586,7 +586,7 @@ def test_results_and_plots_on_a_full_disk_are_user_errors(tmp_path, monkeypatch)
         real_fsync(descriptor)
         raise ENOSPC
 
-    monkeypatch.setattr("utils.file_io.os.fsync", full)
+    monkeypatch.setattr("utils.files.os.fsync", full)
     with pytest.raises(UserError, match="No space left on device"):
         write_json({"top1": 1.0}, tmp_path / "results.json")
     confusion = np.eye(3, dtype=np.int64)

@@ -28,11 +28,12 @@ import yaml
 
 import predict
 import train
+from config.loader import parse_config
+from training import run_folder
 from training.datamodule import evaluation_sampler
-from utils import file_io, run_folder
-from utils.config_loader import parse_config
+from training.run_folder import LOCK_FILE, prepare_output_dir, run_folder_lock
+from utils import files as file_io
 from utils.errors import ConfigError, DataError
-from utils.run_folder import LOCK_FILE, prepare_output_dir, run_folder_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -289,7 +290,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(
 HOLDER = """
 import sys, time
 from pathlib import Path
-from utils.run_folder import run_folder_lock
+from training.run_folder import run_folder_lock
 with run_folder_lock(Path(sys.argv[1])):
     print("holding", flush=True)
     time.sleep(600)

@@ -26,11 +26,11 @@ from fastapi.testclient import TestClient
 
 from helpers import model_config, write_checkpoint
 
-import serving.app
-import serving.inference
 from data_preprocessing.video_io import VideoReader, decode_video
 from datasets.videos import probe_video, read_all_frames, read_frames
+import serving.app
 from serving.app import FORM_OVERHEAD, NOT_A_FILE, create_app, page, serve
+import serving.inference
 from serving.inference import DemoService, VideoFile, load_model
 from serving.security import allowed_hosts
 from utils.errors import DataError, UserError

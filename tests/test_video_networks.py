@@ -21,11 +21,11 @@ from helpers import SHARED_DATA, merge, tiny_overrides
 import predict
 import train
 from benchmarks.video_networks import markdown_rows, measure_video_networks
+from config.loader import parse_config
+from config.model import VIDEO_NETWORKS
 from models.freeze_scheduler import FreezeScheduler
 from models.pipeline import FEATURE_EXTRACTORS, build_pipeline
 from models.registry import ClipFeatureExtractor
-from utils.config_loader import parse_config
-from utils.config_model import VIDEO_NETWORKS
 from utils.errors import ConfigError
 
 REPRESENTATION = 12

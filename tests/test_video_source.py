@@ -26,17 +26,17 @@ from benchmarks.video_loader import (
     measure_video_loader,
 )
 import train
+from config.loader import parse_config
 from data_preprocessing import labels_csv
 from data_preprocessing.make_sample_dataset import MANIFEST_FILE, make_sample_dataset
+from datasets import videos
 from datasets.check import check_sample
 from datasets.index import Sample, index_samples, read_root_annotations
 from datasets.sampling import SamplingOptions
 from datasets.sign_data import SignData
 from datasets.sign_dataset import SignDataset
-from datasets import videos
 from datasets.videos import frame_table, probe_video, read_all_frames, read_frames
 from utils.annotations import AnnotationRow, read_manifest
-from utils.config_loader import parse_config
 from utils.errors import DataError
 
 WLASL = SHARED_DATA / "video" / "wlasl_sample"

@@ -10,10 +10,10 @@ from functools import partial
 import lightning as L
 import torch
 
+from config.loader import config_from_checkpoint, config_to_dict
+from config.schema import SignpipeConfig, TrainParameters
 from models.pipeline import SignPipeline, build_pipeline
 from models.transformers.hubert import encoder_config
-from utils.config import SignpipeConfig, TrainParameters
-from utils.config_loader import config_to_dict, parse_config
 from utils.errors import TrainingDivergedError
 
 #: one_cycle starts at lr / ONE_CYCLE_START and ends at lr / ONE_CYCLE_END (the
@@ -148,7 +148,9 @@ class PipelineModule(L.LightningModule):
         self.label_names = label_names or {
             head: [str(i) for i in range(count)] for head, count in num_classes.items()
         }
-        self.config: SignpipeConfig = parse_config(config)
+        self.config: SignpipeConfig = config_from_checkpoint(
+            config, "the module's hyper_parameters"
+        )
         self.num_classes = dict(num_classes)
         self.model: SignPipeline = build_pipeline(self.config, self.num_classes)
 

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from models.pipeline import SignPipeline
 from utils.errors import UserError
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -8,10 +8,10 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import distributed as dist
 from torch.utils.data import DataLoader
 
+from config.schema import SignpipeConfig
 from datasets.index import Sample
 from datasets.sign_data import SignData, check_evaluation_processes
 from datasets.sign_dataset import SignDataset, collate_clips, worker_init_fn
-from utils.config import SignpipeConfig
 
 
 def evaluation_sampler(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from config.loader import data_path_problems
+from config.schema import SignpipeConfig
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
 from training.run import trainer_device_args
-from utils.config import SignpipeConfig
-from utils.config_loader import data_path_problems
 from utils.errors import ConfigError
-from utils.file_io import file_problem
+from utils.files import file_problem
 
 
 def _registry_problems(config: SignpipeConfig) -> list[str]:

@@ -14,10 +14,10 @@ from pathlib import Path
 import lightning as L
 import optuna
 
+from config.loader import check_data_paths, load_config
 from evaluation.evaluator import full_results
 from training.preflight import check_before_data
 from training.run import RunOptions, run_training
-from utils.config_loader import check_data_paths, load_config
 from utils.errors import ConfigError
 
 # What `run_trial` returns in "status".

@@ -25,6 +25,8 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from config.loader import config_to_dict
+from config.schema import SignpipeConfig
 from evaluation.metrics import final_metrics
 from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.feature_extractors.video import VideoFeatureExtractor
@@ -40,12 +42,10 @@ from training.datamodule import SignDataModule, check_evaluation_processes
 from training.loggers import ContinuingCSVLogger
 from training.pretraining import PretrainingModule
 from training.recognition import SignRecognitionModule
+from training.run_folder import earlier_run_note, prepare_output_dir, run_folder_lock
 from training.transfer import describe_transfer, load_matching_weights
-from utils.config import SignpipeConfig
-from utils.config_loader import config_to_dict
 from utils.errors import ConfigError, UserError
-from utils.file_io import load_data_only, write_atomically
-from utils.run_folder import earlier_run_note, prepare_output_dir, run_folder_lock
+from utils.files import load_data_only, write_atomically
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
 MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parameters")
@@ -126,7 +126,7 @@ def trainer_device_args(config: SignpipeConfig) -> dict:
 
 
 def write_run_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write a file of the run atomically (see `utils.file_io.write_atomically`).
+    """Write a file of the run atomically (see `utils.files.write_atomically`).
 
     Raises:
         UserError: naming the file when the write fails (a full disk); the run's

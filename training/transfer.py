@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from utils.errors import ConfigError
-from utils.file_io import load_data_only
+from utils.files import load_data_only
 
 
 def _part(key: str, depth: int = 3) -> str:

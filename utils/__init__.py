@@ -1,2 +1,3 @@
-"""The ground floor: config schema and loader, errors, constants, files, HamNoSys
-head data, the annotation reader, plots and statistics. Imports nothing of the rest."""
+"""The ground floor's small shared helpers: errors, command-line running, constants,
+files, landmark point names, the annotation reader and the label statistics command.
+Beside `config/`; imports nothing of the floors above."""

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.hamnosys_heads import ALL_HEADS, head_class_names
 from utils.annotations import (
     IGNORE_INDEX,
     MISSING_TOKENS,
@@ -30,7 +31,6 @@ from utils.annotations import (
     split_lines,
 )
 from utils.errors import DataError
-from utils.hamnosys_heads import ALL_HEADS, head_class_names
 
 #: HamNoSys heads in column order, the optional ninth (distance) included.
 HAMNOSYS_COLUMNS = list(ALL_HEADS)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from utils.config_model import MAX_NUM_CLASS
+from config.model import MAX_NUM_CLASS
 from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
 from utils.files import read_text

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
+from config.hamnosys_heads import NUM_CLASSES
 from utils.annotation_table import (
     ColumnStats,
     class_order,
@@ -32,7 +33,6 @@ from utils.annotation_table import (
 )
 from utils.cli import run_cli
 from utils.errors import UserError
-from utils.hamnosys_heads import NUM_CLASSES
 
 #: Charts with more classes than this show the most frequent ones and an "other" bar.
 TOP_N = 40

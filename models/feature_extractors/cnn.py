@@ -13,7 +13,7 @@ from torch import nn
 from models.registry import FEATURE_EXTRACTORS
 from models.weights import WEIGHTS_KEY, check_weights_file, load_weights_file
 from utils.errors import ConfigError
-from utils.file_io import describe_load_error
+from utils.files import describe_load_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from config.model import VIDEO_NETWORKS, VideoNetworkInput
 from models.registry import FEATURE_EXTRACTORS
 from models.weights import WEIGHTS_KEY, check_weights_file, load_weights_file
-from utils.config_model import VIDEO_NETWORKS, VideoNetworkInput
 from utils.errors import ConfigError
 
 

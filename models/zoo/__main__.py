@@ -25,7 +25,7 @@ import torch
 from models.zoo import MANIFEST, ZOO_DIR, manifest, sha256, strip_checkpoint
 from utils.cli import run_cli
 from utils.errors import UserError
-from utils.file_io import load_data_only, write_atomically
+from utils.files import load_data_only, write_atomically
 
 
 def _commit() -> str | None:

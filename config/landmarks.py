@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from utils.config_section import Section
+from config.section import Section
 from utils.errors import quote
 
 LandmarkComponent = Literal["pose", "face", "left_hand", "right_hand"]

@@ -22,10 +22,10 @@ from typing import Iterator
 
 import yaml
 
-from utils.config import SignpipeConfig
-from utils.config_loader import config_to_dict
+from config.loader import config_to_dict
+from config.schema import SignpipeConfig
 from utils.errors import ConfigError
-from utils.file_io import file_problem, is_temporary, write_atomically
+from utils.files import file_problem, is_temporary, write_atomically
 
 LOCK_FILE = "run.lock"
 # Set in the processes a distributed run starts besides the first one.

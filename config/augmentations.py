@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from utils.config_section import Section
+from config.section import Section
 from utils.errors import quote
 
 #: The largest `resize_size` and `center_crop_size`, in pixels.

@@ -13,9 +13,9 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from utils.config import SignpipeConfig
+from config.hearai import translate_legacy
+from config.schema import SignpipeConfig
 from utils.errors import ConfigError, quote, shorten, with_notes
-from utils.legacy import translate_legacy
 
 #: The most values (scalars, lists, mappings) a config may expand to; aliases
 #: (`*name`) count once per use. A config has a few hundred.
@@ -100,7 +100,9 @@ def parse_config(raw: dict, source: str = "config") -> SignpipeConfig:
         ) from None
 
 
-def _parse_override(override: str) -> tuple[list[str], Any]:
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """A `--set dotted.key=value` string -> its keys and its value (parsed as YAML;
+    the text itself when it is not YAML)."""
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(
@@ -116,21 +118,55 @@ def _parse_override(override: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
+def _set_key(raw: dict, keys: list[str], value: Any, what: str) -> None:
+    """Set `raw[keys[0]][keys[1]]... = value`, making the sections on the way."""
+    node = raw
+    for depth, part in enumerate(keys[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"{what}: {'.'.join(keys[:depth + 1])} is not a section"
+            )
+        node = child
+    node[keys[-1]] = value
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config."""
     for override in overrides:
-        keys, value = _parse_override(override)
-        node = raw
-        for depth, part in enumerate(keys[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"--set {quote(override)}: {'.'.join(keys[:depth + 1])} is not a "
-                    "section"
-                )
-            node = child
-        node[keys[-1]] = value
+        keys, value = parse_override(override)
+        _set_key(raw, keys, value, f"--set {quote(override)}")
     return raw
+
+
+def config_from_checkpoint(raw: dict, source: str) -> SignpipeConfig:
+    """The config a checkpoint or an export's sidecar saved (`config_to_dict`) as
+    the object; `ConfigError` naming `source` and every bad key."""
+    return parse_config(raw, source)
+
+
+def with_changes(
+    config: SignpipeConfig, changes: dict[str, Any], source: str = "config"
+) -> SignpipeConfig:
+    """A copy of `config` with dotted keys set to values, validated again.
+
+    Args:
+        config: a validated config (left as it is).
+        changes: dotted key (`general_parameters.data_path`) -> its new value.
+        source: what the error message names.
+    """
+    raw = config_to_dict(config)
+    for key, value in changes.items():
+        _set_key(raw, key.split("."), value, key)
+    return parse_config(raw, source)
+
+
+def with_overrides(
+    config: SignpipeConfig, overrides: list[str], source: str = "config"
+) -> SignpipeConfig:
+    """A copy of `config` with `dotted.key=value` overrides (as `--set`) applied,
+    validated again."""
+    return parse_config(apply_overrides(config_to_dict(config), overrides), source)
 
 
 class YamlLimitError(yaml.YAMLError):

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from utils.config_section import Section
-from utils.hamnosys_heads import HEAD_ORDER, NUM_CLASSES
+from config.hamnosys_heads import HEAD_ORDER, NUM_CLASSES
+from config.section import Section
 
 #: The largest feature width (`representation_size`, `output_size`).
 MAX_WIDTH = 16384

@@ -1,6 +1,6 @@
 """The config schema (pydantic): every documented field of `train_config.yml`.
 
-Unknown keys are rejected; `utils.config_loader` turns validation failures into
+Unknown keys are rejected; `config.loader` turns validation failures into
 messages that name the dotted key, the bad value and what is allowed.
 """
 
@@ -12,19 +12,19 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 # Re-exported: the sections of their own modules are part of the schema here.
-from utils.config_augmentations import (  # pylint: disable=unused-import
+from config.augmentations import (  # pylint: disable=unused-import
     AugmentationsParameters,
     JitterValue,
 )
-from utils.config_landmarks import LandmarksParameters
-from utils.config_model import (
+from config.landmarks import LandmarksParameters
+from config.model import (
     VIDEO_NETWORKS,
     FeatureExtractorConfig,
     HeadConfig,
     HeadsConfig,
     TransformerConfig,
 )
-from utils.config_section import Section
+from config.section import Section
 from utils.errors import quote
 
 CLASSIFICATION_MODES = ("gloss", "hamnosys")

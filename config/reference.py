@@ -3,8 +3,8 @@
 Each section's intro is its model's docstring and each key's text is its field's
 `description`, so the schema is the one source of the page.
 
-    python -m utils.config_reference           # write docs/reference/config.md
-    python -m utils.config_reference --check   # exit 1 when the page is stale
+    python -m config.reference           # write docs/reference/config.md
+    python -m config.reference --check   # exit 1 when the page is stale
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
-from utils.config import SignpipeConfig
-from utils.file_io import write_atomically
+from config.schema import SignpipeConfig
+from utils.files import write_atomically
 
 #: The generated page, relative to the repository root.
 PAGE = "docs/reference/config.md"
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
 #: The command that regenerates the page.
-COMMAND = "python -m utils.config_reference"
+COMMAND = "python -m config.reference"
 #: A default longer than this (as flow YAML) is shown as a YAML block below its table.
 MAX_INLINE_DEFAULT = 60
 
