@@ -49,7 +49,8 @@ from data_preprocessing.make_sample_dataset import (
 )
 from datasets.index import Sample
 from datasets.sampling import sample_indices
-from datasets.videos import draft_size, read_frames
+from datasets.video_files import draft_size
+from datasets.videos import read_frames
 from training.datamodule import SignDataModule
 from utils.files import write_atomically
 
@@ -278,7 +279,7 @@ def measure_video_loader(
         decode_size=config.augmentations_parameters.resize_size,
     )
     tasks = sampled_frames(
-        datamodule.train_samples, train.num_segments, loaded["clips"]
+        datamodule.data.train_samples, train.num_segments, loaded["clips"]
     )
     decode = decode_rates(
         tasks, config.augmentations_parameters.resize_size, loaded["workers"]

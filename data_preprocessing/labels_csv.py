@@ -49,24 +49,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_preprocessing.extract_landmarks import (
-    DEFAULT_COMPLEXITY,
-    check_model,
-    extract_item,
-    load_mediapipe,
-)
-from data_preprocessing.trackers import TRACKERS
-from data_preprocessing.video_io import (
-    ItemResult,
-    VideoReader,
-    add_workers_argument,
-    prepare_output,
-    report_failures,
-    run_batch,
-)
+from data_preprocessing.batch import add_workers_argument, run_batch
 from data_preprocessing.videos_to_frames import DEFAULT_QUALITY, convert_video
+from datasets.clip_landmarks import extract_item
 from datasets.index import GLOSS_NAMES_FILE
-from datasets.videos import probe_video
+from datasets.tracking import DEFAULT_COMPLEXITY, TRACKERS, check_model, load_mediapipe
+from datasets.videos import VideoReader, probe_video
 from utils.annotations import (
     MAX_REPORTED,
     SPLITS,
@@ -75,7 +63,14 @@ from utils.annotations import (
 )
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote
-from utils.files import FORMULA_STARTS, is_inside, read_text, write_atomically
+from utils.files import (
+    FORMULA_STARTS,
+    is_inside,
+    prepare_output,
+    read_text,
+    write_atomically,
+)
+from utils.item_results import ItemResult, report_failures
 
 #: The annotation file written (the default config reads `test_<mode>.txt`).
 ANNOTATION_FILE = "test_gloss.txt"

@@ -49,10 +49,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from datasets.videos import encode_h264
 from utils.errors import USER_ERROR_EXIT_CODE, UserError
 from utils.files import write_atomically
 
@@ -472,13 +472,7 @@ def encode_video(
     options = {"crf": str(_CRF_OF_QUALITY - quality)}
     if gop is not None:
         options["g"] = str(gop)
-    with av.open(file, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=round(FPS), options=options)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
-        container.mux(stream.encode())
+    encode_h264(file, frames, fps=round(FPS), options=options)
 
 
 def _write_video(path: Path, frames: list[Image.Image], quality: int) -> None:

@@ -25,30 +25,37 @@ import argparse
 import json
 import glob
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 from PIL import Image
 
-from data_preprocessing.video_io import (
-    add_workers_argument,
-    ItemResult,
-    VideoReader,
-    check_unique_names,
-    decode_video,
-    find_videos,
-    prepare_output,
-    remove_frames,
-    report_failures,
-    written,
-    run_batch,
-)
+from data_preprocessing.batch import add_workers_argument, run_batch
+from datasets.video_files import find_videos
+from datasets.videos import VideoReader
 from utils.cli import positive_float, positive_int, run_cli
+from utils.constants import IMAGE_SUFFIXES
 from utils.errors import UserError
-from utils.files import TEMPORARY_MARK, temporary_path
+from utils.files import (
+    TEMPORARY_MARK,
+    check_unique_names,
+    prepare_output,
+    temporary_path,
+)
+from utils.item_results import ItemResult, report_failures, written
 
 DEFAULT_QUALITY = 95
+
+
+def remove_frames(folder: Path, name: str) -> None:
+    """Delete the `<name>_<idx>.<image>` frames and `<name>_properties.json`."""
+    pattern = re.compile(re.escape(name) + r"_\d+$")
+    for path in folder.iterdir():
+        if pattern.match(path.stem) and path.suffix.lower() in IMAGE_SUFFIXES:
+            path.unlink()
+    (folder / f"{name}_properties.json").unlink(missing_ok=True)
 
 
 def _staging_dir(output: Path, name: str) -> Path:
@@ -241,9 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     """
     return run_cli(lambda: _run(parse_args(argv)))
 
-
-# decode_video lives in video_io; re-exported so that other tools may import it here.
-__all__ = ["convert_video", "decode_video", "list_inputs", "main", "videos_to_frames"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,7 +51,6 @@ from numpy.lib.npyio import NpzFile
 from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
-from data_preprocessing.video_io import prepare_output
 from datasets.landmarks import (
     UNREADABLE_FILE_ERRORS,
     landmark_arrays,
@@ -61,7 +60,13 @@ from datasets.landmarks import (
 from utils.annotations import annotation_name_problem
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote, shorten
-from utils.files import is_inside, read_text, require_file, write_atomically
+from utils.files import (
+    is_inside,
+    prepare_output,
+    read_text,
+    require_file,
+    write_atomically,
+)
 
 SPLITS = ("train", "val", "test")
 #: How far (as a share of the landmark rows) a range's end may be from the file's

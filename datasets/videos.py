@@ -1,5 +1,5 @@
-"""Video files as samples: their frame count and rate from the container, and the
-frames a clip samples decoded by seeking, not by decoding the whole video.
+"""Every video signpipe reads is opened here, with PyAV (FFmpeg, bundled with its
+wheel): training's samples, predict.py's and the demo's inputs, the offline tools.
 
 `probe_video` reads the container header (the stream's frame count and rate); when
 the container does not record a frame count (some `.webm`, `.mkv`, `.avi`) the
@@ -12,9 +12,15 @@ lies ahead in the group of pictures already being decoded, and decodes forward t
 it. A clip of 16 frames spread over a 200-frame video thus decodes about as many
 frames as its groups of pictures hold up to the sampled frames, not all 200.
 
+`encode_h264` writes frames as an MP4 (the sample dataset and the benchmarks' videos).
+`read_all_frames` decodes a run of frames in one pass (the frame cache,
+`--check_data`); `VideoReader` (and `decode_video` over it) streams every frame,
+optionally resampled to another frame rate by the frames' timestamps and shrunk to a
+longest side (the offline tools, landmark extraction, predict.py's `all_frames`).
+
 Every problem (an unreadable file, no video stream, corrupt data, a frame past the
-end, frames over the pixel budget `MAX_FRAME_PIXELS`) is a `DataError` naming the
-file. PyAV decodes (FFmpeg, bundled with its wheel).
+end, frames over the pixel budget `datasets.video_files.MAX_FRAME_PIXELS`, by the
+header and by each decoded frame) is a `DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, Sequence
 
 import av
 import numpy as np
@@ -54,11 +60,18 @@ def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+def _rate(stream: Any) -> Fraction | None:
+    """The stream's frame rate as an exact fraction, if the container knows it."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate.numerator, rate.denominator)
+    return None
+
+
 def _usable(stream: Any) -> bool:
     """Whether the container told the stream's size and rate."""
     context = stream.codec_context
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return bool(context.width and context.height and rate)
+    return bool(context.width and context.height and _rate(stream))
 
 
 def _open(path: Path) -> tuple[Any, Any]:
@@ -116,7 +129,7 @@ def probe_video(path: Path) -> VideoMeta:
     path = Path(path)
     container, stream = _open(path)
     with container:
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        rate = _rate(stream)
         context = stream.codec_context
         frames, counted = stream.frames, False
         if not frames:
@@ -366,3 +379,186 @@ def read_all_frames(
             f"{path}: has {index + 1} decodable frames, but frames {start}.."
             f"{start + count - 1} are needed"
         )
+
+
+def _resample(
+    timed: Iterator[tuple[Fraction, Any]], rate: Fraction, frame_duration: Fraction
+) -> Iterator[Any]:
+    """Pick frames at `rate`: slot k (at time k/rate) gets the frame shown then.
+
+    A frame is on screen from its timestamp until the next frame's (the last one for
+    `frame_duration`), so lowering the rate drops frames and raising it repeats them.
+    Timestamps are exact fractions, so equal rates keep every frame.
+    """
+    slot, pending, last_time = 0, None, Fraction(0)
+    for time, frame in timed:
+        if pending is not None:
+            while slot / rate < time:
+                yield pending
+                slot += 1
+        pending, last_time = frame, time
+    if pending is not None:
+        while slot / rate < last_time + frame_duration:
+            yield pending
+            slot += 1
+
+
+class VideoReader:
+    """Stream a video's frames as RGB uint8 arrays `(H, W, 3)`, from the first.
+
+    Use as a context manager; `info` is known once it is open. Decoding problems
+    (an unreadable file, no video stream, corrupt data, no frames, frames over
+    `MAX_FRAME_PIXELS`) raise `DataError` naming the file.
+
+    Args:
+        path: the video file.
+        fps: resample to this frame rate by the frames' timestamps; None keeps all.
+        max_side: shrink frames so that their longest side is at most this many
+            pixels (aspect ratio kept); None keeps the size.
+
+    Raises:
+        ValueError: `fps` or `max_side` is not positive.
+        DataError: the file cannot be opened as a video, or its header gives
+            frames over the pixel budget.
+    """
+
+    def __init__(
+        self, path: Path, *, fps: float | None = None, max_side: int | None = None
+    ) -> None:
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if max_side is not None and max_side < 1:
+            raise ValueError(f"max_side must be at least 1, got {max_side}")
+        self.path = Path(path)
+        self._container, self._stream = _open(self.path)
+        self._stream.thread_type = "AUTO"
+        context = self._stream.codec_context
+        rate = _rate(self._stream)
+        if rate is None or not context.width or not context.height:
+            self._container.close()
+            missing = "frame rate" if rate is None else "frame size"
+            raise DataError(f"{self.path}: the video stream has no {missing}")
+        self._source_rate = rate
+        self._target_rate = (
+            Fraction(fps).limit_denominator(1_000_000) if fps is not None else None
+        )
+        width, height = fitted_size(context.width, context.height, max_side)
+        self._resize = (width, height) != (context.width, context.height)
+        self.info = VideoInfo(
+            codec=context.name,
+            fps=float(self._target_rate or rate),
+            width=width,
+            height=height,
+            source_fps=float(rate),
+            source_width=context.width,
+            source_height=context.height,
+        )
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (also done by leaving the `with` block)."""
+        self._container.close()
+
+    def _timed_frames(self) -> Iterator[tuple[Fraction, Any]]:
+        """Decoded frames with their time in seconds since the first frame."""
+        first = None
+        for index, frame in enumerate(self._container.decode(self._stream)):
+            if frame.pts is not None and frame.time_base is not None:
+                time = Fraction(frame.pts) * Fraction(
+                    frame.time_base.numerator, frame.time_base.denominator
+                )
+            else:
+                time = index / self._source_rate
+            first = time if first is None else first
+            yield time - first, frame
+
+    def _to_array(self, frame: Any) -> np.ndarray:
+        if self._resize:
+            return frame.to_ndarray(
+                format="rgb24",
+                width=self.info.width,
+                height=self.info.height,
+                interpolation="AREA",
+            )
+        return frame.to_ndarray(format="rgb24")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.images(None)  # type: ignore[return-value]
+
+    def images(self, wanted: set[int] | None) -> Iterator[np.ndarray | None]:
+        """Every frame, converted to an array only where its index is in `wanted`
+        (None elsewhere: decoding cannot skip a frame, converting can); None: all."""
+        count = 0
+        try:
+            if self._target_rate is None:
+                frames = (frame for _, frame in self._timed_frames())
+            else:
+                frames = _resample(
+                    self._timed_frames(), self._target_rate, 1 / self._source_rate
+                )
+            previous, array = None, None
+            for frame in frames:
+                # Checked on every frame, converted or not: the header may lie.
+                check_frame_size(self.path, frame.width, frame.height)
+                if wanted is not None and count not in wanted:
+                    previous, array = None, None
+                elif frame is previous:  # repeated when raising the rate
+                    array = array.copy()
+                else:
+                    previous, array = frame, self._to_array(frame)
+                count += 1
+                yield array
+        except _DECODE_ERRORS as error:
+            raise DataError(
+                f"{self.path}: cannot decode frame {count} ({_reason(error)})"
+            ) from None
+        if count == 0:
+            raise DataError(f"{self.path}: no frames could be decoded")
+
+
+def decode_video(
+    path: Path, *, fps: float | None = None, max_side: int | None = None
+) -> tuple[list[np.ndarray], float]:
+    """Decode a whole video into memory.
+
+    Args:
+        path: the video file.
+        fps: resample to this frame rate by the frames' timestamps (frames are
+            dropped or repeated); None keeps every frame at the video's own rate.
+        max_side: shrink frames so that their longest side is at most this many
+            pixels, keeping the aspect ratio; None keeps the size.
+
+    Returns:
+        The RGB uint8 `(H, W, 3)` frames and their frame rate.
+
+    Raises:
+        ValueError: `fps` or `max_side` is not positive.
+        DataError: the file cannot be opened or decoded, or has no frames.
+    """
+    with VideoReader(path, fps=fps, max_side=max_side) as reader:
+        return list(reader), reader.info.fps
+
+
+def encode_h264(
+    file: BinaryIO, frames: Sequence[Any], *, fps: int, options: dict[str, str]
+) -> None:
+    """Encode frames as an H.264 MP4 (yuv420p) into an open binary file.
+
+    Args:
+        file: the open binary file (seekable).
+        frames: the RGB frames (PIL images), all of one even size.
+        fps: frames per second.
+        options: libx264's options, e.g. `{"crf": "18", "g": "8"}`.
+    """
+    with av.open(file, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options=options)
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        container.mux(stream.encode())

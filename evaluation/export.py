@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from config.schema import SignpipeConfig
-from data_preprocessing.video_io import prepare_output
 from evaluation.checkpoints import LoadedModel, load_checkpoint
 from evaluation.export_sidecar import (
     EMBEDDING_OUTPUTS,
@@ -43,6 +42,7 @@ from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.feature_extractors.landmark_encoders import PointEncoder, point_inputs
 from models.feature_extractors.landmarks import FusedExtractor
 from utils.errors import UserError
+from utils.files import prepare_output
 
 #: Largest allowed |logit difference| between onnxruntime and torch.
 DEFAULT_TOLERANCE = 1e-4

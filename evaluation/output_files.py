@@ -15,9 +15,13 @@ import io
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from data_preprocessing.video_io import prepare_output
 from utils.errors import DataError, UserError
-from utils.files import FORMULA_STARTS, require_file, write_atomically
+from utils.files import (
+    FORMULA_STARTS,
+    prepare_output,
+    require_file,
+    write_atomically,
+)
 
 
 def write_error(path: Path, error: OSError, hint: str = "") -> UserError:

@@ -9,7 +9,7 @@ centre-cropped by the evaluation transform; or, with `all_frames`, every frame. 
 video's sampled frames are decoded by seeking (`datasets.videos.read_frames`), as in
 training; only `all_frames` decodes a whole video.
 Models that read landmarks get them from a landmark file beside the input, or from
-signpipe's one extraction (`data_preprocessing.trackers`): MediaPipe Hands for models
+signpipe's one extraction (`datasets.tracking`): MediaPipe Hands for models
 that read only hands, Holistic otherwise, run on a video's sampled frames only.
 
 A dataset root (a folder holding the annotation file(s) the checkpoint's config
@@ -33,15 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from config.schema import AnnotationSource, LandmarksParameters, SignpipeConfig
-from data_preprocessing.extract_landmarks import (
-    DEFAULT_COMPLEXITY,
-    check_model,
-    extract_item,
-    extract_video,
-    load_mediapipe,
-)
-from data_preprocessing.trackers import tracker_for
-from data_preprocessing.video_io import VideoReader, check_unique_names, find_videos
+from datasets.clip_landmarks import extract_item, extract_video
 from datasets.index import (
     Sample,
     index_samples,
@@ -63,12 +55,19 @@ from datasets.sign_dataset import (
     frames_clip,
     landmark_clip,
 )
+from datasets.tracking import (
+    DEFAULT_COMPLEXITY,
+    check_model,
+    load_mediapipe,
+    tracker_for,
+)
 from datasets.transforms import build_clip_transform, decode_size_hint
-from datasets.videos import frame_table, probe_video, read_frames
+from datasets.video_files import find_videos
+from datasets.videos import VideoReader, frame_table, probe_video, read_frames
 from utils.annotations import is_manifest
 from utils.constants import EMBEDDING_KINDS, IMAGE_SUFFIXES
 from utils.errors import DataError, UserError
-from utils.files import NOT_FOUND, path_problem
+from utils.files import NOT_FOUND, check_unique_names, path_problem
 
 #: Video frames are resized/cropped in chunks of this many while decoding.
 VIDEO_CHUNK = 64

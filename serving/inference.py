@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data_preprocessing.extract_landmarks import extract_item
-from data_preprocessing.trackers import check_installed, tracker_for, warm_up
+from datasets.clip_landmarks import extract_item
 from datasets.landmarks import read_landmarks
 from datasets.sign_dataset import collate_clips
+from datasets.tracking import check_installed, tracker_for, warm_up
 from evaluation.checkpoints import LoadedModel, load_checkpoint
 from evaluation.onnx_backend import load_onnx
 from evaluation.prediction import (

@@ -16,19 +16,37 @@ import ctypes.util
 import json
 import multiprocessing
 import os
+import functools
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable
 
 from utils.cli import user_error_message
 from utils.errors import UserError
-from utils.file_io import write_atomically
+from utils.files import write_atomically
 
 # How long a trial may take to save its checkpoint and stop when the sweep stops.
 STOP_SECONDS = 120
 _PR_SET_PDEATHSIG = 1
+#: Held while a trial's process is forked, and by the worker's heartbeat thread while
+#: it writes to the study's database (`fork_safe`): a fork taken in the middle of
+#: that write would copy SQLite's lock as held, and the trial would wait on it for
+#: ever when it opens the study.
+FORK_LOCK = threading.Lock()
+
+
+def fork_safe(function: Callable) -> Callable:
+    """`function`, run while holding `FORK_LOCK`."""
+
+    @functools.wraps(function)
+    def locked(*args, **kwargs):
+        with FORK_LOCK:
+            return function(*args, **kwargs)
+
+    return locked
 
 
 def _die_with_parent(parent: int) -> None:
@@ -129,7 +147,8 @@ def run_in_process(
         name=f"trial {run_dir.name}",
     )
     try:
-        process.start()
+        with FORK_LOCK:  # not while the heartbeat thread holds a database lock
+            process.start()
         while process.is_alive():
             process.join(0.5)
     except BaseException:

@@ -24,6 +24,7 @@ import optuna
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sweeps.child import fork_safe
 from sweeps.spec import HalvingPruning, MedianPruning, SweepSpec, TPE
 from utils.errors import ConfigError, shorten
 
@@ -62,7 +63,7 @@ def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=spec.heartbeat_seconds,
@@ -73,6 +74,9 @@ def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
         raise _cannot_open(url, str(error)) from None
     except Exception as error:  # SQLAlchemy's errors: a bad URL, no server
         raise _cannot_open(url, f"{type(error).__name__}: {error}") from None
+    # Optuna's heartbeat thread writes through this; trials are forked beside it.
+    storage.record_heartbeat = fork_safe(storage.record_heartbeat)
+    return storage
 
 
 def _cannot_open(url: str, problem: str) -> ConfigError:

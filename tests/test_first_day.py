@@ -16,7 +16,7 @@ from helpers import ROOT
 # run it.
 TRACK_ONE_FRAME = """
 import numpy as np
-from data_preprocessing.trackers import load_mediapipe
+from datasets.tracking import load_mediapipe
 mediapipe = load_mediapipe()
 with mediapipe.solutions.hands.Hands(static_image_mode=False, max_num_hands=2) as hands:
     hands.process(np.zeros((64, 64, 3), np.uint8))

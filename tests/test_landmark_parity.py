@@ -22,10 +22,10 @@ import pytest
 
 from helpers import SHARED_DATA
 
-from data_preprocessing.extract_landmarks import extract_video
-from data_preprocessing.trackers import load_mediapipe
+from datasets.clip_landmarks import extract_video
 from datasets.landmark_layout import canonical_hands
 from datasets.landmarks import NORMALISED, landmark_arrays, read_landmarks
+from datasets.tracking import load_mediapipe
 from evaluation.checkpoints import resolve_checkpoint
 from models.zoo import zoo_file
 from utils.errors import UserError

@@ -29,12 +29,12 @@ import export
 import predict
 import train
 from config.loader import parse_config
-from data_preprocessing.video_io import decode_video
 from datasets.index import Sample, list_frames
 from datasets.sampling import sample_indices
 from datasets.sampling import SamplingOptions
 from datasets.sign_dataset import SignDataset, collate_clips
 from datasets.transforms import build_clip_transform, decode_size_hint
+from datasets.videos import decode_video
 from evaluation.prediction import ClipOptions, clip_positions, list_inputs
 from training.recognition import SignRecognitionModule
 from utils.errors import DataError

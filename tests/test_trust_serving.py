@@ -26,8 +26,13 @@ from fastapi.testclient import TestClient
 
 from helpers import model_config, write_checkpoint
 
-from data_preprocessing.video_io import VideoReader, decode_video
-from datasets.videos import probe_video, read_all_frames, read_frames
+from datasets.videos import (
+    VideoReader,
+    decode_video,
+    probe_video,
+    read_all_frames,
+    read_frames,
+)
 import serving.app
 from serving.app import FORM_OVERHEAD, NOT_A_FILE, create_app, page, serve
 import serving.inference

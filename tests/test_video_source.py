@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 import av
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import SHARED_DATA, TINY_OVERRIDES, merge
+from helpers import ROOT, SHARED_DATA, TINY_OVERRIDES, merge
 
 import predict
 from benchmarks.video_loader import (
@@ -464,3 +465,27 @@ def test_the_video_loader_benchmark_measures_both_sides(tmp_path):
     )
     rows = markdown_rows(result)
     assert len(rows) == 7 and all(row.startswith("| ") for row in rows)
+
+
+#: The one module that opens videos with PyAV.
+PYAV_MODULE = "datasets/videos.py"
+#: Other non-test files allowed to use PyAV, and why.
+PYAV_ALLOWED = {
+    # Its baseline decodes every frame from the first, without the module's seeking,
+    # to measure what seeking saves.
+    "benchmarks/video_loader.py": "the full-decode baseline",
+}
+USES_PYAV = re.compile(r"^\s*(import av\b|from av\b)|\bav\.open\(", re.MULTILINE)
+
+
+def test_one_module_opens_videos_with_pyav():
+    """Every video is decoded by `datasets/videos.py`: a second PyAV reader would
+    copy its pixel budget and error messages, and drift from it."""
+    users = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in ROOT.rglob("*.py")
+        if not {".venv", "tests", "site", ".git"} & set(path.relative_to(ROOT).parts)
+        and USES_PYAV.search(path.read_text(encoding="utf-8"))
+    )
+    assert PYAV_MODULE in users  # the scan sees the module itself
+    assert [path for path in users if path != PYAV_MODULE] == sorted(PYAV_ALLOWED)

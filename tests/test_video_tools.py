@@ -19,9 +19,10 @@ from helpers import AUTSL_FRAMES, AUTSL_VIDEO, needs_mediapipe, needs_video
 
 import train
 from data_preprocessing import extract_landmarks, videos_to_frames
-from data_preprocessing.video_io import decode_video, fitted_size
 from datasets.index import list_frames
 from datasets.landmarks import read_landmarks
+from datasets.video_files import fitted_size
+from datasets.videos import decode_video
 from utils.errors import DataError, UserError
 
 PARTS = {"pose": 33, "face": 468, "left_hand": 21, "right_hand": 21}

@@ -1,5 +1,5 @@
 """Files: what a path is when it is not a regular file, text read as UTF-8, atomic
-writes, and PyTorch files loaded as data only.
+writes, output folders, and PyTorch files loaded as data only.
 
 Every reader checks a path here before opening it, so that a FIFO (which would block
 the reader for ever), a folder, a dangling symbolic link or a link loop is reported
@@ -24,7 +24,7 @@ import pickle
 import re
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
 from utils.errors import DataError, UserError
 
@@ -202,6 +202,28 @@ def is_inside(path: Path, root: Path) -> bool:
     """Whether `path` resolves (`..` and symbolic links followed) to `root` or a
     path under it: where a name read from input may be written."""
     return path.resolve().is_relative_to(root.resolve())
+
+
+def prepare_output(output: Path) -> None:
+    """Create the output folder; `UserError` if that is impossible."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"output {output} exists and is not a folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output folder {output}: {error}") from None
+
+
+def check_unique_names(paths: Sequence[Path], names: Sequence[str]) -> None:
+    """Raise `UserError` when two inputs would write the same output folder."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path, name in zip(paths, names):
+        if name in seen:
+            clashes.append(f"{seen[name]} and {path} both give {name}")
+        seen.setdefault(name, path)
+    if clashes:
+        raise UserError("inputs share an output name: " + "; ".join(clashes))
 
 
 def describe_load_error(error: BaseException) -> str:

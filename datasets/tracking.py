@@ -1,7 +1,8 @@
 """MediaPipe's trackers over a clip's frames: the one landmark extraction of signpipe.
 
 `extract_landmarks`, `labels_csv --landmarks`, `predict.py` on videos and the demo all
-call `track`, so a model sees the same kind of points in training and in use. Two
+call `track` (through `datasets.clip_landmarks`), so a model sees the same kind of
+points in training and in use. mediapipe is imported only when a tracker runs. Two
 trackers (see docs/landmarks.md, the landmark convention):
 
 - ``hands``: MediaPipe Hands (`mp.solutions.hands`, the full model) in its video
