@@ -497,16 +497,25 @@ def resolve_num_classes(config: SignpipeConfig, rows: list[AnnotationRow]) -> di
 GLOSS_NAMES_FILE = "glosses.txt"
 
 
-def read_gloss_names(roots: list[str]) -> dict[int, str]:
-    """Gloss id -> word from each root's optional `glosses.txt` (`id gloss` lines)."""
+def value_names_file(head: str) -> str:
+    """The file of a root that names a head's classes (`id value` lines), as
+    `data_preprocessing.attributes` writes it: `names_<head>.txt`."""
+    return f"names_{head}.txt"
+
+
+def read_gloss_names(
+    roots: list[str], file_name: str = GLOSS_NAMES_FILE
+) -> dict[int, str]:
+    """Gloss id -> word from each root's optional `glosses.txt` (`id gloss` lines),
+    or class id -> name from another names file of the roots."""
     names: dict[int, str] = {}
     where: dict[int, str] = {}
     for root in roots:
-        path = Path(root) / GLOSS_NAMES_FILE
+        path = Path(root) / file_name
         if not exists(path):
             continue
         for number, line in enumerate(
-            read_text(path, "gloss names file").splitlines(), 1
+            read_text(path, "class names file").splitlines(), 1
         ):
             parts = line.split(maxsplit=1)
             if len(parts) < 2 or not parts[0].isdigit():
@@ -525,16 +534,19 @@ def read_gloss_names(roots: list[str]) -> dict[int, str]:
 def label_names(
     config: SignpipeConfig, num_classes: dict[str, int]
 ) -> dict[str, list[str]]:
-    """Readable class names per head: HamNoSys symbol names, gloss words where a
-    `glosses.txt` gives them, the class id otherwise."""
+    """Readable class names per head: a root's `names_<head>.txt` where there is
+    one, else HamNoSys symbol names, gloss words where a `glosses.txt` gives them,
+    the class id otherwise."""
     hamnosys = head_class_names()
-    glosses = read_gloss_names(
-        [str(root_folder(root)) for root in config.general_parameters.data_paths()]
-    )
+    roots = [str(root_folder(root)) for root in config.general_parameters.data_paths()]
+    glosses = read_gloss_names(roots)
     names = {}
     for head, count in num_classes.items():
         known = hamnosys.get(head, [])
         if config.head_modes()[head] == "gloss":
             known = [glosses.get(i, str(i)) for i in range(count)]
+        own = read_gloss_names(roots, value_names_file(head))
+        if own:
+            known = [own.get(i, str(i)) for i in range(count)]
         names[head] = [known[i] if i < len(known) else str(i) for i in range(count)]
     return names
