@@ -175,10 +175,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def predict(args: argparse.Namespace) -> int:
     """Run the command; the library (and torch) loads only now, so --help answers at
     once and a missing dependency is a one-line error."""
-    # pylint: disable-next=import-outside-toplevel
-    from evaluation.writers import predict_command
+    # pylint: disable=import-outside-toplevel
+    from evaluation.shards import ShardRequest, merge_manifests
+    from evaluation.writers import PredictOptions, predict_command
 
-    return predict_command(args)
+    if args.merge_manifests is not None:
+        return merge_manifests(args.merge_manifests)
+    shard = ShardRequest(
+        num_shards=args.num_shards,
+        items_per_shard=args.items_per_shard,
+        shard_id=args.shard_id,
+    )
+    return predict_command(
+        PredictOptions(
+            checkpoint=args.checkpoint,
+            input=args.input,
+            output=args.output,
+            embedding_kind=args.embedding_kind,
+            batch_size=args.batch_size,
+            all_frames=args.all_frames,
+            workers=args.workers,
+            layout=args.layout,
+            backend=args.backend,
+            shard=shard,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from utils.cli import run_cli
+
+#: `partial`'s plot options (`evaluation.plots.PLOT_KINDS`) and what they draw.
+PLOTS = (
+    ("bar_graph", "per-class accuracy bars"),
+    ("confusion_matrix", "confusion matrix"),
+    ("heatmap", "per-class precision/recall/F1 heatmap"),
+)
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -78,11 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="permute every clip's frames in time with one seeded permutation",
     )
-    for kind, text in (
-        ("bar_graph", "per-class accuracy bars"),
-        ("confusion_matrix", "confusion matrix"),
-        ("heatmap", "per-class precision/recall/F1 heatmap"),
-    ):
+    for kind, text in PLOTS:
         one_set.add_argument(
             f"--{kind}", action="store_true", help=f"plot the {text} of every head"
         )
@@ -100,9 +104,21 @@ def evaluate(args: argparse.Namespace) -> int:
     """Run the command; the library (and torch) loads only now, so --help answers at
     once and a missing dependency is a one-line error."""
     # pylint: disable-next=import-outside-toplevel
-    from evaluation.evaluator import run_full, run_partial
+    from evaluation.evaluator import EvaluationOptions, run_full, run_partial
 
-    return (run_partial if args.command == "partial" else run_full)(args)
+    options = EvaluationOptions(
+        checkpoint=Path(args.checkpoint),
+        data_path=args.data_path,
+        batch_size=args.batch_size,
+        save=args.save,
+        output_dir=args.output_dir,
+    )
+    if args.command == "full":
+        return run_full(options)
+    plots = tuple(kind for kind, _ in PLOTS if getattr(args, kind))
+    return run_partial(
+        options, args.set, shuffle_frames=args.shuffle_frames, plots=plots
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

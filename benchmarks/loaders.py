@@ -76,11 +76,11 @@ def measure_loader(config: SignpipeConfig, scale: Scale) -> tuple[dict, list[Sam
         batch_size=config.train_parameters.batch_size,
         num_segments=config.train_parameters.num_segments,
         decode_size=config.augmentations_parameters.resize_size,
-        train_clips=len(datamodule.train_samples),
+        train_clips=len(datamodule.data.train_samples),
     )
     del loader
     gc.collect()
-    return result, datamodule.train_samples
+    return result, datamodule.data.train_samples
 
 
 def _pool_init() -> None:

@@ -28,8 +28,8 @@ def write_checkpoint(
         {
             "hyper_parameters": {
                 "config": config_to_dict(config),
-                "num_classes": dict(datamodule.num_classes),
-                "label_names": datamodule.label_names,
+                "num_classes": dict(datamodule.data.num_classes),
+                "label_names": datamodule.data.label_names,
             },
             "state_dict": module.cpu().state_dict(),
         },

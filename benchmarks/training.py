@@ -83,7 +83,7 @@ def _build_module(
     L.seed_everything(config.general_parameters.seed, verbose=False)
     with contextlib.redirect_stderr(io.StringIO()):
         module = SignRecognitionModule.from_config(
-            config, datamodule.num_classes, datamodule.label_names
+            config, datamodule.data.num_classes, datamodule.data.label_names
         )
     module.model.prepare_for_training(channels_last=channels_last, compile_model=False)
     return module
@@ -117,7 +117,7 @@ def _memory_batches(datamodule: SignDataModule) -> list[dict]:
     """One epoch of training batches, collated in memory (train transforms applied),
     batched as the training loader batches them (the last one may be short)."""
     loader = DataLoader(
-        datamodule.dataset(datamodule.train_samples, train=True),
+        datamodule.dataset(datamodule.data.train_samples, train=True),
         batch_size=datamodule.config.train_parameters.batch_size,
         shuffle=True,
         num_workers=0,

@@ -124,9 +124,7 @@ def _set_key(raw: dict, keys: list[str], value: Any, what: str) -> None:
     for depth, part in enumerate(keys[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(
-                f"{what}: {'.'.join(keys[:depth + 1])} is not a section"
-            )
+            raise ConfigError(f"{what}: {'.'.join(keys[:depth + 1])} is not a section")
         node = child
     node[keys[-1]] = value
 

@@ -7,11 +7,11 @@ once per sample, and the writers put the results JSON and the plots beside the r
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -271,16 +271,54 @@ def save_partial(
     return written + save_plots(evaluator, result, directory, kinds)
 
 
-def run_partial(args: argparse.Namespace) -> int:
-    """`test.py partial`: evaluate one set; the JSON on stdout, a table on stderr."""
-    if args.set not in SETS:
-        raise UserError(f"unknown set '{args.set}': choose one of {', '.join(SETS)}")
-    evaluator = Evaluator(Path(args.checkpoint), args.data_path, args.batch_size)
-    result = evaluator.evaluate(args.set, shuffle=args.shuffle_frames)
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What `test.py` asks of both its commands.
+
+    Attributes:
+        checkpoint: the checkpoint file (or a model zoo name).
+        data_path: dataset roots replacing the checkpoint's `data_path`, or None.
+        batch_size: the evaluation batch size, or None for the checkpoint's.
+        save: write the results to `<run>/results/` (or `output_dir`).
+        output_dir: where to write the results instead (implies `save`).
+    """
+
+    checkpoint: Path
+    data_path: list[str] | None = None
+    batch_size: int | None = None
+    save: bool = False
+    output_dir: str | None = None
+
+    def directory(self) -> Path | None:
+        """Where the results are written; None when they are not."""
+        if not (self.save or self.output_dir):
+            return None
+        return results_dir(self.checkpoint, self.output_dir)
+
+
+def run_partial(
+    options: EvaluationOptions,
+    set_name: str,
+    *,
+    shuffle_frames: bool = False,
+    plots: tuple[str, ...] = (),
+) -> int:
+    """`test.py partial`: evaluate one set; the JSON on stdout, a table on stderr.
+
+    Args:
+        options: the checkpoint, data and where the results go.
+        set_name: train, val or test.
+        shuffle_frames: permute every clip's frames with one seeded permutation.
+        plots: the `PLOT_KINDS` to draw (all of them when saving without any).
+    """
+    if set_name not in SETS:
+        raise UserError(f"unknown set '{set_name}': choose one of {', '.join(SETS)}")
+    evaluator = Evaluator(options.checkpoint, options.data_path, options.batch_size)
+    result = evaluator.evaluate(set_name, shuffle=shuffle_frames)
     print(format_table(result), file=sys.stderr)
-    kinds = [kind for kind in PLOT_KINDS if getattr(args, kind)]
-    if args.save or args.output_dir:
-        directory = results_dir(evaluator.checkpoint, args.output_dir)
+    kinds = [kind for kind in PLOT_KINDS if kind in plots]
+    directory = options.directory()
+    if directory is not None:
         for path in save_partial(evaluator, result, directory, kinds or PLOT_KINDS):
             print(f"wrote {path}", file=sys.stderr)
     elif kinds:
@@ -340,15 +378,13 @@ def full_results(
     return evaluator, bundle
 
 
-def run_full(args: argparse.Namespace) -> int:
+def run_full(options: EvaluationOptions) -> int:
     """`test.py full`: test (or val), val, shuffled test and the training record."""
-    checkpoint = Path(args.checkpoint)
-    save = args.save or args.output_dir
     _, bundle = full_results(
-        checkpoint,
-        args.data_path,
-        args.batch_size,
-        results_dir(checkpoint, args.output_dir) if save else None,
+        options.checkpoint,
+        options.data_path,
+        options.batch_size,
+        options.directory(),
     )
     print(json.dumps(bundle.to_dict(), indent=2))
     return 0

@@ -40,6 +40,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from config.metric_names import HEAD_METRICS, metric_name
 from datasets.sign_dataset import collate_clips
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 
@@ -572,7 +573,7 @@ def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
         return None if metric is None else float(metric)
 
     per_head = {
-        head: {k: value(f"val/{head}/{k}") for k in ("top1", "top5", "loss")}
+        head: {k: value(metric_name("val", head, k)) for k in HEAD_METRICS}
         for head in heads
     }
     groups: dict[str, list[float]] = {}
@@ -580,7 +581,7 @@ def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
         if per_head[head]["top1"] is not None:
             groups.setdefault(group, []).append(per_head[head]["top1"])
     return {
-        "val_loss": value("val/loss"),
+        "val_loss": value(metric_name("val", None, "loss")),
         "heads": per_head,
         "mean_top1": {group: sum(v) / len(v) for group, v in groups.items()},
     }

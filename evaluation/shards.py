@@ -10,7 +10,6 @@ checking that every input of every shard is there exactly once.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import itertools
 import json
@@ -53,7 +52,23 @@ class Shard:
         return f"shard-{self.index:05d}-of-{self.count:05d}"
 
 
-def select_shard(args: argparse.Namespace, total: int) -> Shard | None:
+@dataclass(frozen=True)
+class ShardRequest:
+    """Which shard of the inputs to predict (`predict.py`'s shard options).
+
+    Attributes:
+        num_shards: cut the inputs in this many blocks (with `shard_id`).
+        items_per_shard: cut them in blocks of this many inputs.
+        shard_id: this shard's index; with `items_per_shard`, None reads
+            SLURM_ARRAY_TASK_ID.
+    """
+
+    num_shards: int | None = None
+    items_per_shard: int | None = None
+    shard_id: int | None = None
+
+
+def select_shard(request: ShardRequest, total: int) -> Shard | None:
     """The shard the command line asks for (None: every input).
 
     `--num_shards N --shard_id I` cuts the inputs into N contiguous blocks;
@@ -63,25 +78,25 @@ def select_shard(args: argparse.Namespace, total: int) -> Shard | None:
     Raises:
         UserError: the index is missing or out of range.
     """
-    if args.num_shards is None and args.items_per_shard is None:
-        if args.shard_id is not None:
+    if request.num_shards is None and request.items_per_shard is None:
+        if request.shard_id is not None:
             raise UserError("--shard_id needs --num_shards or --items_per_shard")
         return None
-    index = args.shard_id
+    index = request.shard_id
     if index is None:
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        if args.items_per_shard is None or task is None or not task.isdigit():
+        if request.items_per_shard is None or task is None or not task.isdigit():
             raise UserError(
                 "--shard_id: give the shard's index (or run in a SLURM array with "
                 "--items_per_shard, which reads SLURM_ARRAY_TASK_ID)"
             )
         index = int(task)
-    if args.items_per_shard is not None:
-        count = max(1, math.ceil(total / args.items_per_shard))
-        start = index * args.items_per_shard
-        end = min(total, start + args.items_per_shard)
+    if request.items_per_shard is not None:
+        count = max(1, math.ceil(total / request.items_per_shard))
+        start = index * request.items_per_shard
+        end = min(total, start + request.items_per_shard)
     else:
-        count = args.num_shards
+        count = request.num_shards
         start, end = index * total // count, (index + 1) * total // count
     if index >= count:
         raise UserError(

@@ -18,7 +18,6 @@ and a run with another model or other settings writes every input again.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -33,7 +32,6 @@ from pydantic import Field, StrictInt, StrictStr
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data_preprocessing.video_io import ItemResult, prepare_output, report_failures
 from evaluation.checkpoints import LoadedModel, load_checkpoint, resolve_checkpoint
 from evaluation.onnx_backend import load_onnx
 from evaluation.output_files import (
@@ -56,13 +54,14 @@ from evaluation.records import Record, validated
 from evaluation.shards import (
     FRAMES_FILE,
     manifest_fields,
-    merge_manifests,
+    ShardRequest,
     select_shard,
     write_manifests,
     write_shard_record,
 )
 from utils.errors import DataError, UserError, quote
-from utils.files import NOT_FOUND, path_problem
+from utils.files import NOT_FOUND, path_problem, prepare_output
+from utils.item_results import ItemResult, report_failures
 
 TOP_K = 5
 PREDICTIONS_FILE = "predictions.csv"
@@ -384,27 +383,55 @@ def run_fingerprint(model_file: Path, settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def predict_command(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `predict.py` asks for (its options, see its docstring).
+
+    Attributes:
+        checkpoint: a train.py checkpoint, a model zoo name, or (`backend` onnx)
+            an export.py model.onnx.
+        input: a folder of inputs, or one video or frame folder.
+        output: the output folder.
+        embedding_kind: probabilities, spatial, temporal or CLS.
+        batch_size: inputs per forward pass.
+        all_frames: every frame of each input instead of num_segments sampled ones.
+        workers: processes decoding inputs (0: in this process).
+        layout: flat or ssvp.
+        backend: torch or onnx.
+        shard: the shard of the inputs to predict.
+    """
+
+    checkpoint: Path
+    input: Path
+    output: Path
+    embedding_kind: str = "CLS"
+    batch_size: int = 8
+    all_frames: bool = False
+    workers: int = 0
+    layout: str = "flat"
+    backend: str = "torch"
+    shard: ShardRequest = field(default_factory=ShardRequest)
+
+
+def predict_command(request: PredictOptions) -> int:
     """`predict.py`: every input (of the shard) through the checkpoint's model, the
     files written; 0 when every input was written, 1 when some failed (listed on
     stderr)."""
-    if args.merge_manifests is not None:
-        return merge_manifests(args.merge_manifests)
-    kind = resolve_kind(args.embedding_kind)
-    if args.layout == "ssvp" and kind == "probabilities":
+    kind = resolve_kind(request.embedding_kind)
+    if request.layout == "ssvp" and kind == "probabilities":
         raise UserError(
             "--layout ssvp writes embeddings: choose --embedding_kind spatial, "
             "temporal or CLS"
         )
-    check_input(args.input)
-    loaded = _load_model(args.checkpoint, args.backend)
-    inputs = list_inputs(args.input, loaded.config)
+    check_input(request.input)
+    loaded = _load_model(request.checkpoint, request.backend)
+    inputs = list_inputs(request.input, loaded.config)
     pretraining = loaded.config.train_parameters.pre_training
     if pretraining and kind == "probabilities":
         raise UserError(
-            f"{args.checkpoint}: a pretraining checkpoint has no trained heads, so no "
-            "probabilities; export spatial, temporal or CLS embeddings, or fine-tune "
-            "it first (train.py --checkpoint)"
+            f"{request.checkpoint}: a pretraining checkpoint has no trained heads, so "
+            "no probabilities; export spatial, temporal or CLS embeddings, or "
+            "fine-tune it first (train.py --checkpoint)"
         )
     if pretraining:
         print(
@@ -412,26 +439,26 @@ def predict_command(args: argparse.Namespace) -> int:
             f"{PREDICTIONS_FILE} gets no rows",
             file=sys.stderr,
         )
-    shard = select_shard(args, len(inputs))
+    shard = select_shard(request.shard, len(inputs))
     if shard is not None:
         inputs = inputs[shard.start : shard.end]
-        write_shard_record(args.output, shard, [item.name for item in inputs])
-    options = ClipOptions.from_config(loaded.config, all_frames=args.all_frames)
+        write_shard_record(request.output, shard, [item.name for item in inputs])
+    options = ClipOptions.from_config(loaded.config, all_frames=request.all_frames)
     model_file = (
-        args.checkpoint
-        if args.backend == "onnx"
-        else resolve_checkpoint(args.checkpoint)
+        request.checkpoint
+        if request.backend == "onnx"
+        else resolve_checkpoint(request.checkpoint)
     )
     run = run_fingerprint(
         model_file,
-        {"kind": kind, "all_frames": args.all_frames, "layout": args.layout},
+        {"kind": kind, "all_frames": request.all_frames, "layout": request.layout},
     )
     writer = OutputWriter(
-        args.output,
+        request.output,
         kind,
         loaded.label_names,
         heads_trained=not pretraining,
-        layout=args.layout,
+        layout=request.layout,
         shard=shard.tag if shard is not None else "",
         manifest=manifest_fields(inputs, loaded.label_names),
         run=run,
@@ -457,13 +484,15 @@ def predict_command(args: argparse.Namespace) -> int:
         todo,
         writer,
         options=options,
-        batch_size=args.batch_size,
-        workers=args.workers,
+        batch_size=request.batch_size,
+        workers=request.workers,
         names=[item.name for item in inputs],
     )
     seconds = time.perf_counter() - start
     done_now = [result for result in results if result.error is None]
-    where = f"{args.output} ({shard.tag})" if shard is not None else str(args.output)
+    where = (
+        f"{request.output} ({shard.tag})" if shard is not None else str(request.output)
+    )
     print(
         f"wrote {kind} outputs of {len(done_now)} of {len(results)} inputs to "
         f"{where}; {len(done_now)} clips in "

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import optuna
 from optuna.trial import FrozenTrial
 
+from config.metric_names import split_metric_name
 from sweeps.spec import SweepSpec
 from utils.files import write_atomically
 
@@ -26,6 +27,12 @@ RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 HISTORY_PNG = "optimization_history.png"
 IMPORTANCE_PNG = "param_importances.png"
+
+
+def _is_test_top1(key: str) -> bool:
+    """Whether a trial's metric is a head's top-1 on `test.py full`'s test set."""
+    stage, head, metric = split_metric_name(key)
+    return stage == "test" and head is not None and metric == "top1"
 
 
 def _listed(study: optuna.Study) -> list[FrozenTrial]:
@@ -114,7 +121,7 @@ def _markdown(study: optuna.Study, spec: SweepSpec) -> str:
         tops = [
             value
             for key, value in (attrs.get("metrics") or {}).items()
-            if key.startswith("test/") and key.endswith("/top1")
+            if _is_test_top1(key)
         ]
         test = sum(tops) / len(tops) if tops else None
         sets = trial.user_attrs.get("overrides") or []

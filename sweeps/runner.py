@@ -25,6 +25,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from config.loader import parse_override
+from config.schema import SignpipeConfig
 from sweeps.child import run_in_process
 from sweeps.cleanup import keep_top
 from sweeps.report import write_plots, write_results
@@ -93,7 +95,7 @@ class Worker:
         study: its study.
         url: the study's storage URL (the trial processes open it too).
         output: the sweep folder.
-        base_seed: the base config's seed.
+        config: the base config (`fixed` applied); its seed is the base seed.
         trial_function: runs one trial (`training.pruning.run_trial`).
         budget: trials of a search; None for listed trials.
     """
@@ -105,7 +107,7 @@ class Worker:
         study: optuna.Study,
         url: str,
         output: Path,
-        base_seed: int,
+        config: SignpipeConfig,
         trial_function: Callable[..., dict],
         budget: int | None,
     ) -> None:
@@ -113,7 +115,8 @@ class Worker:
         self.study = study
         self.url = url
         self.output = output
-        self.base_seed = base_seed
+        self.config = config
+        self.base_seed = config.general_parameters.seed
         self.trial_function = trial_function
         self.budget = budget
         self.current: int | None = None
@@ -213,7 +216,7 @@ class Worker:
         result = run_in_process(
             self.trial_function,
             {
-                "config_path": self.spec.base_config,
+                "config": self.config,
                 "overrides": overrides,
                 "run_dir": str(run_dir),
                 "seed": seed,
@@ -265,9 +268,9 @@ class Worker:
         """An explicit `general_parameters.seed` override, else the base seed (plus
         the trial's number with `seed_per_trial`; a retry keeps its trial's)."""
         for override in overrides:
-            key, _, value = override.partition("=")
-            if key.strip() == "general_parameters.seed":
-                return int(yaml.safe_load(value))
+            keys, value = parse_override(override)
+            if keys == ["general_parameters", "seed"]:
+                return int(value)
         return self.base_seed + origin if self.spec.seed_per_trial else self.base_seed
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -413,7 +416,7 @@ def _run_sweep(
         study=study,
         url=url,
         output=output,
-        base_seed=config.general_parameters.seed,
+        config=config,
         trial_function=trial_function,
         budget=budget,
     )

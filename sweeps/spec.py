@@ -36,7 +36,9 @@ from config.loader import (
     format_validation_error,
     load_config,
     load_yaml,
+    with_overrides,
 )
+from config.metric_names import HEAD_METRICS, metric_name
 from config.schema import SignpipeConfig
 from utils.errors import ConfigError, shorten
 
@@ -398,10 +400,10 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 def logged_metrics(config: SignpipeConfig) -> list[str]:
     """The validation metrics a run of `config` logs."""
-    names = ["val/loss"]
+    names = [metric_name("val", None, "loss")]
     if not config.train_parameters.pre_training:
         for head in config.head_modes():
-            names += [f"val/{head}/{k}" for k in ("top1", "top5", "loss")]
+            names += [metric_name("val", head, k) for k in HEAD_METRICS]
     return names
 
 
@@ -415,7 +417,7 @@ def check_spec(spec: SweepSpec) -> SignpipeConfig:
     config = load_config(spec.base_config, spec.fixed)
     for overrides in spec.example_overrides():
         try:
-            load_config(spec.base_config, overrides)
+            with_overrides(config, overrides[len(spec.fixed) :], str(spec.base_config))
         except ConfigError as error:
             raise ConfigError(
                 f"sweep trial with {' '.join(overrides[len(spec.fixed):])}: {error}"

@@ -153,8 +153,8 @@ def test_two_roots_with_signers_train_and_describe_each_root(
 
 def test_two_roots_split_by_signer_at_the_datamodule(tiny_config, two_roots) -> None:
     module = SignDataModule(parse_config(configure(tiny_config, two_roots)))
-    train_samples, val_samples = module.train_samples, module.val_samples
-    assert not module.test_samples
+    train_samples, val_samples = module.data.train_samples, module.data.val_samples
+    assert not module.data.test_samples
     everything = keys(train_samples) | keys(val_samples)
     assert len(everything) == len(train_samples) + len(val_samples) == 24
     train_signers = {sample.signer for sample in train_samples}
@@ -189,7 +189,7 @@ def test_signer_split_is_seeded(tiny_config, two_roots) -> None:
     config = configure(tiny_config, two_roots)
     first = SignDataModule(parse_config(config))
     again = SignDataModule(parse_config(config))
-    assert keys(first.val_samples) == keys(again.val_samples)
+    assert keys(first.data.val_samples) == keys(again.data.val_samples)
 
 
 # --- 2. a split column ----------------------------------------------------------------
@@ -211,9 +211,9 @@ def test_split_column_fixes_train_val_and_test(
         }
         for split in ("train", "val", "test")
     }
-    assert {s.name for s in module.train_samples} == expected["train"]
-    assert {s.name for s in module.val_samples} == expected["val"]
-    assert {s.name for s in module.test_samples} == expected["test"]
+    assert {s.name for s in module.data.train_samples} == expected["train"]
+    assert {s.name for s in module.data.val_samples} == expected["val"]
+    assert {s.name for s in module.data.test_samples} == expected["test"]
     # The loaders never show a test clip.
     for loader, split in [
         (module.train_dataloader(), "train"),
@@ -237,9 +237,9 @@ def test_split_column_in_one_root_and_signers_in_another(tiny_config, tmp_path) 
     by_root = {
         split: {(s.root, clip_index(s.name)) for s in samples}
         for split, samples in [
-            ("train", module.train_samples),
-            ("val", module.val_samples),
-            ("test", module.test_samples),
+            ("train", module.data.train_samples),
+            ("val", module.data.val_samples),
+            ("test", module.data.test_samples),
         ]
     }
     for split in ("train", "val", "test"):
@@ -247,8 +247,10 @@ def test_split_column_in_one_root_and_signers_in_another(tiny_config, tmp_path) 
         assert clips == {c for c, name in SPLIT_OF_CLIP.items() if name == split}
     assert all(root == str(fixed) for root, _ in by_root["test"])
     # The other root is split by signer: each signer wholly in train or in val.
-    train_signers = {s.signer for s in module.train_samples if s.root == str(signed)}
-    val_signers = {s.signer for s in module.val_samples if s.root == str(signed)}
+    train_signers = {
+        s.signer for s in module.data.train_samples if s.root == str(signed)
+    }
+    val_signers = {s.signer for s in module.data.val_samples if s.root == str(signed)}
     assert train_signers and val_signers and not train_signers & val_signers
     assert train_signers | val_signers == {"s0", "s1", "s2"}
 
@@ -289,14 +291,15 @@ def test_split_files_fix_train_val_and_test(
     config = configure(tiny_config, [root], annotation_file=files)
     module = SignDataModule(parse_config(config))
     for split, samples in [
-        ("train", module.train_samples),
-        ("val", module.val_samples),
-        ("test", module.test_samples),
+        ("train", module.data.train_samples),
+        ("val", module.data.val_samples),
+        ("test", module.data.test_samples),
     ]:
         assert {clip_index(s.name) for s in samples} == splits[split]
     assert "6 train / 3 val / 3 test" in module.describe()
     assert (
-        module.train_samples[0].labels == labels_of(root)[module.train_samples[0].name]
+        module.data.train_samples[0].labels
+        == labels_of(root)[module.data.train_samples[0].name]
     )
     config["train_parameters"]["fast_dev_run"] = True
     assert run(write_config, config) == 0
@@ -309,10 +312,10 @@ def test_without_a_val_file_the_train_file_gives_val(tiny_config, tmp_path) -> N
     module = SignDataModule(
         parse_config(configure(tiny_config, [root], annotation_file=files))
     )
-    assert {clip_index(s.name) for s in module.test_samples} == {3}
-    carved = module.train_samples + module.val_samples
+    assert {clip_index(s.name) for s in module.data.test_samples} == {3}
+    carved = module.data.train_samples + module.data.val_samples
     assert {clip_index(s.name) for s in carved} == {0, 1, 2} and len(carved) == 9
-    assert module.val_samples and module.train_samples
+    assert module.data.val_samples and module.data.train_samples
 
 
 def test_split_files_must_not_share_samples_or_disagree(tiny_config, tmp_path) -> None:
@@ -365,7 +368,7 @@ def test_annotation_file_per_root_with_joint_columns_trains(
     )
     assert config["train_parameters"]["classification_mode"] == ["gloss", "hamnosys"]
     module = SignDataModule(parse_config(config))
-    samples = module.train_samples + module.val_samples
+    samples = module.data.train_samples + module.data.val_samples
     assert len(samples) == 24
     for root, labels in zip(roots, expected):
         mine = {s.name: s.labels for s in samples if s.root == str(root)}
@@ -416,7 +419,7 @@ def test_comma_separated_annotations_with_quoted_titles_train(
     rewrite_as_csv(root)
     config = configure(tiny_config, [root], annotation_separator=",")
     module = SignDataModule(parse_config(config))
-    samples = module.train_samples + module.val_samples
+    samples = module.data.train_samples + module.data.val_samples
     assert {s.name: s.labels for s in samples} == expected
     config["train_parameters"]["fast_dev_run"] = True
     assert run(write_config, config) == 0
@@ -474,8 +477,8 @@ def time_config(tiny_config: dict, root: Path, **train_parameters) -> dict:
 def assert_steps(module: SignDataModule, step: int) -> None:
     """Every clip (train and val) shows num_segments frames `step` apart."""
     for samples, is_train in [
-        (module.train_samples, True),
-        (module.val_samples, False),
+        (module.data.train_samples, True),
+        (module.data.val_samples, False),
     ]:
         dataset = module.dataset(samples, train=is_train)
         for index, sample in enumerate(samples):
@@ -489,14 +492,18 @@ def test_time_sampling_takes_frames_fps_times_time_apart(tiny_config, tmp_path) 
     root = make_root(tmp_path / "data", 5)
     # 0.08 s at the 25 FPS of <name>_properties.json: every 2nd frame.
     module = SignDataModule(parse_config(time_config(tiny_config, root, time=0.08)))
-    assert {s.fps for s in module.train_samples + module.val_samples} == {25.0}
+    assert {s.fps for s in module.data.train_samples + module.data.val_samples} == {
+        25.0
+    }
     assert_steps(module, 2)
     # A sample's own FPS wins over default_fps (50 would give 4).
     config = time_config(tiny_config, root, time=0.08, default_fps=50.0)
     assert_steps(SignDataModule(parse_config(config)), 2)
     # Without time the longest clip is spread over evenly, wider than 3 steps of 2.
     module = SignDataModule(parse_config(time_config(tiny_config, root)))
-    sample = max(module.train_samples + module.val_samples, key=lambda s: s.length)
+    sample = max(
+        module.data.train_samples + module.data.val_samples, key=lambda s: s.length
+    )
     assert sample.length >= 12
     positions = shown_positions(
         module.dataset([sample], train=False)[0]["frames"], sample
@@ -531,7 +538,9 @@ def test_time_without_fps_needs_default_fps(
     # default_fps 25 gives the same 2-frame step as the properties files did.
     config = time_config(tiny_config, root, time=0.08, default_fps=25.0)
     module = SignDataModule(parse_config(config))
-    assert {s.fps for s in module.train_samples + module.val_samples} == {None}
+    assert {s.fps for s in module.data.train_samples + module.data.val_samples} == {
+        None
+    }
     assert_steps(module, 2)
 
 
@@ -552,7 +561,7 @@ def test_num_class_below_a_later_roots_labels_names_file_line_and_head(
     roots = [make_root(tmp_path / "a", 1), make_root(tmp_path / "b", 2, glosses=4)]
     config = configure(tiny_config, roots)
     module = SignDataModule(parse_config(config))
-    assert module.num_classes["gloss"] == 4  # `auto` counts every root
+    assert module.data.num_classes["gloss"] == 4  # `auto` counts every root
     config["heads"]["gloss"]["gloss"]["num_class"] = 3
     config["heads"]["hamnosys"]["hand_position_finger_direction"]["num_class"] = 5
     code = run(write_config, config)

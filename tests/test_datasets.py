@@ -829,11 +829,11 @@ def test_too_few_samples_for_a_validation_split() -> None:
 def test_datamodule_on_the_sample_data(tiny_config: dict) -> None:
     module = SignDataModule(parse_config(tiny_config))
     heads = ["gloss", *HAMNOSYS_HEADS]
-    assert list(module.num_classes) == heads
-    assert module.num_classes["gloss"] == 3
-    assert (len(module.train_samples), len(module.val_samples)) == (9, 3)
-    train_names = {s.name for s in module.train_samples}
-    assert not train_names & {s.name for s in module.val_samples}
+    assert list(module.data.num_classes) == heads
+    assert module.data.num_classes["gloss"] == 3
+    assert (len(module.data.train_samples), len(module.data.val_samples)) == (9, 3)
+    train_names = {s.name for s in module.data.train_samples}
+    assert not train_names & {s.name for s in module.data.val_samples}
     for loader, size in [
         (module.train_dataloader(), 4),
         (module.val_dataloader(), 3),
@@ -846,6 +846,6 @@ def test_datamodule_on_the_sample_data(tiny_config: dict) -> None:
         assert list(batch["labels"]) == heads
         for head, labels in batch["labels"].items():
             assert labels.shape == (size,) and labels.dtype == torch.long
-            assert ((labels >= 0) & (labels < module.num_classes[head])).all()
+            assert ((labels >= 0) & (labels < module.data.num_classes[head])).all()
         assert len(batch["name"]) == size
     assert "9 train / 3 val" in module.describe()

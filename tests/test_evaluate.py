@@ -20,7 +20,6 @@ from torch.nn import functional as F
 from helpers import merge, tiny_overrides
 
 import train
-from config.loader import parse_config
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 from datasets.sign_dataset import collate_clips
 from evaluation.metrics import (
@@ -121,9 +120,9 @@ def independent_results(checkpoint: Path, set_name: str, perm=None) -> dict:
     """Every metric computed directly: evaluation dataset, one batch, plain torch."""
     module = SignRecognitionModule.load_from_checkpoint(checkpoint, map_location="cpu")
     module.eval()
-    config = parse_config(module.hparams["config"])
+    config = module.config
     datamodule = SignDataModule(config)
-    samples = getattr(datamodule, f"{set_name}_samples")
+    samples = getattr(datamodule.data, f"{set_name}_samples")
     dataset = datamodule.dataset(samples, train=False)
     items = [dataset[i] for i in range(len(dataset))]
     if perm is not None:

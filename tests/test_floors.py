@@ -15,6 +15,7 @@ from torch import nn
 
 import train
 from config.loader import parse_config
+from config.registry import ModelFacts
 from models.pipeline import build_pipeline
 from models.registry import (
     FEATURE_EXTRACTORS,
@@ -181,6 +182,11 @@ def test_a_3d_extractor_trains_with_channels_last_on(
         "test_clip3d",
         Clip3DExtractor,
     )
+    monkeypatch.setitem(
+        FEATURE_EXTRACTORS.facts._facts,  # pylint: disable=protected-access
+        "test_clip3d",
+        ModelFacts("test_clip3d"),
+    )
     tiny_config["feature_extractor"]["name"] = "test_clip3d"
     tiny_config["trainer"] = {**tiny_config.get("trainer", {}), "channels_last": True}
     config_path = write_config(tiny_config)
@@ -221,6 +227,11 @@ def test_an_extractor_without_the_interface_is_refused(
 
     monkeypatch.setitem(
         FEATURE_EXTRACTORS._entries, "test_bare", Bare  # pylint: disable=W0212
+    )
+    monkeypatch.setitem(
+        FEATURE_EXTRACTORS.facts._facts,  # pylint: disable=protected-access
+        "test_bare",
+        ModelFacts("test_bare"),
     )
     tiny_config["feature_extractor"]["name"] = "test_bare"
     with pytest.raises(TypeError, match="test_bare.*prepare_for_training"):

@@ -30,8 +30,8 @@ def test_cached_clips_equal_decoded_clips(tiny_config, tmp_path) -> None:
     assert len(list((tmp_path / "cache").glob("frames-*.npy"))) == 1
     for module in (plain, cached):
         module.config.general_parameters.seed = 0
-    reference = plain.dataset(plain.val_samples, train=False)
-    from_cache = cached.dataset(cached.val_samples, train=False)
+    reference = plain.dataset(plain.data.val_samples, train=False)
+    from_cache = cached.dataset(cached.data.val_samples, train=False)
     for index, item in enumerate(reference):
         expected, actual = item["frames"], from_cache[index]["frames"]
         assert actual.dtype == torch.uint8 and actual.shape == expected.shape

@@ -113,7 +113,7 @@ def _pretrain(raw: dict, epochs: int) -> tuple[PretrainingModule, L.Trainer, lis
     L.seed_everything(0, verbose=False)
     datamodule = SignDataModule(config)
     module = PretrainingModule.from_config(
-        config, datamodule.num_classes, datamodule.label_names
+        config, datamodule.data.num_classes, datamodule.data.label_names
     )
     recorder = _ValLosses()
     trainer = quiet_cpu_trainer(epochs, recorder)

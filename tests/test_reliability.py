@@ -493,7 +493,7 @@ def evaluate_in_one_process(checkpoint: Path, config_path: Path) -> dict:
     module = SignRecognitionModule.load_from_checkpoint(checkpoint, map_location="cpu")
     module.eval()
     datamodule = SignDataModule(load_config(config_path))
-    assert len(datamodule.val_samples) == VAL_SAMPLES
+    assert len(datamodule.data.val_samples) == VAL_SAMPLES
     counts = {
         head: {"correct": 0, "top5": 0, "labelled": 0, "loss": 0.0}
         for head in module.num_classes

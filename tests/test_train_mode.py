@@ -16,10 +16,12 @@ import pytest
 
 import train
 from config.model import VIDEO_NETWORKS
-from config.schema import LANDMARK_ONLY_EXTRACTORS
+from config.registry import EXTRACTOR_FACTS
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
 from models.transformers.hubert import save_encoder_shape
 import training.run
+
+LANDMARK_ONLY_EXTRACTORS = EXTRACTOR_FACTS.reading_only("landmarks")
 
 
 class EvalModules(L.Callback):

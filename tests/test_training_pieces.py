@@ -166,7 +166,7 @@ def _fit_with_schedule(tiny_config: dict, mode: str, epochs: int) -> tuple:
     raw["train_parameters"]["epochs"] = epochs
     config = parse_config(raw)
     datamodule = SignDataModule(config)
-    module = SignRecognitionModule(raw, datamodule.num_classes)
+    module = SignRecognitionModule(raw, datamodule.data.num_classes)
     recorder = _Recorder()
     trainer = quiet_cpu_trainer(epochs, recorder)
     trainer.fit(module, datamodule=datamodule)

@@ -16,6 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from config.metric_names import split_metric_name
 from models.pipeline import SignPipeline
 from utils.errors import UserError
 from utils.files import write_atomically
@@ -242,7 +243,8 @@ class EpochSummary(L.Callback):
             if key in metrics:
                 parts.append(f"{name} {float(metrics[key]):.4g}")
         for key, value in metrics.items():
-            if key.startswith("val/") and key.endswith(("/top1", "/top5")):
+            stage, head, metric = split_metric_name(key)
+            if stage == "val" and head and metric in ("top1", "top5"):
                 parts.append(f"{key} {float(value):.3f}")
         if trainer.optimizers:
             parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")

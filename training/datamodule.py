@@ -38,6 +38,9 @@ def evaluation_sampler(
 class SignDataModule(L.LightningDataModule):
     """The config's data with Lightning's loaders; reads every root when built.
 
+    The data itself (samples, splits, class counts and names) is `data`, the one
+    `SignData` object; this class adds only the loaders.
+
     Args:
         config: the validated config.
     """
@@ -46,13 +49,6 @@ class SignDataModule(L.LightningDataModule):
         super().__init__()
         self.config = config
         self.data = SignData(config)
-        self.num_classes = self.data.num_classes
-        self.label_names = self.data.label_names
-        self.train_samples = self.data.train_samples
-        self.val_samples = self.data.val_samples
-        self.test_samples = self.data.test_samples
-        self.cache = self.data.cache
-        self.statistics = self.data.statistics
 
     def dataset(self, samples: list[Sample], *, train: bool) -> SignDataset:
         """The dataset over `samples`, with train or evaluation transforms."""
@@ -83,7 +79,7 @@ class SignDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.train_samples, train=True)
+        return self.loader(self.data.train_samples, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(self.val_samples, train=False)
+        return self.loader(self.data.val_samples, train=False)

@@ -14,7 +14,9 @@ from pathlib import Path
 import lightning as L
 import optuna
 
-from config.loader import check_data_paths, load_config
+from config.loader import check_data_paths, with_overrides
+from config.metric_names import metric_name
+from config.schema import SignpipeConfig
 from evaluation.evaluator import full_results
 from training.preflight import check_before_data
 from training.run import RunOptions, run_training
@@ -67,15 +69,15 @@ def _flat_results(bundle) -> dict[str, float]:
         for head, values in result.heads.items():
             top1 = values.top_k_per_instance_acc.top1
             if top1 is not None:
-                flat[f"{name}/{head}/top1"] = top1
+                flat[metric_name(name, head, "top1")] = top1
         if name == "test" and result.average_loss is not None:
-            flat["test/loss"] = result.average_loss
+            flat[metric_name("test", None, "loss")] = result.average_loss
     return flat
 
 
 def run_trial(
     *,
-    config_path: str,
+    config: SignpipeConfig,
     overrides: list[str],
     run_dir: str,
     seed: int,
@@ -86,7 +88,7 @@ def run_trial(
     `test.py full --save` does.
 
     Args:
-        config_path: the base config.
+        config: the sweep's base config.
         overrides: `dotted.key=value` overrides of the trial.
         run_dir: the run folder (`general_parameters.path_to_save`).
         seed: the run's seed.
@@ -99,8 +101,8 @@ def run_trial(
         checkpoint; for a pruned run the last reported one), `metrics` (the best
         checkpoint's validation metrics and the test results), `epoch` (pruned at).
     """
-    config = load_config(
-        config_path,
+    config = with_overrides(
+        config,
         [
             *overrides,
             f"general_parameters.path_to_save={json.dumps(run_dir)}",

@@ -6,8 +6,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
+from config.metric_names import metric_name
 from models.freeze_scheduler import FreezeScheduler
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
 from training.base import PipelineModule, check_finite
@@ -17,7 +17,8 @@ STAGES = ("train", "val", "test")
 
 class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancestors
     """Trains a `SignPipeline` on batches from `SignDataModule`: the weighted loss of
-    the named heads, top-1/top-5 per stage and head, and the freeze schedule.
+    the named heads, each head's metrics per stage (its kind's: top-1/top-5 for
+    classification), and the freeze schedule.
 
     Takes `PipelineModule`'s arguments (the config as a plain dict, the class counts
     and names of the heads).
@@ -32,19 +33,25 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
         super().__init__(config, num_classes, label_names)
         self.save_hyperparameters()
         self.loss_weights = self.config.loss_weights()
+        # Each head's kind gives its loss, its metrics and what they read.
+        self.head_kinds = dict(self.model.heads.kinds)
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_{head}_top{k}": MulticlassAccuracy(
-                    num_classes=count,
-                    top_k=min(k, count),
-                    average="micro",
-                    ignore_index=IGNORE_INDEX,
-                )
+                f"{stage}_{head}_{name}": metric
                 for stage in STAGES
                 for head, count in self.num_classes.items()
-                for k in (1, 5)
+                for name, metric in self.head_kinds[head].metrics(count).items()
             }
         )
+        # The metrics beyond top-k, by head (logged under their own names).
+        self.other_metrics = {
+            head: [
+                name
+                for name in kind.metrics(self.num_classes[head])
+                if name not in {f"top{k}" for k in kind.top_k}
+            ]
+            for head, kind in self.head_kinds.items()
+        }
         # Losses as metrics: summed and counted across processes when an epoch ends
         # (no synchronisation per step), so a multi-process run's epoch losses count
         # every sample exactly once.
@@ -79,6 +86,7 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
                 if stage == "train"
                 else 0.0
             ),
+            kinds=self.head_kinds,
         )
         batch_size = batch["mask"].shape[0]
         log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size}
@@ -88,10 +96,15 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
             self._log_loss(
                 stage, head, f"{stage}/{head}/loss", per_head[head], labelled, log
             )
-            for k in (1, 5):
+            values = self.head_kinds[head].metric_inputs(logits.detach(), labels[head])
+            for k in self.head_kinds[head].top_k:
                 metric = self.metrics[f"{stage}_{head}_top{k}"]
-                metric(logits.detach(), labels[head])
-                self.log(f"{stage}/{head}/top{k}", metric, **log)
+                metric(*values)
+                self.log(metric_name(stage, head, f"top{k}"), metric, **log)
+            for name in self.other_metrics[head]:
+                metric = self.metrics[f"{stage}_{head}_{name}"]
+                metric(*values)
+                self.log(metric_name(stage, head, name), metric, **log)
         return loss
 
     def _log_loss(self, stage, name, key, value, weight, log: dict) -> None:

@@ -212,7 +212,9 @@ def _build_module(config: SignpipeConfig, datamodule: SignDataModule):
         if config.train_parameters.pre_training
         else SignRecognitionModule
     )
-    module = kind.from_config(config, datamodule.num_classes, datamodule.label_names)
+    module = kind.from_config(
+        config, datamodule.data.num_classes, datamodule.data.label_names
+    )
     for part in config.transfer.freeze_parts:
         module.model.submodule(part, "transfer.freeze_parts")  # fails before training
     if config.transfer.checkpoint:
@@ -315,7 +317,7 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
     resume_from = None
     if options.resume:
         resume_from = config.general_parameters.run_dir() / "checkpoints" / "last.ckpt"
-        check_resumable(resume_from, config, datamodule.num_classes)
+        check_resumable(resume_from, config, datamodule.data.num_classes)
     note = None if options.resume else earlier_run_note(config)
     if note:
         print(note, file=sys.stderr)
@@ -338,13 +340,13 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
             1,
             min(
                 train_parameters.log_every_n_steps,
-                len(datamodule.train_samples) // train_parameters.batch_size,
+                len(datamodule.data.train_samples) // train_parameters.batch_size,
             ),
         ),
         default_root_dir=save_dir,
         **device_args,
     )
-    check_evaluation_processes(len(datamodule.val_samples), trainer.world_size)
+    check_evaluation_processes(len(datamodule.data.val_samples), trainer.world_size)
     with warnings.catch_warnings():
         _quiet_third_party_noise(options.resume)
         try:
