@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from config.hamnosys_heads import HEAD_ORDER, NUM_CLASSES
 from config.section import Section
+
+#: A model section: besides its fields, the chosen model's own settings (declared by
+#: its registration, `config.registry`) are written flat in it and checked against
+#: that model's `settings` class.
+MODEL_SECTION = ConfigDict(**{**Section.model_config, "extra": "allow"})
 
 #: The largest feature width (`representation_size`, `output_size`).
 MAX_WIDTH = 16384
@@ -49,7 +54,13 @@ class FeatureExtractorConfig(Section):
     image features and landmark features (the `landmarks_extractor` MLP) are
     concatenated and projected back to `representation_size`. A key the chosen
     extractor does not read, set to a non-default value, gets a note at the start.
+
+    An extractor may declare settings of its own (see "Model settings" below);
+    they are written flat in this section and checked against that extractor's
+    settings. Any other key is an error.
     """
+
+    model_config = MODEL_SECTION
 
     name: str = Field(
         "cnn_extractor",
@@ -117,7 +128,12 @@ class TransformerConfig(Section):
       positions, over the projected frame features, with a learned CLS token.
     - `fake_transformer`: a baseline, a per-frame linear layer then the mean over
       the real frames; it reads `output_size` only.
+
+    An encoder may declare settings of its own (see "Model settings" below), written
+    flat in this section.
     """
+
+    model_config = MODEL_SECTION
 
     name: str = Field(
         "sign_language_transformer",
@@ -174,11 +190,18 @@ class TransformerConfig(Section):
 
 
 class HeadConfig(Section):
-    """One classification head: a name chosen under `heads.gloss` or
-    `heads.hamnosys`, mapped to these keys. Each head is
+    """One head: a name chosen under `heads.gloss` or `heads.hamnosys`, mapped to
+    these keys. A `classification` head (the default kind) is
     `heads.model.additional_layers` hidden layers, then dropout and a linear layer
     to `num_class` logits, trained with cross-entropy on the samples that have its
     label."""
+
+    kind: str = Field(
+        "classification",
+        description="A registered head kind: what the head outputs, its loss, its "
+        "metrics and its prediction (see docs/guide/models.md); an unknown kind is "
+        "an error that lists the valid ones.",
+    )
 
     num_class: Annotated[int, Field(le=MAX_NUM_CLASS)] | Literal["auto"] = Field(
         "auto",

@@ -24,13 +24,16 @@ from config.model import (
     HeadsConfig,
     TransformerConfig,
 )
+from config.registry import (
+    ENCODER_FACTS,
+    EXTRACTOR_FACTS,
+    HEAD_KIND_FACTS,
+    settings_problems,
+)
 from config.section import Section
 from utils.errors import quote
 
 CLASSIFICATION_MODES = ("gloss", "hamnosys")
-LANDMARKS_EXTRACTOR = "landmarks_extractor"
-#: The extractors that read landmarks only (no image frames).
-LANDMARK_ONLY_EXTRACTORS = (LANDMARKS_EXTRACTOR, "landmarks_conv", "landmarks_stgcn")
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 #: The most frames sampled per clip (`num_segments`).
 MAX_FRAMES_PER_CLIP = 10_000
@@ -114,6 +117,13 @@ class GeneralParameters(Section):
         "~/.cache/signpipe/frames",
         description="Where the frame cache files go (`~` is expanded); only used "
         "with `frame_cache`.",
+    )
+    plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*$")]] = Field(
+        [],
+        description="Python modules (dotted names on the Python path, e.g. in the "
+        "directory you run from) imported before the model settings are checked: "
+        "each registers its own feature extractors, temporal encoders or head kinds "
+        "(see docs/contributing/extending.md). Checkpoints remember them.",
     )
 
     @field_validator("path_to_save")
@@ -544,12 +554,12 @@ class SignpipeConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _inputs_consistent(self) -> SignpipeConfig:
-        if not self.uses_frames() and not self.uses_landmarks():
-            raise ValueError(
-                f"feature_extractor.name: {self.feature_extractor.name} reads "
-                "landmarks; set train_parameters.landmarks: true"
-            )
+    def _model_settings(self) -> SignpipeConfig:
+        # Checked here when the models are registered (imported) already; else by
+        # `model_problems` once they are (train.py's preflight, `build_pipeline`).
+        problems = model_problems(self, import_first=False)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -630,8 +640,11 @@ class SignpipeConfig(Section):
         return self
 
     def uses_frames(self) -> bool:
-        """Whether image frames are read (any extractor but the landmark-only ones)."""
-        return self.feature_extractor.name not in LANDMARK_ONLY_EXTRACTORS
+        """Whether image frames are read: the extractor's registered `reads`."""
+        facts = EXTRACTOR_FACTS.get(
+            self.feature_extractor.name, self.general_parameters.plugins
+        )
+        return facts.reads_frames()
 
     def uses_landmarks(self) -> bool:
         """Whether landmarks are read (`train_parameters.landmarks`)."""
@@ -705,3 +718,57 @@ class SignpipeConfig(Section):
             for mode in self.train_parameters.modes()
             for name in self.heads.group(mode)
         }
+
+
+def model_problems(config: SignpipeConfig, import_first: bool = True) -> list[str]:
+    """Problems with the chosen models, from their registered facts: unknown names
+    and head kinds, each model's own settings, landmarks for a landmark-only
+    extractor, too few frames; each as `key: why`.
+
+    Args:
+        config: the config.
+        import_first: import the models and `general_parameters.plugins` first
+            (False: check only what is registered already).
+    """
+    if import_first:
+        # pylint: disable-next=import-outside-toplevel
+        from config.registry import import_models
+
+        import_models(config.general_parameters.plugins)
+    problems = []
+    for section, facts in (
+        (config.feature_extractor, EXTRACTOR_FACTS),
+        (config.transformer, ENCODER_FACTS),
+    ):
+        if import_first and facts.known(section.name) is None:
+            problems.append(
+                f"{facts.section}.name: unknown {facts.kind} '{section.name}'; "
+                f"allowed: {', '.join(facts.names())}"
+            )
+        problems += settings_problems(section, facts)
+    extractor = EXTRACTOR_FACTS.known(config.feature_extractor.name)
+    if extractor and not extractor.reads_frames() and not config.uses_landmarks():
+        problems.append(
+            f"feature_extractor.name: {extractor.name} reads landmarks; set "
+            "train_parameters.landmarks: true"
+        )
+    segments = config.train_parameters.num_segments
+    # A video network's clip is checked with its sizes, in one message (_video_network_input).
+    if (
+        extractor
+        and extractor.name not in VIDEO_NETWORKS
+        and isinstance(segments, int)
+        and segments < extractor.min_frames
+    ):
+        problems.append(
+            f"train_parameters.num_segments: {extractor.name} needs at least "
+            f"{extractor.min_frames} frames per clip (is {segments})"
+        )
+    for mode in CLASSIFICATION_MODES:
+        for name, head in config.heads.group(mode).items():
+            if import_first and HEAD_KIND_FACTS.known(head.kind) is None:
+                problems.append(
+                    f"heads.{mode}.{name}.kind: unknown head kind '{head.kind}'; "
+                    f"allowed: {', '.join(HEAD_KIND_FACTS.names())}"
+                )
+    return problems

@@ -8,7 +8,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from config.schema import SignpipeConfig
+from config.registry import ENCODER_FACTS, EXTRACTOR_FACTS, model_settings
+from config.schema import SignpipeConfig, model_problems
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
 from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
 from models.heads import MultiHeadClassifier
@@ -38,7 +39,7 @@ class SignPipeline(nn.Module):
         feature_extractor: a batch (frames and/or landmarks, mask) -> `(B, T, D)`,
             or `(B, T', D)` tokens for a video network.
         transformer: `(B, T, D)` + mask -> `(B, D')` clip, `(B, T, D')` frame outputs.
-        heads: `(B, D')` -> `{head: (B, num_class)}`.
+        heads: `(B, D')` -> `{head: (B, ...)}`, each head by its kind.
     """
 
     def __init__(
@@ -60,9 +61,11 @@ class SignPipeline(nn.Module):
 
         Returns:
             `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),
-            "cls": (B, D')}`. With a video network (`ClipFeatureExtractor`) the
-            encoder reads its `T'` tokens; `spatial` and `temporal` give each frame
-            the token whose window holds it (`spatial` zero at padded frames).
+            "cls": (B, D')}`; `logits` are each head's raw outputs (its kind's
+            `predict` turns them into the prediction output, see `predict`).
+            With a video network (`ClipFeatureExtractor`) the encoder reads its
+            `T'` tokens; `spatial` and `temporal` give each frame the token whose
+            window holds it (`spatial` zero at padded frames).
         """
         tokens = self.feature_extractor(batch)
         mask = batch["mask"]
@@ -90,6 +93,10 @@ class SignPipeline(nn.Module):
             "temporal": temporal[:, positions],
             "cls": cls,
         }
+
+    def predict(self, outputs: dict) -> dict[str, torch.Tensor]:
+        """Each head's prediction output (its kind's) from `forward`'s outputs."""
+        return self.heads.predict(outputs["logits"])
 
     def submodule(self, name: str, config_key: str | None = None) -> nn.Module:
         """A submodule by (dotted) name; `ConfigError` naming `config_key` and the
@@ -169,7 +176,7 @@ def unused_model_settings(config: SignpipeConfig) -> list[str]:
         )
         parameters = inspect.signature(registry.get(section.name)).parameters
         fields = type(section).model_fields
-        for key in sorted(section.model_fields_set - {"name"}):
+        for key in sorted((section.model_fields_set & set(fields)) - {"name"}):
             if key not in parameters and getattr(section, key) != fields[key].default:
                 notes.append(f"{section_name}.{key}: {section.name} does not use it")
     return notes
@@ -181,9 +188,22 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
     Args:
         config: the validated config.
         num_classes: head name -> class count (resolved, no `auto`), in head order.
+
+    Raises:
+        ConfigError: every problem with the chosen models (`model_problems`), after
+            importing `general_parameters.plugins`.
     """
-    extractor_config = config.feature_extractor.model_dump()
-    transformer_config = config.transformer.model_dump()
+    problems = model_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    extractor_config = {
+        **config.feature_extractor.model_dump(),
+        **model_settings(config.feature_extractor, EXTRACTOR_FACTS),
+    }
+    transformer_config = {
+        **config.transformer.model_dump(),
+        **model_settings(config.transformer, ENCODER_FACTS),
+    }
     # Both names are checked before anything is built, so a typo fails fast.
     make_extractor = FEATURE_EXTRACTORS.get(extractor_config.pop("name"))
     make_transformer = TRANSFORMERS.get(transformer_config.pop("name"))
@@ -225,6 +245,7 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
         num_classes=num_classes,
         additional_layers=config.heads.model.additional_layers,
         dropout_rate=config.heads.model.dropout_rate,
+        kinds={name: head.kind for name, head in config.active_heads().items()},
     )
     return SignPipeline(
         feature_extractor=extractor, transformer=transformer, heads=heads

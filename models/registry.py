@@ -2,15 +2,32 @@
 
 A feature extractor and a temporal encoder are `nn.Module`s that satisfy
 `FeatureExtractor` and `TemporalEncoder` below; `models.pipeline.build_pipeline`
-checks every built one against its protocol and names what is missing.
+checks every built one against its protocol and names what is missing. A head kind
+is a `HeadKind`: its layer, its loss, its metrics and its prediction output.
+
+A registration carries the model's facts (what it reads, its fewest frames, its own
+config settings, its weights layout) to `config.registry`, where the config's
+validation and the generated docs read them: adding a model is one file and one
+import line (or a `general_parameters.plugins` entry for a module of your own).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Protocol, TypeVar, runtime_checkable
 
 import torch
+from torch import nn
+from torchmetrics import Metric
 
+from config.registry import (
+    ENCODER_FACTS,
+    EXTRACTOR_FACTS,
+    HEAD_KIND_FACTS,
+    FactsRegistry,
+    ModelFacts,
+)
+from config.section import Section
 from utils.errors import ConfigError
 
 T = TypeVar("T")
@@ -63,6 +80,45 @@ class TemporalEncoder(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+@runtime_checkable
+class HeadKind(Protocol):
+    """What a kind of head is (`heads.<group>.<head>.kind`): a registered class,
+    instantiated once per kind and shared by its heads.
+
+    `top_k` are the top-k accuracies it logs as `{stage}/{head}/top{k}`;
+    `metrics` may add others, logged as `{stage}/{head}/{name}`.
+    """
+
+    top_k: tuple[int, ...]
+
+    def layer(
+        self,
+        *,
+        input_dim: int,
+        num_classes: int,
+        additional_layers: int,
+        dropout: float,
+    ) -> nn.Module:
+        """The head: `(B, input_dim)` clip embeddings -> `(B, ...)` outputs."""
+
+    def loss(
+        self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed loss over the labelled samples and their count (tensors on
+        the outputs' device); `target` `(B,)` long, `IGNORE_INDEX` where missing."""
+
+    def metrics(self, num_classes: int) -> dict[str, Metric]:
+        """Fresh metric objects by name (`top1`, ...), one set per stage."""
+
+    def metric_inputs(
+        self, outputs: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What its metrics' `update` takes for these outputs and labels."""
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The prediction output: scores (classification: probabilities)."""
+
+
 class NothingToPrepare:  # pylint: disable=too-few-public-methods
     """Mixin for extractors that need no training-time preparation."""
 
@@ -87,23 +143,55 @@ class Registry:
     Args:
         kind: what the registry holds, for error messages (e.g. "feature extractor").
         config_key: the dotted config key that selects from it.
+        facts: where the registrations' facts go (`config.registry`).
     """
 
-    def __init__(self, kind: str, config_key: str) -> None:
+    def __init__(self, kind: str, config_key: str, facts: FactsRegistry) -> None:
         self.kind = kind
         self.config_key = config_key
+        self.facts = facts
         self._entries: dict[str, Callable] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator registering a constructor under `name`; a name may be used once."""
+    def register(  # pylint: disable=too-many-arguments
+        self,
+        name: str,
+        *,
+        summary: str = "",
+        reads: tuple[str, ...] = ("frames",),
+        min_frames: int = 1,
+        settings: type[Section] | None = None,
+        weights: str = "not used",
+    ) -> Callable[[T], T]:
+        """Decorator registering a constructor under `name` with its facts (see
+        `config.registry.ModelFacts`); a name may be used once.
+
+        The constructor receives the fields of its config section that its
+        signature names, its own `settings` (defaults filled in) among them.
+        """
 
         def decorator(constructor: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self.facts.add(
+                ModelFacts(
+                    name=name,
+                    summary=summary or _first_paragraph(constructor),
+                    reads=tuple(reads),
+                    min_frames=min_frames,
+                    settings=settings,
+                    weights=weights,
+                    module=getattr(constructor, "__module__", ""),
+                )
+            )
             self._entries[name] = constructor
             return constructor
 
         return decorator
+
+    def unregister(self, name: str) -> None:
+        """Forget a registration and its facts (for tests of registration)."""
+        self._entries.pop(name, None)
+        self.facts.remove(name)
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
@@ -122,5 +210,13 @@ class Registry:
         return name in self._entries
 
 
-FEATURE_EXTRACTORS = Registry("feature extractor", "feature_extractor.name")
-TRANSFORMERS = Registry("transformer", "transformer.name")
+def _first_paragraph(constructor: object) -> str:
+    doc = inspect.getdoc(constructor) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+FEATURE_EXTRACTORS = Registry(
+    "feature extractor", "feature_extractor.name", EXTRACTOR_FACTS
+)
+TRANSFORMERS = Registry("transformer", "transformer.name", ENCODER_FACTS)
+HEAD_KINDS = Registry("head kind", "heads.<group>.<head>.kind", HEAD_KIND_FACTS)

@@ -10,7 +10,10 @@ from pydantic import BaseModel, Field
 
 from config import reference as config_reference
 from config.reference import (
+    COMMAND,
+    MODELS_PAGE,
     PAGE,
+    fill_model_tables,
     generate,
     main,
     type_text,
@@ -107,7 +110,7 @@ def test_page_shows_sections_types_and_defaults() -> None:
     text = generate()
     assert text.startswith("# Config reference\n")
     sections = [line[3:].strip("`") for line in text.splitlines() if line[:3] == "## "]
-    assert sections == list(SignpipeConfig.model_fields)
+    assert sections == [*SignpipeConfig.model_fields, "Model settings"]
     assert (
         "| `lr_schedule` | one of: exponential, cosine, one_cycle | `exponential` |"
         in text
@@ -119,7 +122,10 @@ def test_page_shows_sections_types_and_defaults() -> None:
 
 
 def test_check_and_write(tmp_path, monkeypatch, capsys) -> None:
+    models_page = (config_reference.ROOT / MODELS_PAGE).read_text(encoding="utf-8")
     monkeypatch.setattr(config_reference, "ROOT", tmp_path)
+    (tmp_path / MODELS_PAGE).parent.mkdir(parents=True)
+    (tmp_path / MODELS_PAGE).write_text(models_page, encoding="utf-8")
     assert main(["--check"]) == 1  # missing
     assert capsys.readouterr().err.strip() == STALE
     assert main([]) == 0
@@ -128,3 +134,13 @@ def test_check_and_write(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / PAGE).write_text(generate() + "edited\n", encoding="utf-8")
     assert main(["--check"]) == 1
     assert capsys.readouterr().err.strip() == STALE
+
+
+def test_the_model_tables_are_generated_from_the_registry() -> None:
+    page = (config_reference.ROOT / MODELS_PAGE).read_text(encoding="utf-8")
+    assert page == fill_model_tables(page), f"{MODELS_PAGE} is stale: run {COMMAND}"
+    assert "| `landmarks_conv` |" in page and "| landmarks |" in page
+    assert "| `sign_language_transformer` |" in page
+    assert "| `classification` |" in page
+    stale = page.replace("| `landmarks_conv` |", "| `landmarks_cnv` |")
+    assert fill_model_tables(stale) == page

@@ -12,7 +12,7 @@ import torch
 
 from config.loader import parse_config
 from config.model import VIDEO_NETWORKS
-from config.schema import LANDMARK_ONLY_EXTRACTORS
+from config.registry import EXTRACTOR_FACTS, FactsRegistry
 from models.pipeline import build_pipeline
 from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS, Registry
 from utils.errors import ConfigError
@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = {"gloss": 5, "hand_location_x": 3}
 #: Two clips of 3 frames, the second with 2 real frames.
 MASK = torch.tensor([[True, True, True], [True, True, False]])
+#: The extractors that read landmarks only, by their registered facts.
+LANDMARK_ONLY_EXTRACTORS = EXTRACTOR_FACTS.reading_only("landmarks")
 #: The per-frame image extractors (video networks: tests/test_video_networks.py).
 IMAGE_EXTRACTORS = [
     n
@@ -65,8 +67,10 @@ def test_registries_list_the_documented_names() -> None:
 
 
 def test_registry_rejects_duplicates_and_lists_names() -> None:
-    registry = Registry("thing", "section.name")
-    registry.register("a")(object)
+    registry = Registry("thing", "section.name", FactsRegistry("thing", "section"))
+    registry.register("a", reads=("landmarks",), min_frames=4)(object)
+    assert registry.facts.known("a").reads == ("landmarks",)
+    assert registry.facts.known("a").min_frames == 4
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("a")(object)
     with pytest.raises(

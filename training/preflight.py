@@ -10,24 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.loader import data_path_problems
-from config.schema import SignpipeConfig
-from models.registry import FEATURE_EXTRACTORS, TRANSFORMERS
+from config.schema import SignpipeConfig, model_problems
 from training.run import trainer_device_args
 from utils.errors import ConfigError
 from utils.files import file_problem
 
 
 def _registry_problems(config: SignpipeConfig) -> list[str]:
-    problems = []
-    for registry, name in (
-        (FEATURE_EXTRACTORS, config.feature_extractor.name),
-        (TRANSFORMERS, config.transformer.name),
-    ):
-        try:
-            registry.get(name)
-        except ConfigError as error:
-            problems.append(str(error))
-    return problems
+    """The chosen models' names, settings and needs, after importing the models
+    and `general_parameters.plugins` (whose registrations the check reads)."""
+    try:
+        return model_problems(config)
+    except ConfigError as error:  # a plugin that cannot be imported
+        return [str(error)]
 
 
 def _file_problems(config: SignpipeConfig) -> list[str]:
@@ -73,8 +68,8 @@ def _neptune_problems(config: SignpipeConfig) -> list[str]:
 
 
 def check_before_data(config: SignpipeConfig) -> None:
-    """Check the data paths, the model names, the weights files, the devices and
-    Neptune's settings.
+    """Check the data paths, the models (names, their own settings, what they
+    read), the weights files, the devices and Neptune's settings.
 
     Raises:
         ConfigError: one line per problem, every problem found.

@@ -114,7 +114,14 @@ def _timm_missing_keys() -> Iterator[list[str]]:
         logger.setLevel(previous)
 
 
-@FEATURE_EXTRACTORS.register("cnn_extractor")
+@FEATURE_EXTRACTORS.register(
+    "cnn_extractor",
+    summary="any timm image model (`model_path`), created with `num_classes=0` "
+    "(pooled features), then a linear projection; frames normalised with the "
+    "model's own mean and std",
+    weights="a file timm can load as the model's pretrained weights (passed as "
+    'timm\'s `pretrained_cfg_overlay={"file": ...}`)',
+)
 def cnn_extractor(
     *, model_path: str, representation_size: int, pretrained_path: str | None = None
 ) -> FrameFeatureExtractor:
@@ -165,7 +172,12 @@ def cnn_extractor(
     )
 
 
-@FEATURE_EXTRACTORS.register("resnet50_extractor")
+@FEATURE_EXTRACTORS.register(
+    "resnet50_extractor",
+    summary="torchvision ResNet-50, `fc` removed, then a linear projection",
+    weights="a torchvision ResNet-50 state dict (optionally under a `state_dict` "
+    "key). Only `fc.*` keys may be missing.",
+)
 def resnet50_extractor(
     *, representation_size: int, pretrained_path: str | None = None
 ) -> FrameFeatureExtractor:

@@ -130,7 +130,15 @@ class PointEncoder(NothingToPrepare, nn.Module):  # pylint: disable=abstract-met
         return flat.view(inputs.shape)
 
 
-@FEATURE_EXTRACTORS.register("landmarks_conv")
+@FEATURE_EXTRACTORS.register(
+    "landmarks_conv",
+    reads=("landmarks",),
+    summary="landmarks only: each frame's points embedded by an MLP, then "
+    "`num_blocks` pre-norm residual blocks of a gated linear unit, a depthwise "
+    "temporal convolution of `kernel_size` frames, batch norm and SiLU (the 1-D "
+    "blocks of the Kaggle ISLR winners), so each frame's features see their "
+    "neighbours before the transformer. The WLASL recipes use it.",
+)
 class ConvLandmarksEncoder(PointEncoder):
     """Each frame's points standardised (batch norm over the real frames) and embedded
     by an MLP, then depthwise convolution blocks over time, so each frame's features
@@ -266,7 +274,15 @@ class GraphBlock(nn.Module):
         return F.silu(self.temporal(hidden) + self.residual(features))
 
 
-@FEATURE_EXTRACTORS.register("landmarks_stgcn")
+@FEATURE_EXTRACTORS.register(
+    "landmarks_stgcn",
+    reads=("landmarks",),
+    summary="landmarks only: a spatial-temporal graph convolution network over "
+    "the skeleton (MediaPipe's hand bones and pose connections, each hand's wrist "
+    "joined to the pose wrist), `num_blocks` blocks of a graph convolution with a "
+    "learned edge importance and a depthwise temporal convolution, pooled over the "
+    "points.",
+)
 class GraphLandmarksEncoder(PointEncoder):
     """A spatial-temporal graph convolution network over the skeleton (ST-GCN, as
     OpenHands' pose model), pooled over the points of each frame.

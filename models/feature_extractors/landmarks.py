@@ -48,7 +48,14 @@ class LandmarksEncoder(NothingToPrepare, nn.Module):
         return features * batch["mask"].unsqueeze(-1).to(features.dtype)
 
 
-@FEATURE_EXTRACTORS.register("landmarks_extractor")
+@FEATURE_EXTRACTORS.register(
+    "landmarks_extractor",
+    reads=("landmarks",),
+    summary="landmarks only, no image frames are read: an MLP (Linear, GELU, "
+    "Linear, LayerNorm) over each frame's points as `(x, y, z, present)` (plus "
+    "`(dx, dy, dz)` with `landmarks_parameters.velocities`). Needs "
+    "`train_parameters.landmarks: true`.",
+)
 def landmarks_extractor(
     *, num_points: int, representation_size: int, velocities: bool = False
 ) -> LandmarksEncoder:

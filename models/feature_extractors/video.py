@@ -235,7 +235,20 @@ def _register(name: str) -> None:
         )
 
     make.__doc__ = f"torchvision's `{name}` video network over whole clips."
-    FEATURE_EXTRACTORS.register(name)(make)
+    spec = VIDEO_NETWORKS[name]
+    needs = (
+        f"; needs {spec.requirement()}" if spec.exact_size or spec.min_size > 1 else ""
+    )
+    FEATURE_EXTRACTORS.register(
+        name,
+        reads=("clip",),
+        min_frames=spec.exact_frames or 1,
+        summary=f"torchvision's `{name}` over the whole clip, pooled over space "
+        f"only: one token per {spec.frame_stride} frame(s), projected to "
+        f"`representation_size`{needs}; see [Video networks](video-networks.md)",
+        weights="torchvision's weights file of that network (a state dict); only "
+        "the classifier may be missing",
+    )(make)
 
 
 for _name in VIDEO_NETWORKS:

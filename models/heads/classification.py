@@ -1,61 +1,146 @@
-"""Named classification heads and their weighted loss."""
+"""The `classification` head kind, the named heads and their weighted loss."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy
 
+from models.registry import HEAD_KINDS, HeadKind
 from utils.constants import IGNORE_INDEX
 
 
-def _head(input_dim: int, count: int, additional_layers: int, dropout: float):
+def hidden_layers(input_dim: int, additional_layers: int, dropout: float) -> list:
+    """`additional_layers` blocks of Dropout, Linear(width, width), GELU, then the
+    dropout before a head's last linear layer (shared by the head kinds)."""
     layers: list[nn.Module] = []
     for _ in range(additional_layers):
         layers += [nn.Dropout(dropout), nn.Linear(input_dim, input_dim), nn.GELU()]
-    layers += [nn.Dropout(dropout), nn.Linear(input_dim, count)]
-    return nn.Sequential(*layers)
+    return layers + [nn.Dropout(dropout)]
+
+
+@HEAD_KINDS.register("classification")
+class Classification:
+    """One label of `num_class` classes per sample: logits, cross-entropy over the
+    labelled samples, top-1/top-5 accuracy, softmax probabilities as prediction."""
+
+    top_k = (1, 5)
+
+    def layer(
+        self,
+        *,
+        input_dim: int,
+        num_classes: int,
+        additional_layers: int,
+        dropout: float,
+    ) -> nn.Module:
+        """Hidden layers, then Linear(width, num_classes): `(B, num_classes)` logits."""
+        return nn.Sequential(
+            *hidden_layers(input_dim, additional_layers, dropout),
+            nn.Linear(input_dim, num_classes),
+        )
+
+    def loss(
+        self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed cross-entropy over the labelled samples, and their count."""
+        summed = F.cross_entropy(
+            outputs.float(),
+            target,
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+            label_smoothing=label_smoothing,
+        )
+        return summed, (target != IGNORE_INDEX).sum()
+
+    def metrics(self, num_classes: int) -> dict[str, Metric]:
+        """Micro-averaged top-k accuracy over the labelled samples."""
+        return {
+            f"top{k}": MulticlassAccuracy(
+                num_classes=num_classes,
+                top_k=min(k, num_classes),
+                average="micro",
+                ignore_index=IGNORE_INDEX,
+            )
+            for k in self.top_k
+        }
+
+    def metric_inputs(
+        self, outputs: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits and labels as they are (the metric ignores `IGNORE_INDEX`)."""
+        return outputs, target
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Class probabilities `(B, num_classes)`."""
+        return outputs.float().softmax(dim=-1)
+
+
+def head_kind(name: str) -> HeadKind:
+    """A registered head kind, ready to use; `ConfigError` listing the kinds if
+    unknown."""
+    return HEAD_KINDS.get(name)()
 
 
 class MultiHeadClassifier(nn.Module):
-    """One classifier per named head over the clip embedding.
+    """One head per name over the clip embedding, each built by its kind.
 
-    Each head is `additional_layers` hidden layers (Linear + GELU) of the embedding's
-    width, then a linear classifier, with dropout before every linear layer.
+    A `classification` head is `additional_layers` hidden layers (Linear + GELU) of
+    the embedding's width, then a linear classifier, with dropout before every
+    linear layer.
 
     Args:
         input_dim: size of the clip embedding.
         num_classes: head name -> number of classes, in a fixed order.
         additional_layers: hidden layers in each head before its classifier.
         dropout_rate: dropout before every linear layer of a head.
+        kinds: head name -> its kind's registered name (default: classification).
     """
 
-    def __init__(
+    def __init__(  # pylint: disable=too-many-arguments
         self,
         *,
         input_dim: int,
         num_classes: dict[str, int],
         additional_layers: int = 0,
         dropout_rate: float = 0.0,
+        kinds: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        kind_names = {
+            name: (kinds or {}).get(name, "classification") for name in num_classes
+        }
+        self.kinds: dict[str, HeadKind] = {
+            name: head_kind(kind) for name, kind in kind_names.items()
+        }
         self.heads = nn.ModuleDict(
             {
-                name: _head(input_dim, count, additional_layers, dropout_rate)
+                name: self.kinds[name].layer(
+                    input_dim=input_dim,
+                    num_classes=count,
+                    additional_layers=additional_layers,
+                    dropout=dropout_rate,
+                )
                 for name, count in num_classes.items()
             }
         )
 
     def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits per head.
+        """Outputs per head.
 
         Args:
             embedding: `(B, input_dim)` clip embeddings.
 
         Returns:
-            `{head: (B, num_class) logits}`.
+            `{head: (B, ...) outputs}`: logits `(B, num_class)` for classification.
         """
         return {name: head(embedding) for name, head in self.heads.items()}
+
+    def predict(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each head's prediction output from its raw outputs (its kind's)."""
+        return {name: self.kinds[name].predict(out) for name, out in outputs.items()}
 
 
 def weighted_multi_head_loss(
@@ -63,18 +148,21 @@ def weighted_multi_head_loss(
     labels: dict[str, torch.Tensor],
     weights: dict[str, float],
     label_smoothing: float = 0.0,
+    kinds: dict[str, HeadKind] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The weighted mean of the heads' cross-entropy losses, missing labels ignored.
+    """The weighted mean of the heads' losses, missing labels ignored.
 
-    Each head's loss is the mean over the samples that have its label (`IGNORE_INDEX`
-    elsewhere). Heads with no label in the batch drop out of the mean, weight included,
-    so a batch never yields NaN. Nothing leaves the device.
+    Each head's loss (its kind's; cross-entropy for classification) is the mean over
+    the samples that have its label (`IGNORE_INDEX` elsewhere). Heads with no label in
+    the batch drop out of the mean, weight included, so a batch never yields NaN.
+    Nothing leaves the device.
 
     Args:
-        logits: `{head: (B, C) logits}`.
+        logits: `{head: (B, ...) outputs}`.
         labels: `{head: (B,) long}` with `IGNORE_INDEX` where missing.
         weights: `{head: loss weight}`.
         label_smoothing: cross-entropy label smoothing (training only; 0 = none).
+        kinds: `{head: its kind}`; classification where not given.
 
     Returns:
         The total loss (scalar) and `{head: loss}` (0 for heads without labels).
@@ -82,16 +170,10 @@ def weighted_multi_head_loss(
     per_head = {}
     total = None
     weight_sum = None
+    default = Classification()
     for name, head_logits in logits.items():
-        target = labels[name]
-        count = (target != IGNORE_INDEX).sum()
-        summed = F.cross_entropy(
-            head_logits.float(),
-            target,
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-            label_smoothing=label_smoothing,
-        )
+        kind = (kinds or {}).get(name, default)
+        summed, count = kind.loss(head_logits, labels[name], label_smoothing)
         head_loss = summed / count.clamp(min=1)
         present = (count > 0).to(head_loss.dtype) * weights[name]
         per_head[name] = head_loss

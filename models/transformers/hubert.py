@@ -17,7 +17,13 @@ def _conv_groups(hidden_size: int) -> int:
     return next(g for g in (16, 8, 4, 2, 1) if hidden_size % g == 0)
 
 
-@TRANSFORMERS.register("hubert_transformer")
+@TRANSFORMERS.register(
+    "hubert_transformer",
+    summary="The encoder of `transformers`' HuBERT (convolutional positions, stable "
+    "layer norm) over the projected frame features, with a learned CLS token. "
+    "HuBERT's waveform front end is not used.",
+    weights="a local directory written by `HubertModel.save_pretrained`",
+)
 class HubertTransformer(nn.Module):
     """HuBERT's transformer encoder (convolutional positions, pre-norm layers).
 

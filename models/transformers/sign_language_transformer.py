@@ -9,7 +9,13 @@ from models.registry import TRANSFORMERS
 from models.transformers.common import ClsToken, masked_mean, sinusoidal_positions
 
 
-@TRANSFORMERS.register("sign_language_transformer")
+@TRANSFORMERS.register(
+    "sign_language_transformer",
+    summary="Pre-norm `nn.TransformerEncoder` (GELU), sinusoidal positions, a "
+    "learned CLS token whose output is the clip embedding (or mean pooling, "
+    "`pooling: mean`), and a final LayerNorm. Padded frames are masked out of "
+    "attention.",
+)
 class SignLanguageTransformer(nn.Module):
     """Pre-norm transformer encoder with sinusoidal positions and a learned CLS token.
 
@@ -79,7 +85,11 @@ class SignLanguageTransformer(nn.Module):
         return encoded[:, 0], encoded[:, 1:]
 
 
-@TRANSFORMERS.register("fake_transformer")
+@TRANSFORMERS.register(
+    "fake_transformer",
+    summary="Baseline: a per-frame linear layer, then mean pooling over the real "
+    "frames.",
+)
 class FakeTransformer(nn.Module):
     """The baseline: a per-frame linear layer and masked mean pooling over time.
 

@@ -1,0 +1,197 @@
+"""What each registered model is, readable by the config: its facts and settings.
+
+A feature extractor, temporal encoder or head kind is registered by one decorator
+next to its constructor (`@FEATURE_EXTRACTORS.register(name, reads=..., settings=...)`
+in `models/registry.py`). The decorator records the model's `ModelFacts` here, on the
+ground floor, so that config validation and the generated reference can read them
+without a floor above: what the model reads, the fewest frames it takes, its own
+config fields (a `Section`, whose keys are written flat in the model's section) and
+its weights layout.
+
+The built-in models register when their packages are imported (`BUILTIN_PACKAGES`);
+a model outside the repository is a module named under
+`general_parameters.plugins`. `import_models` imports both by name, as a plugin
+mechanism does: `models/` sits above `config/`, so nothing here imports it statically.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from pydantic import ValidationError
+
+from config.section import Section
+from utils.errors import ConfigError
+
+#: What a feature extractor can read: image frames one by one, the whole clip of
+#: frames (a video network), landmarks.
+READS = ("frames", "clip", "landmarks")
+
+#: The packages whose import registers the built-in models.
+BUILTIN_PACKAGES = ("models.feature_extractors", "models.transformers", "models.heads")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What one registered model is, as its registration declares it.
+
+    Attributes:
+        name: the registered name, as written in the config.
+        summary: one or two sentences for the docs' model table (Markdown).
+        reads: for an extractor, what it reads (a subset of `READS`).
+        min_frames: the fewest frames per clip it runs on.
+        settings: its own config fields (a `Section`), written flat in its config
+            section; None when it has none of its own.
+        weights: what its `pretrained_path` takes (Markdown), or "not used".
+        module: the module that registered it.
+    """
+
+    name: str
+    summary: str = ""
+    reads: tuple[str, ...] = ("frames",)
+    min_frames: int = 1
+    settings: type[Section] | None = None
+    weights: str = "not used"
+    module: str = ""
+
+    def reads_frames(self) -> bool:
+        """Whether it reads image frames (one by one or as a clip)."""
+        return "frames" in self.reads or "clip" in self.reads
+
+    def setting_names(self) -> tuple[str, ...]:
+        """Its own config fields."""
+        return tuple(self.settings.model_fields) if self.settings else ()
+
+
+@dataclass
+class FactsRegistry:
+    """The facts of one kind of model, by name (filled by `models.registry`).
+
+    Attributes:
+        kind: what it holds, for messages ("feature extractor").
+        section: the config section its settings are written in
+            ("feature_extractor"), or "" for the head kinds.
+    """
+
+    kind: str
+    section: str
+    _facts: dict[str, ModelFacts] = field(default_factory=dict)
+
+    def add(self, facts: ModelFacts) -> None:
+        """Record a model's facts; a name may be used once."""
+        if facts.name in self._facts:
+            raise ValueError(f"{self.kind} '{facts.name}' is registered twice")
+        if not set(facts.reads) <= set(READS):
+            raise ValueError(
+                f"{self.kind} '{facts.name}': reads must be among {', '.join(READS)}"
+            )
+        self._facts[facts.name] = facts
+
+    def known(self, name: str) -> ModelFacts | None:
+        """The facts of `name` if it is registered (nothing is imported)."""
+        return self._facts.get(name)
+
+    def get(self, name: str, plugins: Iterable[str] = ()) -> ModelFacts:
+        """The facts of `name`, importing the models first if it is not registered.
+
+        Raises:
+            ConfigError: listing the registered names when `name` is unknown.
+        """
+        if name not in self._facts:
+            import_models(plugins)
+        if name not in self._facts:
+            raise ConfigError(
+                f"{self.section or self.kind}: unknown {self.kind} '{name}'; "
+                f"allowed: {', '.join(self.names())}"
+            )
+        return self._facts[name]
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._facts)
+
+    def reading_only(self, what: str) -> list[str]:
+        """The registered names that read `what` and nothing else, sorted (e.g. the
+        landmark-only extractors)."""
+        return sorted(n for n, facts in self._facts.items() if facts.reads == (what,))
+
+    def all(self) -> list[ModelFacts]:
+        """Every registered model's facts, in registration order."""
+        return list(self._facts.values())
+
+    def remove(self, name: str) -> None:
+        """Forget a registration (for tests that register a model of their own)."""
+        self._facts.pop(name, None)
+
+
+EXTRACTOR_FACTS = FactsRegistry("feature extractor", "feature_extractor")
+ENCODER_FACTS = FactsRegistry("transformer", "transformer")
+HEAD_KIND_FACTS = FactsRegistry("head kind", "")
+
+
+def import_models(plugins: Iterable[str] = ()) -> None:
+    """Import the built-in model packages and the plugin modules, which registers
+    their models.
+
+    Raises:
+        ConfigError: naming the plugin that cannot be imported and why.
+    """
+    for package in BUILTIN_PACKAGES:
+        importlib.import_module(package)
+    for plugin in plugins:
+        try:
+            importlib.import_module(plugin)
+        except ImportError as error:
+            raise ConfigError(
+                f"general_parameters.plugins: cannot import '{plugin}' ({error}); "
+                "a plugin is a module on the Python path (e.g. in the directory you "
+                "run from)"
+            ) from error
+
+
+def extra_settings(section: Section) -> dict:
+    """The keys of a model section beyond its schema fields: the chosen model's
+    own settings, written flat."""
+    return dict(section.model_extra or {})
+
+
+def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
+    """Problems with a model section's own settings (the keys its schema does not
+    declare), checked against the chosen model's `settings`, each as `key: why`."""
+    name = section.name  # type: ignore[attr-defined]
+    extras = extra_settings(section)
+    chosen = facts.known(name)
+    if chosen is None:
+        return []
+    own = chosen.setting_names()
+    problems = []
+    unknown = sorted(set(extras) - set(own))
+    allowed = sorted({*type(section).model_fields, *own})
+    for key in unknown:
+        problems.append(
+            f"{facts.section}.{key}: unknown key for {facts.kind} '{name}'; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    if chosen.settings is not None:
+        try:
+            chosen.settings.model_validate({k: extras[k] for k in extras if k in own})
+        except ValidationError as error:
+            for detail in error.errors():
+                key = ".".join(str(part) for part in detail["loc"])
+                where = f"{facts.section}.{key}" if key else facts.section
+                problems.append(f"{where}: {detail['msg']}")
+    return problems
+
+
+def model_settings(section: Section, facts: FactsRegistry) -> dict:
+    """The chosen model's own settings, defaults filled in (after validation)."""
+    chosen = facts.known(section.name)  # type: ignore[attr-defined]
+    if chosen is None or chosen.settings is None:
+        return {}
+    own = chosen.setting_names()
+    extras = extra_settings(section)
+    return chosen.settings.model_validate(
+        {k: v for k, v in extras.items() if k in own}
+    ).model_dump()
