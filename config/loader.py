@@ -233,14 +233,24 @@ def load_yaml(stream: Any) -> Any:
     return yaml.load(stream, Loader=_ConfigLoader)  # nosec: a SafeLoader
 
 
-def load_raw_config(path: str | Path) -> dict:
-    """Read a YAML config file into a dict; a clear error for a missing or bad file."""
+def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file parsed as configs are (`load_yaml`); one `ConfigError` naming the
+    file (and the line) for a missing, unreadable or malformed file.
+
+    Args:
+        path: the file.
+        what: how messages name it, e.g. `config file` or `sweep file`.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():  # also a FIFO, which would block the read
+        raise ConfigError(f"{path}: {what} not found")
     try:
         with path.open(encoding="utf-8") as file:
-            raw = load_yaml(file)
+            return load_yaml(file)
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot read the {what} ({error.strerror})"
+        ) from None
     except YamlLimitError as error:
         raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
@@ -256,6 +266,12 @@ def load_raw_config(path: str | Path) -> dict:
         raise ConfigError(
             f"{path}: unreadable YAML value: {shorten(str(error))}"
         ) from None
+
+
+def load_raw_config(path: str | Path) -> dict:
+    """Read a YAML config file into a dict; a clear error for a missing or bad file."""
+    path = Path(path)
+    raw = read_yaml_file(path)
     if raw is None:
         raise ConfigError(
             f"{path}: the config file is empty; start from train_config.yml"

@@ -20,7 +20,6 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Sequence, Union
 
-import yaml
 from optuna.distributions import FloatDistribution, IntDistribution
 from pydantic import (
     BaseModel,
@@ -32,10 +31,9 @@ from pydantic import (
 )
 
 from config.loader import (
-    YamlLimitError,
     format_validation_error,
     load_config,
-    load_yaml,
+    read_yaml_file,
     with_overrides,
 )
 from config.metric_names import HEAD_METRICS, metric_name
@@ -366,25 +364,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         ConfigError: the file is missing or not YAML, or a key is wrong (named).
     """
     path = Path(path)
-    if not path.is_file():  # a FIFO would block the read
-        raise ConfigError(f"{path}: no such sweep file")
-    try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the sweep ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except YamlLimitError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
-    except (RecursionError, ValueError) as error:  # nested too deeply; a bad value
-        raise ConfigError(
-            f"{path}: unreadable YAML ({shorten(str(error)) or 'nested too deeply'})"
-        ) from None
+    raw = read_yaml_file(path, "sweep file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep is a YAML mapping (base_config, grid, ...)")
     try:
