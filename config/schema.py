@@ -753,7 +753,8 @@ def model_problems(config: SignpipeConfig, import_first: bool = True) -> list[st
             "train_parameters.landmarks: true"
         )
     segments = config.train_parameters.num_segments
-    # A video network's clip is checked with its sizes, in one message (_video_network_input).
+    # A video network's clip is checked with its sizes, in one message
+    # (_video_network_input).
     if (
         extractor
         and extractor.name not in VIDEO_NETWORKS
