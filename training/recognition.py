@@ -90,11 +90,18 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
         )
         batch_size = batch["mask"].shape[0]
         log = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch_size}
-        self._log_loss(stage, "total", f"{stage}/loss", loss, batch_size, log)
+        self._log_loss(
+            stage, "total", metric_name(stage, None, "loss"), loss, batch_size, log
+        )
         for head, logits in outputs["logits"].items():
             labelled = (labels[head] != IGNORE_INDEX).sum()
             self._log_loss(
-                stage, head, f"{stage}/{head}/loss", per_head[head], labelled, log
+                stage,
+                head,
+                metric_name(stage, head, "loss"),
+                per_head[head],
+                labelled,
+                log,
             )
             values = self.head_kinds[head].metric_inputs(logits.detach(), labels[head])
             for k in self.head_kinds[head].top_k:
