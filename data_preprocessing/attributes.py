@@ -38,7 +38,7 @@ from datasets.index import GLOSS_NAMES_FILE, read_gloss_names, value_names_file
 from utils.annotations import csv_rows, read_annotation_file
 from utils.cli import positive_int, run_cli
 from utils.errors import DataError, UserError
-from utils.files import read_text, write_atomically
+from utils.files import read_text, write_output
 
 GLOSS_FILE = "test_gloss.txt"
 OUTPUT_FILE = "test_hamnosys.txt"
@@ -153,10 +153,7 @@ def attach_attributes(
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        write_atomically(path, lambda file: file.write(text.encode("utf-8")))
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+    write_output(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _build_parser() -> argparse.ArgumentParser:

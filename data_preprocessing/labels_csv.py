@@ -68,7 +68,7 @@ from utils.files import (
     is_inside,
     prepare_output,
     read_text,
-    write_atomically,
+    write_output,
 )
 from utils.item_results import ItemResult, report_failures
 
@@ -382,12 +382,8 @@ def _check_confined(rows: list[LabelRow], output: Path) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write `data` atomically; an OS error (no permission, a full disk) is one
-    message naming the file."""
-    try:
-        write_atomically(path, lambda out: out.write(data))
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+    """Write `data` atomically (`write_output`: an OS error is one message)."""
+    write_output(path, lambda out: out.write(data))
 
 
 def _merge(first: list[ItemResult], second: list[ItemResult]) -> list[ItemResult]:

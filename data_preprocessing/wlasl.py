@@ -44,7 +44,6 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import numpy as np
 from numpy.lib.npyio import NpzFile
@@ -65,7 +64,7 @@ from utils.files import (
     prepare_output,
     read_text,
     require_file,
-    write_atomically,
+    write_output,
 )
 
 SPLITS = ("train", "val", "test")
@@ -268,16 +267,6 @@ def _confined(path: Path, root: Path, video_id: str) -> Path:
     return path
 
 
-def _write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """`write_atomically` into a folder it makes; an OS error (no permission, a
-    full disk) is one message naming the file."""
-    try:
-        path.parent.mkdir(exist_ok=True)
-        write_atomically(path, write)
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
-
-
 def _refuse_infinite(points: np.ndarray, where: Path, video_id: str) -> None:
     """NaN is a missing point; an infinite coordinate is a broken file."""
     count = int(np.isinf(points).sum())
@@ -344,7 +333,7 @@ class _Source:
                 folder / f"{video_id}{source.suffix}", root, video_id
             )
             with source.open("rb") as file:
-                _write(destination, lambda out: shutil.copyfileobj(file, out))
+                write_output(destination, lambda out: shutil.copyfileobj(file, out))
             return len(points)
         try:
             hands = self.archive[video_id]
@@ -388,7 +377,7 @@ def _write_hands(hands: np.ndarray, where: Path, video_id: str, root: Path) -> i
     _refuse_infinite(hands, where, video_id)
     # WLASL's hand files hold MediaPipe's normalised points (frame size unknown).
     arrays = landmark_arrays({"hands": hands}, frame_size=None)
-    _write(
+    write_output(
         _confined(root / video_id / f"{video_id}.npz", root, video_id),
         lambda out: np.savez_compressed(out, **arrays),
     )
@@ -443,7 +432,7 @@ def import_wlasl(
         ("glosses.txt", glosses),
         ("test_gloss.txt", "\n".join(rows) + "\n"),
     ):
-        _write(output / name, lambda out, text=text: out.write(text.encode()))
+        write_output(output / name, lambda out, text=text: out.write(text.encode()))
     return {
         "clips": Counter(clip.split for clip in present),
         "classes": {

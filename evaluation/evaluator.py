@@ -32,10 +32,10 @@ from evaluation.metrics import (
     format_table,
     make_permutation,
 )
-from evaluation.output_files import write_output
 from evaluation.plots import PLOT_KINDS, save_head_plots
 from models.zoo import ZOO_DIR
 from utils.errors import ConfigError, DataError, UserError
+from utils.files import write_output
 
 SETS = ("train", "val", "test")
 

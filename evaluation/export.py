@@ -37,12 +37,11 @@ from evaluation.export_sidecar import (
     sidecar,
     sidecar_path,
 )
-from evaluation.output_files import write_output
 from models.feature_extractors.cnn import FrameFeatureExtractor
 from models.feature_extractors.landmark_encoders import PointEncoder, point_inputs
 from models.feature_extractors.landmarks import FusedExtractor
 from utils.errors import UserError
-from utils.files import prepare_output
+from utils.files import prepare_output, write_output
 
 #: Largest allowed |logit difference| between onnxruntime and torch.
 DEFAULT_TOLERANCE = 1e-4

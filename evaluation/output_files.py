@@ -1,6 +1,6 @@
 """The files the evaluation commands write for the user, and the tables they read back.
 
-Every file is written atomically (`utils.files.write_atomically`); an OS error on
+Every file is written atomically (`utils.files.write_output`); an OS error on
 the user's path (a full disk, no permission, a file where a folder should be) is one
 `UserError` naming the file and the cause. Tables are CSV (or TSV) files:
 `write_rows` writes them, `read_rows` reads them back with any problem named by
@@ -13,42 +13,9 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import BinaryIO, Callable
 
-from utils.errors import DataError, UserError
-from utils.files import (
-    FORMULA_STARTS,
-    prepare_output,
-    require_file,
-    write_atomically,
-)
-
-
-def write_error(path: Path, error: OSError, hint: str = "") -> UserError:
-    """The `UserError` for a failed write of `path`: `cannot write PATH (cause)`."""
-    cause = error.strerror or str(error)
-    return UserError(f"cannot write {path} ({cause}){'; ' + hint if hint else ''}")
-
-
-def write_output(
-    path: Path, write: Callable[[BinaryIO], object], hint: str = ""
-) -> None:
-    """Write `path` atomically through `write(file)`, creating its folder.
-
-    Args:
-        path: the file.
-        write: writes the contents to the open binary file it is given.
-        hint: what the user can do, added to the message of a failed write.
-
-    Raises:
-        UserError: naming the file and the cause when the folder cannot be made or
-            the write fails; a previous `path` is left as it was.
-    """
-    prepare_output(path.parent)
-    try:
-        write_atomically(path, write)
-    except OSError as error:
-        raise write_error(path, error, hint) from None
+from utils.errors import DataError
+from utils.files import FORMULA_STARTS, require_file, write_output
 
 
 def spreadsheet_safe(cell: object) -> object:

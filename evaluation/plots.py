@@ -23,7 +23,7 @@ from evaluation.metrics import (
     confusion_matrix,
     precision_recall_f1,
 )
-from evaluation.output_files import write_output
+from utils.files import write_output
 
 MAX_CLASSES = 30
 NAME_LENGTH = 24

@@ -23,11 +23,11 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt, StrictStr, model_validator
 
-from evaluation.output_files import read_rows, write_output, write_rows
+from evaluation.output_files import read_rows, write_rows
 from evaluation.prediction import PredictionInput
 from evaluation.records import Record, validated
 from utils.errors import DataError, UserError, quote
-from utils.files import read_text
+from utils.files import read_text, write_output
 
 FRAMES_FILE = "frames.csv"
 MANIFEST_HEADER = ["video_name", "length", "label"]

@@ -34,12 +34,7 @@ from tqdm import tqdm
 
 from evaluation.checkpoints import LoadedModel, load_checkpoint, resolve_checkpoint
 from evaluation.onnx_backend import load_onnx
-from evaluation.output_files import (
-    spreadsheet_safe,
-    write_error,
-    write_output,
-    write_rows,
-)
+from evaluation.output_files import spreadsheet_safe, write_rows
 from evaluation.prediction import (
     ClipOptions,
     PredictionDataset,
@@ -60,7 +55,13 @@ from evaluation.shards import (
     write_shard_record,
 )
 from utils.errors import DataError, UserError, quote
-from utils.files import NOT_FOUND, path_problem, prepare_output
+from utils.files import (
+    NOT_FOUND,
+    path_problem,
+    prepare_output,
+    write_error,
+    write_output,
+)
 from utils.item_results import ItemResult, report_failures
 
 TOP_K = 5

@@ -20,9 +20,10 @@ from test_labels_csv import write_video
 from test_trust_data import unblock_fifos  # pylint: disable=unused-import
 from test_wlasl import hands, run, write_class_list, write_json
 
-from data_preprocessing import labels_csv, wlasl
+from data_preprocessing import labels_csv
 from utils.annotations import is_manifest, read_annotation_file, read_manifest
 from utils.errors import DataError
+from utils import files
 
 #: Longer than the csv module's default cell limit (131,072 characters).
 HUGE = "x" * 131_073
@@ -175,7 +176,7 @@ def test_13_wlasl_an_output_that_is_a_file_or_unwritable(
     def full_disk(path, _write, owner=None):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(wlasl, "write_atomically", full_disk)
+    monkeypatch.setattr(files, "write_atomically", full_disk)  # under write_output
     assert run(*inputs, tmp_path / "root", *wlasl_inputs["classes"]) == 2
     one_error_line(capsys, "cannot write", "v1.npz", os.strerror(errno.ENOSPC))
 

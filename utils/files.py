@@ -214,6 +214,33 @@ def prepare_output(output: Path) -> None:
         raise UserError(f"cannot create output folder {output}: {error}") from None
 
 
+def write_error(path: Path, error: OSError, hint: str = "") -> UserError:
+    """The `UserError` for a failed write of `path`: `cannot write PATH (cause)`."""
+    cause = error.strerror or str(error)
+    return UserError(f"cannot write {path} ({cause}){'; ' + hint if hint else ''}")
+
+
+def write_output(
+    path: Path, write: Callable[[BinaryIO], object], hint: str = ""
+) -> None:
+    """Write `path` atomically through `write(file)`, creating its folder.
+
+    Args:
+        path: the file.
+        write: writes the contents to the open binary file it is given.
+        hint: what the user can do, added to the message of a failed write.
+
+    Raises:
+        UserError: naming the file and the cause when the folder cannot be made or
+            the write fails; a previous `path` is left as it was.
+    """
+    prepare_output(path.parent)
+    try:
+        write_atomically(path, write)
+    except OSError as error:
+        raise write_error(path, error, hint) from None
+
+
 def check_unique_names(paths: Sequence[Path], names: Sequence[str]) -> None:
     """Raise `UserError` when two inputs would write the same output folder."""
     seen: dict[str, Path] = {}
