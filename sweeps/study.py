@@ -21,7 +21,8 @@ from pathlib import Path
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import optuna
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from sweeps.child import fork_safe
@@ -74,9 +75,32 @@ def make_storage(spec: SweepSpec, url: str) -> optuna.storages.RDBStorage:
         raise _cannot_open(url, str(error)) from None
     except Exception as error:  # SQLAlchemy's errors: a bad URL, no server
         raise _cannot_open(url, f"{type(error).__name__}: {error}") from None
+    if storage.engine.dialect.name == "sqlite":
+        _serialise_sqlite(storage.engine)
     # Optuna's heartbeat thread writes through this; trials are forked beside it.
     storage.record_heartbeat = fork_safe(storage.record_heartbeat)
     return storage
+
+
+def _serialise_sqlite(engine: Engine) -> None:
+    """Every transaction on the SQLite file takes its write lock when it begins.
+
+    Optuna reads a trial's state and then writes it (a stale trial failed and queued
+    again, a waiting trial taken); Python's sqlite3 starts the transaction only at the
+    write, so two workers could both read "running" and both queue a retry. With
+    `BEGIN IMMEDIATE` the read and the write are one step (SQLAlchemy's recipe for
+    pysqlite transactions).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before this get the listeners too
 
 
 def _cannot_open(url: str, problem: str) -> ConfigError:

@@ -9,6 +9,7 @@ import csv
 import fcntl
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -282,3 +283,22 @@ def test_a_trial_process_returns_its_result_or_its_failure(
     failed = child.run_in_process(int, {"base": 1}, tmp_path / "broken")
     assert failed["status"] == "failed" and failed["message"].startswith("TypeError")
     assert "Traceback" in (tmp_path / "broken" / "trial.log").read_text()
+
+
+def test_a_sqlite_study_reads_and_writes_a_trial_in_one_locked_step(
+    base_config, tmp_path
+):
+    # Two workers joining after a kill both read the stale trial as running; the
+    # one that reads second must wait for the other's write, or both queue a retry.
+    spec = load_spec(write_sweep(tmp_path / "queue.yml", base_config, queue=QUEUE))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = make_storage(spec, url)
+    open_study(spec, storage)
+    other = sqlite3.connect(tmp_path / "study.db", timeout=0)
+    with storage.engine.begin() as connection:  # a worker between read and write
+        connection.exec_driver_sql("SELECT state FROM trials").fetchall()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("UPDATE trials SET state = 'FAIL'")
+    other.execute("UPDATE trials SET state = 'FAIL'")  # free once it has ended
+    other.rollback()
+    other.close()
