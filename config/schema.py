@@ -320,6 +320,13 @@ class TrainParameters(Section):
         "decay per optimizer step (e.g. 0.999); validation, the checkpoints, the "
         "final weights and `test.py` then use the averaged weights. null = off.",
     )
+    train_on_val: bool = Field(
+        False,
+        description="Train on the train and val splits together: a final model, "
+        "after the settings (epochs included) were chosen on val. The val figures "
+        "then measure clips the model trained on (they are printed as such), and "
+        "`best.ckpt` holds the last epoch's weights.",
+    )
 
     @field_validator("classification_mode")
     @classmethod

@@ -191,6 +191,8 @@ class SignData:
             next(iter(self.num_classes)),
         )
         self.train_samples = splits["train"]
+        if config.train_parameters.train_on_val:  # a final model, after selection
+            self.train_samples = splits["train"] + splits["val"]
         self.val_samples = splits["val"]
         self.test_samples = splits["test"]
         self.cache = self._frame_cache(samples) if general.frame_cache else None
@@ -241,6 +243,8 @@ class SignData:
             }
         )
         split = " / ".join(f"{count} {name}" for name, count in counts.items() if count)
+        if self.config.train_parameters.train_on_val:
+            split += " (train_on_val: the val clips are trained on too)"
         return "\n".join(
             [*self.statistics, f"split: {split}; classes per head: {heads}"]
         )

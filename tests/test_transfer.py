@@ -22,6 +22,8 @@ from helpers import merge, tiny_overrides
 
 import train
 from config.loader import load_config
+from training.recognition import SignRecognitionModule
+from training.transfer import describe_transfer, load_matching_weights
 from data_preprocessing.make_sample_dataset import make_sample_dataset
 
 # The tiny test config with a batch of 8: on the 9 training clips of the sample
@@ -354,3 +356,40 @@ def test_transfer_errors(tiny_config, write_config, tmp_path, capsys, case, word
         assert word in message, message
     assert "Traceback" not in err
     assert not Path(config["general_parameters"]["path_to_save"]).exists()
+
+
+def test_a_head_of_other_classes_takes_the_rows_of_the_same_names(
+    tiny_config, write_config, tmp_path
+):
+    # A model of many glosses starts a model of a few: each shared gloss keeps its
+    # row of the classifier, the others start fresh.
+    tiny_config["train_parameters"]["classification_mode"] = "gloss"
+    config = load_config(write_config(tiny_config))
+    big = SignRecognitionModule.from_config(
+        config, {"gloss": 4}, {"gloss": ["HELLO", "BOOK", "DRINK", "CANDY"]}
+    )
+    path = tmp_path / "big.ckpt"
+    torch.save(
+        {"state_dict": big.state_dict(), "hyper_parameters": dict(big.hparams)}, path
+    )
+    small = SignRecognitionModule.from_config(
+        config, {"gloss": 3}, {"gloss": ["CANDY", "NEW", "HELLO"]}
+    )
+    fresh = copy.deepcopy(small.state_dict())
+    report = load_matching_weights(small, path)
+    classifier = [
+        key
+        for key, value in big.state_dict().items()
+        if key.startswith("model.heads.heads.gloss.") and value.shape[0] == 4
+    ]
+    assert classifier and sorted(report["class rows matched by name"]) == [
+        "heads.heads.gloss"
+    ]
+    for key in classifier:
+        rows = small.state_dict()[key]
+        assert torch.equal(rows[0], big.state_dict()[key][3])  # CANDY
+        assert torch.equal(rows[2], big.state_dict()[key][0])  # HELLO
+        assert torch.equal(rows[1], fresh[key][1])  # NEW: fresh
+    assert "class rows matched by name: heads.heads.gloss (2)" in (
+        describe_transfer(report)
+    )

@@ -168,10 +168,13 @@ def check_resumable(path: Path, config: SignpipeConfig, num_classes: dict) -> No
 def _callbacks(
     config: SignpipeConfig, save_dir: Path
 ) -> tuple[list, ModelCheckpoint, LastCheckpoint]:
+    # A model trained on train+val has no held-out split to select on: best.ckpt
+    # is then the last epoch's weights (monitor None keeps the latest).
+    monitor = None if config.train_parameters.train_on_val else "val/loss"
     best = ModelCheckpoint(
         dirpath=save_dir / "checkpoints",
         filename="best",
-        monitor="val/loss",
+        monitor=monitor,
         mode="min",
         save_last=False,
         auto_insert_metric_name=False,
@@ -400,11 +403,18 @@ def _write_results(
     else:
         metrics = final_metrics(results, config.head_modes())
     metrics["checkpoint"] = best_path or None
+    if config.train_parameters.train_on_val:
+        metrics["train_on_val"] = True  # its val figures are not held out
     metrics_path = save_dir / "metrics.json"
     text = json.dumps(metrics, indent=2) + "\n"
     write_run_file(metrics_path, lambda file: file.write(text.encode("utf-8")))
     summary = metrics.get("mean_top1", metrics.get("pretrain_val_loss"))
-    print(f"validation: {json.dumps(_rounded(summary))}; wrote {metrics_path}")
+    seen = (
+        " (on val clips it trained on: train_on_val)"
+        if config.train_parameters.train_on_val
+        else ""
+    )
+    print(f"validation{seen}: {json.dumps(_rounded(summary))}; wrote {metrics_path}")
     weights_file = config.general_parameters.weights_file()
     if weights_file is not None:
         state = module.model.state_dict()
