@@ -71,7 +71,9 @@ from benchmarks.machine import busy_cpu_seconds, machine_info, other_cpu_share
 from benchmarks.prediction import link_inputs, measure_predict, write_checkpoint
 from benchmarks.sections import format_sections, measure_sections
 from benchmarks.training import measure_train
+from config.registry import EXTRACTOR_FACTS, model_settings
 from config.schema import SignpipeConfig
+from models.feature_extractors.cnn import TimmSettings
 
 #: The landmarks-only variant of the default config.
 LANDMARK_OVERRIDES = [
@@ -184,6 +186,7 @@ def run_benchmarks(scale: Scale, cache_root: Path | None, quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="signpipe-bench-run-") as scratch:
         setup = Setup(data_root, Path(scratch), scale)
         config = setup.config("run")
+        extractor = model_settings(config.feature_extractor, EXTRACTOR_FACTS)
         results["config"] = {
             "file": CONFIG_FILE.name,
             "overrides": list(scale.overrides),
@@ -191,7 +194,11 @@ def run_benchmarks(scale: Scale, cache_root: Path | None, quick: bool) -> dict:
             "batch_size": config.train_parameters.batch_size,
             "num_segments": config.train_parameters.num_segments,
             "resize_size": config.augmentations_parameters.resize_size,
-            "model": config.feature_extractor.model_path,
+            "model": (
+                extractor.model_path
+                if isinstance(extractor, TimmSettings)
+                else config.feature_extractor.name
+            ),
             "precision": config.trainer.precision,
         }
         results.update(_loaders(setup, config, stages))

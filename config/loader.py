@@ -14,7 +14,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from config.hearai import translate_legacy
+from config.registry import (
+    SECTION_FACTS,
+    FactsRegistry,
+    import_models,
+    model_settings,
+    other_models_settings,
+    replaced_settings,
+)
 from config.schema import SignpipeConfig
+from config.section import Section
 from utils.errors import ConfigError, quote, shorten, with_notes
 
 #: The most values (scalars, lists, mappings) a config may expand to; aliases
@@ -129,17 +138,106 @@ def _set_key(raw: dict, keys: list[str], value: Any, what: str) -> None:
     node[keys[-1]] = value
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config."""
+def _default_section(facts: FactsRegistry) -> Section:
+    """The schema's default of the section that chooses a model of `facts`' kind."""
+    fields = SignpipeConfig.model_fields
+    return fields[facts.section].default  # pylint: disable=unsubscriptable-object
+
+
+def _chosen_models(raw: dict) -> dict[str, Any]:
+    """Section -> the model a raw config's model section chooses (its `name`, or
+    the default one)."""
+    chosen = {}
+    for facts in SECTION_FACTS:
+        section = raw.get(facts.section)
+        default = _default_section(facts).name  # type: ignore[attr-defined]
+        chosen[facts.section] = (
+            section.get("name", default) if isinstance(section, dict) else default
+        )
+    return chosen
+
+
+def _plugin_names(raw: dict) -> list[str]:
+    """A raw config's `general_parameters.plugins` that are module names (anything
+    else is left to validation to report)."""
+    general = raw.get("general_parameters")
+    plugins = general.get("plugins") if isinstance(general, dict) else None
+    return [
+        plugin
+        for plugin in (plugins if isinstance(plugins, list) else [])
+        if isinstance(plugin, str)
+        and all(part.isidentifier() for part in plugin.split("."))
+    ]
+
+
+def apply_overrides(
+    raw: dict, overrides: list[str], notes: list[str] | None = None
+) -> dict:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config.
+
+    An override that chooses another model (`feature_extractor.name`,
+    `transformer.name`) drops the own settings of the model it replaces that the
+    new one does not read, unless an override sets them too; `notes`, if given,
+    receives one line per dropped key.
+    """
+    before = _chosen_models(raw)
+    overridden = set()
     for override in overrides:
         keys, value = parse_override(override)
         _set_key(raw, keys, value, f"--set {quote(override)}")
+        overridden.add(".".join(keys))
+    after = _chosen_models(raw)
+    switched = [
+        facts
+        for facts in SECTION_FACTS
+        if isinstance(before[facts.section], str)
+        and isinstance(after[facts.section], str)
+        and before[facts.section] != after[facts.section]
+    ]
+    if switched:
+        import_models(_plugin_names(raw))
+    for facts in switched:
+        old, new = before[facts.section], after[facts.section]
+        section = raw.get(facts.section)
+        for key in replaced_settings(facts, old, new):
+            written = {facts.section, f"{facts.section}.{key}"} & overridden
+            if isinstance(section, dict) and key in section and not written:
+                del section[key]
+                if notes is not None:
+                    notes.append(
+                        f"note: {facts.section}.{key} is dropped: a setting of "
+                        f"{old}, which --set {facts.section}.name={new} replaces"
+                    )
     return raw
 
 
 def config_from_checkpoint(raw: dict, source: str) -> SignpipeConfig:
     """The config a checkpoint or an export's sidecar saved (`config_to_dict`) as
-    the object; `ConfigError` naming `source` and every bad key."""
+    the object; `ConfigError` naming `source` and every bad key.
+
+    It is read leniently in one way: the keys of a model section that other
+    registered models declare and the chosen model does not read are dropped.
+    Checkpoints written while every model's settings were fields of the shared
+    sections hold them all (`model_path` for a landmark extractor, `pooling` for
+    every encoder), and the trained weights never depended on them. The built-in
+    models are imported for it; a section whose model is not registered (a plugin
+    not imported yet) keeps its keys, checked once `build_pipeline` imports it.
+    """
+    if isinstance(raw, dict):
+        import_models()
+        chosen = _chosen_models(raw)
+        raw = dict(raw)
+        for facts in SECTION_FACTS:
+            section, name = raw.get(facts.section), chosen[facts.section]
+            if not isinstance(section, dict) or not isinstance(name, str):
+                continue
+            fields = type(_default_section(facts)).model_fields
+            others = other_models_settings(
+                facts, name, [key for key in section if key not in fields]
+            )
+            raw[facts.section] = {
+                key: value for key, value in section.items() if key not in others
+            }
     return parse_config(raw, source)
 
 
@@ -294,20 +392,25 @@ def load_config(
     Args:
         path: the YAML file.
         overrides: `dotted.key=value` strings (as `--set`).
-        notes: if given, receives one line per translated legacy key.
+        notes: if given, receives one line per translated legacy key and per
+            setting dropped because an override chose another model.
 
     Raises:
         ConfigError: naming the file or key; its `notes` hold the translation
             notes, so that a key the user never wrote is explained first.
     """
     raw = load_raw_config(path)
-    legacy_notes = translate_legacy(raw)
-    if notes is not None:
-        notes.extend(legacy_notes)
+    found = translate_legacy(raw)
     try:
-        return parse_config(apply_overrides(raw, overrides or []), str(path))
+        raw = apply_overrides(raw, overrides or [], found)
     except ConfigError as error:
-        raise with_notes(error, legacy_notes) from None
+        raise with_notes(error, found) from None
+    if notes is not None:
+        notes.extend(found)
+    try:
+        return parse_config(raw, str(path))
+    except ConfigError as error:
+        raise with_notes(error, found) from None
 
 
 def data_path_problems(config: SignpipeConfig, base: Path | None = None) -> list[str]:
@@ -333,5 +436,20 @@ def check_data_paths(config: SignpipeConfig, base: Path | None = None) -> None:
 
 
 def config_to_dict(config: SignpipeConfig) -> dict:
-    """A plain dict of the resolved config, fit for YAML and checkpoints."""
-    return config.model_dump(mode="json")
+    """A plain dict of the resolved config, fit for YAML and checkpoints: every
+    field, and the chosen models' own settings with their defaults filled in (the
+    models and `general_parameters.plugins` are imported for them).
+
+    Raises:
+        ConfigError: a model is unknown, a plugin cannot be imported, or a model's
+            own settings are invalid (a config parsed before its models were
+            imported is checked here).
+    """
+    raw = config.model_dump(mode="json")
+    for facts in SECTION_FACTS:
+        settings = model_settings(
+            getattr(config, facts.section), facts, config.general_parameters.plugins
+        )
+        if settings is not None:
+            raw[facts.section].update(settings.model_dump(mode="json"))
+    return raw

@@ -28,17 +28,20 @@ class FeatureExtractorConfig(Section):
 
     The registered extractors (`name`):
 
-    - `cnn_extractor`: any timm image model (`model_path`), pooled, then a linear
-      projection; frames are normalised with the model's own mean and std.
+    - `cnn_extractor`: any timm image model (its own setting `model_path`), pooled,
+      then a linear projection; frames are normalised with the model's own mean and
+      std.
     - `resnet50_extractor`: torchvision's ResNet-50 without its classifier, then a
       linear projection.
     - `landmarks_extractor`: landmarks only (no image frames are read), an MLP over
       each frame's points. Needs `train_parameters.landmarks: true`.
     - `landmarks_conv`: landmarks only, each frame's points embedded, then
       `num_blocks` residual blocks with a depthwise temporal convolution of
-      `kernel_size` frames (the 1-D blocks of the Kaggle ISLR winners).
+      `kernel_size` frames (the 1-D blocks of the Kaggle ISLR winners); its own
+      settings are `num_blocks`, `kernel_size` and `dropout_rate`.
     - `landmarks_stgcn`: landmarks only, a spatial-temporal graph convolution network
-      over the skeleton, `num_blocks` blocks, pooled over the points.
+      over the skeleton, `num_blocks` blocks, pooled over the points; the same own
+      settings as `landmarks_conv`.
 
     - `s3d`, `r3d_18`, `r2plus1d_18`, `mc3_18`, `swin3d_t`, `swin3d_s`,
       `swin3d_b`, `mvit_v1_b`, `mvit_v2_s`: torchvision's video networks, run over
@@ -52,12 +55,16 @@ class FeatureExtractorConfig(Section):
 
     With `train_parameters.landmarks: true` and an image extractor, each frame's
     image features and landmark features (the `landmarks_extractor` MLP) are
-    concatenated and projected back to `representation_size`. A key the chosen
-    extractor does not read, set to a non-default value, gets a note at the start.
+    concatenated and projected back to `representation_size`. A key below that
+    the chosen extractor does not read, set to a non-default value, gets a note at
+    the start.
 
     An extractor may declare settings of its own (see "Model settings" below);
     they are written flat in this section and checked against that extractor's
-    settings. Any other key is an error.
+    settings. Another extractor's setting is an error naming the extractors that
+    read it, and so is any other key. A config saved in a checkpoint is read
+    leniently: older checkpoints hold every extractor's settings, and those the
+    chosen one does not read are dropped.
     """
 
     model_config = MODEL_SECTION
@@ -66,11 +73,6 @@ class FeatureExtractorConfig(Section):
         "cnn_extractor",
         description="A registered extractor (above); an unknown name is an error "
         "that lists the valid ones.",
-    )
-    model_path: str = Field(
-        "resnet18",
-        description="`cnn_extractor` only: a timm model name, for example "
-        "`resnet10t`, `resnet18` or `efficientnet_b0`.",
     )
     pretrained_path: str | None = Field(
         None,
@@ -86,33 +88,6 @@ class FeatureExtractorConfig(Section):
         description="The size of each frame's features (a video network's tokens), "
         "the input of the temporal encoder.",
     )
-    num_blocks: int = Field(
-        3,
-        gt=0,
-        le=64,
-        description="`landmarks_conv` / `landmarks_stgcn`: the number of convolution "
-        "or graph blocks.",
-    )
-    kernel_size: int = Field(
-        17,
-        gt=0,
-        le=255,
-        description="`landmarks_conv` / `landmarks_stgcn`: the temporal kernel of "
-        "the blocks, in frames; must be odd.",
-    )
-    dropout_rate: float = Field(
-        0.2,
-        ge=0.0,
-        lt=1.0,
-        description="`landmarks_conv` / `landmarks_stgcn`: dropout inside the "
-        "blocks.",
-    )
-
-    @model_validator(mode="after")
-    def _odd_kernel(self) -> FeatureExtractorConfig:
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
-        return self
 
 
 class TransformerConfig(Section):
@@ -123,14 +98,17 @@ class TransformerConfig(Section):
     The registered encoders (`name`):
 
     - `sign_language_transformer`: a pre-norm transformer encoder (GELU) with
-      sinusoidal positions and a learned CLS token (or mean pooling).
+      sinusoidal positions and a learned CLS token (or mean pooling, its own
+      setting `pooling`).
     - `hubert_transformer`: the encoder of HuBERT (`transformers`), convolutional
-      positions, over the projected frame features, with a learned CLS token.
+      positions, over the projected frame features, with a learned CLS token; its
+      own setting `pretrained_path` starts it from a saved HuBERT model.
     - `fake_transformer`: a baseline, a per-frame linear layer then the mean over
       the real frames; it reads `output_size` only.
 
     An encoder may declare settings of its own (see "Model settings" below), written
-    flat in this section.
+    flat in this section; another encoder's setting is an error, except in a config
+    saved in a checkpoint (as for `feature_extractor`).
     """
 
     model_config = MODEL_SECTION
@@ -165,18 +143,6 @@ class TransformerConfig(Section):
     )
     dropout_rate: float = Field(
         0.1, ge=0.0, lt=1.0, description="Dropout inside the encoder layers."
-    )
-    pretrained_path: str | None = Field(
-        None,
-        description="`hubert_transformer` only: a local directory written by "
-        "`HubertModel.save_pretrained`, whose encoder (and width) is used instead "
-        "of a new one. null = random initialisation.",
-    )
-    pooling: Literal["cls", "mean"] = Field(
-        "cls",
-        description="`sign_language_transformer` only: the clip embedding is the "
-        "output of a learned CLS token (`cls`) or the mean of the outputs of the "
-        "real frames (`mean`).",
     )
 
     @model_validator(mode="after")

@@ -65,7 +65,9 @@ except where a key says it is required.
 - **Overrides.** `train.py --set section.key=value` sets one value on top of the file;
   the value is read as YAML (`--set train_parameters.epochs=1`,
   `--set 'train_parameters.classification_mode=[gloss, hamnosys]'`), and an empty value
-  means `null`. Repeat `--set` for more values.
+  means `null`. Repeat `--set` for more values. An override that chooses another
+  model (`--set feature_extractor.name=landmarks_conv`) drops the settings of the
+  model it replaces that the new one does not read, each with a note.
 - **HearAI configs** load unchanged: HearAI's key names (for example
   `general_parameters.data_paths`, `train_parameters.use_landmarks`) are translated to
   the names below first, each with a note saying what became of it.
@@ -344,20 +346,23 @@ def _model_settings_section() -> list[str]:
         "A registered model may declare settings of its own (its registration's "
         "`settings`, see docs/contributing/extending.md). They are written flat in "
         "its section, next to the keys above, and are checked only when that model "
-        "is chosen.",
+        "is chosen; another model's setting is an error naming the models that read "
+        "it. A config saved in a checkpoint drops the settings its model does not "
+        "read instead: older checkpoints hold every model's keys.",
         "",
     ]
-    declared = [
-        (registry, facts)
-        for registry in REGISTRIES.values()
-        for facts in registry.all()
-        if facts.settings is not None
-    ]
+    # A settings class shared by several models (their common keys) is shown once.
+    declared: dict[tuple[str, type], list[str]] = {}
+    for registry in REGISTRIES.values():
+        for facts in registry.all():
+            if facts.settings is not None:
+                section = registry.section or "heads.<group>.<name>"
+                declared.setdefault((section, facts.settings), []).append(facts.name)
     if not declared:
         lines += ["No registered model declares settings of its own.", ""]
-    for registry, facts in declared:
-        path = f"{registry.section or 'heads.<group>.<name>'} (name: {facts.name})"
-        lines += _section(path, facts.settings, 3, set())
+    for (section, settings), names in declared.items():
+        path = f"{section} (name: {', '.join(names)})"
+        lines += _section(path, settings, 3, set())
     return lines
 
 

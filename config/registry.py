@@ -129,6 +129,9 @@ class FactsRegistry:
 EXTRACTOR_FACTS = FactsRegistry("feature extractor", "feature_extractor")
 ENCODER_FACTS = FactsRegistry("transformer", "transformer")
 HEAD_KIND_FACTS = FactsRegistry("head kind", "")
+#: The kinds whose model a config section chooses by its `name`, and whose own
+#: settings are written flat in that section.
+SECTION_FACTS = (EXTRACTOR_FACTS, ENCODER_FACTS)
 
 
 def import_models(plugins: Iterable[str] = ()) -> None:
@@ -157,9 +160,39 @@ def extra_settings(section: Section) -> dict:
     return dict(section.model_extra or {})
 
 
+def other_models_settings(
+    facts: FactsRegistry, name: str, keys: Iterable[str]
+) -> dict[str, list[str]]:
+    """Among `keys`, the settings of other registered models that model `name` does
+    not read: key -> the models that declare it, sorted."""
+    chosen = facts.known(name)
+    own = set(chosen.setting_names()) if chosen else set()
+    owners: dict[str, list[str]] = {}
+    for key in keys:
+        declared = [
+            other.name
+            for other in facts.all()
+            if other.name != name and key in other.setting_names()
+        ]
+        if declared and key not in own:
+            owners[key] = sorted(declared)
+    return owners
+
+
+def replaced_settings(facts: FactsRegistry, old: str, new: str) -> tuple[str, ...]:
+    """The settings of model `old` that model `new` does not read: what choosing
+    `new` in its place leaves without a reader (nothing when either is unknown)."""
+    before, after = facts.known(old), facts.known(new)
+    if before is None or after is None:
+        return ()
+    kept = set(after.setting_names())
+    return tuple(key for key in before.setting_names() if key not in kept)
+
+
 def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
     """Problems with a model section's own settings (the keys its schema does not
-    declare), checked against the chosen model's `settings`, each as `key: why`."""
+    declare), checked against the chosen model's `settings`, each as `key: why`: a
+    bad value, another model's setting, an unknown key."""
     name = section.name  # type: ignore[attr-defined]
     extras = extra_settings(section)
     chosen = facts.known(name)
@@ -168,12 +201,20 @@ def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
     own = chosen.setting_names()
     problems = []
     unknown = sorted(set(extras) - set(own))
+    others = other_models_settings(facts, name, unknown)
     allowed = sorted({*type(section).model_fields, *own})
     for key in unknown:
-        problems.append(
-            f"{facts.section}.{key}: unknown key for {facts.kind} '{name}'; "
-            f"allowed: {', '.join(allowed)}"
-        )
+        where = f"{facts.section}.{key}"
+        if key in others:
+            problems.append(
+                f"{where}: read by {' and '.join(others[key])}, not by {facts.kind} "
+                f"'{name}'; remove it"
+            )
+        else:
+            problems.append(
+                f"{where}: unknown key for {facts.kind} '{name}'; "
+                f"allowed: {', '.join(allowed)}"
+            )
     if chosen.settings is not None:
         try:
             chosen.settings.model_validate({k: extras[k] for k in extras if k in own})
@@ -181,17 +222,31 @@ def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
             for detail in error.errors():
                 key = ".".join(str(part) for part in detail["loc"])
                 where = f"{facts.section}.{key}" if key else facts.section
-                problems.append(f"{where}: {detail['msg']}")
+                problems.append(
+                    f"{where}: {detail['msg'].removeprefix('Value error, ')}"
+                )
     return problems
 
 
-def model_settings(section: Section, facts: FactsRegistry) -> dict:
-    """The chosen model's own settings, defaults filled in (after validation)."""
-    chosen = facts.known(section.name)  # type: ignore[attr-defined]
-    if chosen is None or chosen.settings is None:
-        return {}
+def model_settings(
+    section: Section, facts: FactsRegistry, plugins: Iterable[str] = ()
+) -> Section | None:
+    """The chosen model's own settings, defaults filled in, or None for a model
+    that declares none; the models and `plugins` are imported first when it is
+    not registered yet.
+
+    Raises:
+        ConfigError: the model is unknown, a plugin cannot be imported, or its
+            settings are invalid (each problem as `settings_problems` words it).
+    """
+    chosen = facts.get(section.name, plugins)  # type: ignore[attr-defined]
+    if chosen.settings is None:
+        return None
     own = chosen.setting_names()
     extras = extra_settings(section)
-    return chosen.settings.model_validate(
-        {k: v for k, v in extras.items() if k in own}
-    ).model_dump()
+    try:
+        return chosen.settings.model_validate(
+            {k: v for k, v in extras.items() if k in own}
+        )
+    except ValidationError:
+        raise ConfigError("\n".join(settings_problems(section, facts))) from None

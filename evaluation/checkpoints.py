@@ -11,7 +11,6 @@ would allocate gigabytes, is a `DataError` naming the file and the field.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,11 @@ from pydantic import (
 
 from config.loader import config_from_checkpoint, with_changes
 from config.model import MAX_NUM_CLASS
+from config.registry import ENCODER_FACTS, model_settings
 from config.schema import SignpipeConfig
 from evaluation.records import Record, validated
 from models.pipeline import SignPipeline, build_pipeline
-from models.transformers.hubert import save_encoder_shape
+from models.transformers.hubert import HubertSettings, save_encoder_shape
 from models.zoo import resolve
 from utils.errors import DataError, UserError, quote
 from utils.files import load_data_only
@@ -129,29 +129,32 @@ def choose_device(config: SignpipeConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def _model_config(raw: dict) -> tuple[dict, str | None]:
+def _model_config(
+    config: SignpipeConfig, source: str
+) -> tuple[SignpipeConfig, str | None]:
     """The saved config without pretrained weight paths the checkpoint makes needless.
 
     The checkpoint's weights replace the extractor's starting weights, so its file is
-    not needed. A HuBERT directory sets the encoder's shape, so it is kept while it
-    exists; a dropped one is returned (rebuilt from the checkpoint's `hubert_config`
-    when it has one, else named in the error message).
+    not needed. A HuBERT directory (`hubert_transformer`'s own `pretrained_path`)
+    sets the encoder's shape, so it is kept while it exists; a dropped one is
+    returned (rebuilt from the checkpoint's `hubert_config` when it has one, else
+    named in the error message).
     """
-    raw = copy.deepcopy(raw)
-    extractor = raw.get("feature_extractor")
-    if isinstance(extractor, dict) and extractor.get("pretrained_path"):
-        extractor["pretrained_path"] = None
-    transformer, dropped = raw.get("transformer"), None
-    if isinstance(transformer, dict) and isinstance(
-        transformer.get("pretrained_path"), str
+    changes: dict[str, str | None] = {}
+    if config.feature_extractor.pretrained_path:
+        changes["feature_extractor.pretrained_path"] = None
+    encoder = model_settings(
+        config.transformer, ENCODER_FACTS, config.general_parameters.plugins
+    )
+    dropped = None
+    if (
+        isinstance(encoder, HubertSettings)
+        and encoder.pretrained_path
+        and not Path(encoder.pretrained_path).is_dir()
     ):
-        if (
-            transformer["pretrained_path"]
-            and not Path(transformer["pretrained_path"]).is_dir()
-        ):
-            dropped = transformer["pretrained_path"]
-            transformer["pretrained_path"] = None
-    return raw, dropped
+        dropped = encoder.pretrained_path
+        changes["transformer.pretrained_path"] = None
+    return (with_changes(config, changes, source) if changes else config), dropped
 
 
 def _label_names(hparams: HyperParameters) -> dict[str, list[str]]:
@@ -209,8 +212,10 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
             "with config and num_classes, and a state_dict, as train.py writes them)"
         )
     meta = validated(CheckpointMeta, checkpoint, f"checkpoint {path}")
-    raw, dropped = _model_config(meta.hyper_parameters.config)
-    config = config_from_checkpoint(raw, source=f"in checkpoint {path}")
+    source = f"in checkpoint {path}"
+    config, dropped = _model_config(
+        config_from_checkpoint(meta.hyper_parameters.config, source), source
+    )
     num_classes = dict(meta.hyper_parameters.num_classes)
     _check_heads(path, num_classes, config)
     hubert = meta.hubert_config
@@ -220,9 +225,7 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> LoadedMod
         with tempfile.TemporaryDirectory(prefix="signpipe-hubert-") as folder:
             shape = str(save_encoder_shape(hubert, Path(folder)))
             shaped = with_changes(
-                config,
-                {"transformer.pretrained_path": shape},
-                f"in checkpoint {path}",
+                config, {"transformer.pretrained_path": shape}, source
             )
             model = build_pipeline(shaped, num_classes)
         dropped = None

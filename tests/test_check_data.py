@@ -31,6 +31,9 @@ def data(sample_root: Path, tiny_config: dict, tmp_path: Path, write_config, cap
         config["general_parameters"].update(data_path=str(root), workers=workers)
         for section, values in sections.items():
             config.setdefault(section, {}).update(values)
+        if "name" in sections.get("feature_extractor", {}):
+            # The tiny config's timm model is cnn_extractor's own setting.
+            config["feature_extractor"].pop("model_path")
         capsys.readouterr()
         path = write_config(config)
         code = train.main(["--model_config_path", str(path), "--check_data"])

@@ -124,15 +124,12 @@ def test_missing_config_file(tmp_path) -> None:
     [
         ([], []),
         (
-            ['transformer.pretrained_path="/somewhere"'],
-            ["transformer.pretrained_path: sign_language_transformer does not use it"],
-        ),
-        (
             [
-                "feature_extractor.name=resnet50_extractor",
-                "feature_extractor.model_path=efficientnet_b0",
+                "feature_extractor.name=landmarks_conv",
+                "train_parameters.landmarks=true",
+                'feature_extractor.pretrained_path="/somewhere"',
             ],
-            ["feature_extractor.model_path: resnet50_extractor does not use it"],
+            ["feature_extractor.pretrained_path: landmarks_conv does not use it"],
         ),
         (
             ["landmarks_parameters.apply_flip=true"],

@@ -187,7 +187,10 @@ def test_a_3d_extractor_trains_with_channels_last_on(
         "test_clip3d",
         ModelFacts("test_clip3d"),
     )
-    tiny_config["feature_extractor"]["name"] = "test_clip3d"
+    tiny_config["feature_extractor"] = {
+        "name": "test_clip3d",
+        "representation_size": 16,
+    }
     tiny_config["trainer"] = {**tiny_config.get("trainer", {}), "channels_last": True}
     config_path = write_config(tiny_config)
     assert train.main(["--model_config_path", str(config_path)]) == 0
@@ -233,7 +236,7 @@ def test_an_extractor_without_the_interface_is_refused(
         "test_bare",
         ModelFacts("test_bare"),
     )
-    tiny_config["feature_extractor"]["name"] = "test_bare"
+    tiny_config["feature_extractor"] = {"name": "test_bare", "representation_size": 16}
     with pytest.raises(TypeError, match="test_bare.*prepare_for_training"):
         build_pipeline(parse_config(tiny_config), {"gloss": 3})
 

@@ -39,11 +39,13 @@ def tiny_pipeline(
     raw = copy.deepcopy(tiny_config)
     raw["feature_extractor"]["name"] = extractor
     raw["transformer"]["name"] = transformer
+    if extractor != "cnn_extractor":  # the tiny config's timm model is its setting
+        raw["feature_extractor"].pop("model_path")
     if landmarks:
         raw["train_parameters"]["landmarks"] = True
-        raw["feature_extractor"].pop("model_path")
-        raw["feature_extractor"].update(num_blocks=1, kernel_size=3)
         raw["landmarks_parameters"] = {"velocities": True}
+    if "num_blocks" in EXTRACTOR_FACTS.known(extractor).setting_names():
+        raw["feature_extractor"].update(num_blocks=1, kernel_size=3)
     torch.manual_seed(0)
     return build_pipeline(parse_config(raw), NUM_CLASSES)
 

@@ -89,6 +89,8 @@ def pairing_config(
     extractor)."""
     config = copy.deepcopy(tiny_config)
     config["feature_extractor"]["name"] = extractor
+    if extractor != "cnn_extractor":  # the tiny config's timm model is its setting
+        config["feature_extractor"].pop("model_path")
     config["transformer"]["name"] = encoder
     if extractor in LANDMARK_ONLY_EXTRACTORS:
         config["general_parameters"]["data_path"] = str(landmark_root)

@@ -141,6 +141,8 @@ def test_pretrained_path_does_not_unpickle_a_planted_file(
     weights = plant(tmp_path / "weights.pth", marker)
     config = copy.deepcopy(tiny_config)
     config["feature_extractor"]["name"] = extractor
+    if extractor != "cnn_extractor":  # the tiny config's timm model is its setting
+        config["feature_extractor"].pop("model_path")
     config["feature_extractor"]["pretrained_path"] = str(weights)
     status = run_train(write_config, config)
     assert_one_error(
@@ -206,6 +208,8 @@ def test_a_bad_pretrained_path_names_the_file_and_what_it_is(
         path.write_bytes(os.urandom(3000))
     config = copy.deepcopy(tiny_config)
     config["feature_extractor"]["name"] = extractor
+    if extractor != "cnn_extractor":  # the tiny config's timm model is its setting
+        config["feature_extractor"].pop("model_path")
     config["feature_extractor"]["pretrained_path"] = str(path)
     status = run_train(write_config, config)
     assert_one_error(

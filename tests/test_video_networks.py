@@ -111,16 +111,10 @@ def test_clips_are_padded_to_what_the_network_takes():
 
 def _config(name: str, transformer: str = "fake_transformer", **extra):
     """The tiny test config with the video network `name`."""
-    feature_extractor = {"name": name, "representation_size": REPRESENTATION}
-    return parse_config(
-        tiny_overrides(
-            {
-                "feature_extractor": feature_extractor,
-                "transformer": {"name": transformer},
-                **extra,
-            }
-        )
-    )
+    raw = tiny_overrides({"transformer": {"name": transformer}, **extra})
+    # In place of the tiny timm model, which is cnn_extractor's own setting.
+    raw["feature_extractor"] = {"name": name, "representation_size": REPRESENTATION}
+    return parse_config(raw)
 
 
 def _pipeline(name: str, transformer: str = "fake_transformer"):
@@ -387,6 +381,7 @@ def video_checkpoint(shipped_config, sample_root, tmp_path_factory) -> Path:
             }
         ),
     )
+    del config["feature_extractor"]["model_path"]  # cnn_extractor's own setting
     config["general_parameters"]["data_path"] = str(sample_root)
     config["general_parameters"]["path_to_save"] = str(base / "run")
     assert _run_train(config, base) == 0
@@ -408,6 +403,7 @@ def test_transfer_loads_the_network_and_freezes_its_backbone(
             }
         ),
     )
+    del config["feature_extractor"]["model_path"]  # cnn_extractor's own setting
     config["general_parameters"]["data_path"] = str(sample_root)
     config["general_parameters"]["path_to_save"] = str(tmp_path / "transfer")
     path = tmp_path / "config.yml"

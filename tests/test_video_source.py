@@ -336,7 +336,7 @@ def fixture_video_checkpoint(tmp_path_factory) -> Path:
         base / "data", glosses=3, clips_per_gloss=3, size=32, videos=True
     )
     config = config_for(base / "data")
-    config["feature_extractor"].update(name="r3d_18", representation_size=8)
+    config["feature_extractor"] = {"name": "r3d_18", "representation_size": 8}
     config["general_parameters"]["path_to_save"] = str(base / "run")
     path = base / "config.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.loader import data_path_problems
+from config.registry import ENCODER_FACTS, model_settings
 from config.schema import SignpipeConfig, model_problems
+from models.transformers.hubert import HubertSettings
 from training.run import trainer_device_args
 from utils.errors import ConfigError
 from utils.files import file_problem
@@ -25,6 +27,18 @@ def _registry_problems(config: SignpipeConfig) -> list[str]:
         return [str(error)]
 
 
+def _hubert_folder(config: SignpipeConfig) -> str | None:
+    """The HuBERT directory the chosen encoder starts from, if any (None too when
+    the encoder or its settings are wrong: `_registry_problems` reports that)."""
+    try:
+        encoder = model_settings(
+            config.transformer, ENCODER_FACTS, config.general_parameters.plugins
+        )
+    except ConfigError:
+        return None
+    return encoder.pretrained_path if isinstance(encoder, HubertSettings) else None
+
+
 def _file_problems(config: SignpipeConfig) -> list[str]:
     problems = []
     files = {
@@ -36,7 +50,7 @@ def _file_problems(config: SignpipeConfig) -> list[str]:
         problem = file_problem(Path(path)) if path else None
         if problem:
             problems.append(f"{key}: '{path}' {problem}")
-    folder = config.transformer.pretrained_path
+    folder = _hubert_folder(config)
     if folder and not Path(folder).is_dir():
         problems.append(
             f"transformer.pretrained_path: '{folder}' is not a directory (a HuBERT "

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from config.loader import config_to_dict
+from config.loader import config_from_checkpoint, config_to_dict
 from config.schema import SignpipeConfig
 from evaluation.metrics import final_metrics
 from models.feature_extractors.cnn import FrameFeatureExtractor
@@ -142,18 +142,23 @@ def write_run_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 
 def check_resumable(path: Path, config: SignpipeConfig, num_classes: dict) -> None:
-    """Refuse to resume from a checkpoint of a different model, naming what differs."""
+    """Refuse to resume from a checkpoint of a different model, naming what differs.
+
+    Both configs are compared resolved (`config_to_dict`), so a checkpoint that
+    saved fewer or more keys of the same model (an older layout) still resumes.
+    """
     if not os.path.lexists(path):
         raise ConfigError(f"--resume: no checkpoint to resume from at {path}")
     checkpoint = load_data_only(path, "--resume")
     saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
         raise ConfigError(f"--resume: cannot read {path} (not a signpipe checkpoint)")
+    trained = config_to_dict(
+        config_from_checkpoint(saved.get("config"), f"--resume: {path}")
+    )
     current = config_to_dict(config)
     differs = [
-        section
-        for section in MODEL_SECTIONS
-        if saved.get("config", {}).get(section) != current[section]
+        section for section in MODEL_SECTIONS if trained[section] != current[section]
     ]
     if saved.get("num_classes") != num_classes:
         differs.append("class counts of the data")

@@ -8,8 +8,10 @@ import logging
 from collections.abc import Iterator
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from config.section import Section
 from models.registry import FEATURE_EXTRACTORS
 from models.weights import WEIGHTS_KEY, check_weights_file, load_weights_file
 from utils.errors import ConfigError
@@ -114,8 +116,20 @@ def _timm_missing_keys() -> Iterator[list[str]]:
         logger.setLevel(previous)
 
 
+class TimmSettings(Section):
+    """`cnn_extractor`'s own settings: which timm model."""
+
+    model_path: str = Field(
+        "resnet18",
+        description="A timm model name, for example `resnet10t`, `resnet18` or "
+        "`efficientnet_b0` (`timm.list_models()` lists them); an unknown name is an "
+        "error with close-match suggestions.",
+    )
+
+
 @FEATURE_EXTRACTORS.register(
     "cnn_extractor",
+    settings=TimmSettings,
     summary="any timm image model (`model_path`), created with `num_classes=0` "
     "(pooled features), then a linear projection; frames normalised with the "
     "model's own mean and std",

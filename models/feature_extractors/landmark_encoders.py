@@ -9,9 +9,11 @@ motion since the previous frame (0 where either frame lacks the point).
 from __future__ import annotations
 
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
+from config.section import Section
 from models.registry import FEATURE_EXTRACTORS, NothingToPrepare
 from utils.landmark_points import (
     COMPONENT_EDGES,
@@ -130,9 +132,34 @@ class PointEncoder(NothingToPrepare, nn.Module):  # pylint: disable=abstract-met
         return flat.view(inputs.shape)
 
 
+class LandmarkBlocksSettings(Section):
+    """The own settings of `landmarks_conv` and `landmarks_stgcn`: their blocks."""
+
+    num_blocks: int = Field(
+        3, gt=0, le=64, description="The number of convolution or graph blocks."
+    )
+    kernel_size: int = Field(
+        17,
+        gt=0,
+        le=255,
+        description="The temporal kernel of the blocks, in frames; must be odd.",
+    )
+    dropout_rate: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Dropout inside the blocks."
+    )
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd, got {value}")
+        return value
+
+
 @FEATURE_EXTRACTORS.register(
     "landmarks_conv",
     reads=("landmarks",),
+    settings=LandmarkBlocksSettings,
     summary="landmarks only: each frame's points embedded by an MLP, then "
     "`num_blocks` pre-norm residual blocks of a gated linear unit, a depthwise "
     "temporal convolution of `kernel_size` frames, batch norm and SiLU (the 1-D "
@@ -277,6 +304,7 @@ class GraphBlock(nn.Module):
 @FEATURE_EXTRACTORS.register(
     "landmarks_stgcn",
     reads=("landmarks",),
+    settings=LandmarkBlocksSettings,
     summary="landmarks only: a spatial-temporal graph convolution network over "
     "the skeleton (MediaPipe's hand bones and pose connections, each hand's wrist "
     "joined to the pose wrist), `num_blocks` blocks of a graph convolution with a "

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from config.section import Section
 from models.registry import TRANSFORMERS
 from models.transformers.common import ClsToken
 from utils.errors import ConfigError
@@ -17,8 +19,20 @@ def _conv_groups(hidden_size: int) -> int:
     return next(g for g in (16, 8, 4, 2, 1) if hidden_size % g == 0)
 
 
+class HubertSettings(Section):
+    """`hubert_transformer`'s own settings: the saved model it starts from."""
+
+    pretrained_path: str | None = Field(
+        None,
+        description="A local directory written by `HubertModel.save_pretrained`, "
+        "whose encoder (and width) is used instead of a new one. null = random "
+        "initialisation.",
+    )
+
+
 @TRANSFORMERS.register(
     "hubert_transformer",
+    settings=HubertSettings,
     summary="The encoder of `transformers`' HuBERT (convolutional positions, stable "
     "layer norm) over the projected frame features, with a learned CLS token. "
     "HuBERT's waveform front end is not used.",

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 from torch import nn
 
+from config.section import Section
 from models.registry import TRANSFORMERS
 from models.transformers.common import ClsToken, masked_mean, sinusoidal_positions
 
 
+class PoolingSettings(Section):
+    """`sign_language_transformer`'s own settings: how a clip is pooled."""
+
+    pooling: Literal["cls", "mean"] = Field(
+        "cls",
+        description="The clip embedding is the output of a learned CLS token "
+        "(`cls`) or the mean of the outputs of the real frames (`mean`).",
+    )
+
+
 @TRANSFORMERS.register(
     "sign_language_transformer",
+    settings=PoolingSettings,
     summary="Pre-norm `nn.TransformerEncoder` (GELU), sinusoidal positions, a "
     "learned CLS token whose output is the clip embedding (or mean pooling, "
     "`pooling: mean`), and a final LayerNorm. Padded frames are masked out of "
