@@ -213,16 +213,20 @@ def test_a_checkpoint_config_keeps_its_unknown_keys_as_errors(tiny_config) -> No
 
 
 @pytest.mark.parametrize("path", ZOO, ids=[path.stem for path in ZOO])
-def test_the_zoo_checkpoints_hold_every_flat_key_and_load(path: Path) -> None:
+def test_the_zoo_checkpoints_load_in_both_layouts(path: Path) -> None:
+    # The shipped files, and the same config as the older layout saved it (every
+    # flat key of both model sections).
     saved = load_data_only(path, "checkpoint")["hyper_parameters"]["config"]
+    old = dict(saved)
     for section, keys in OLD_FLAT_KEYS.items():
-        assert set(keys) <= set(saved[section])
-    config = config_from_checkpoint(saved, f"in checkpoint {path}")
-    resolved = config_to_dict(config)
-    assert "model_path" not in resolved["feature_extractor"]
-    assert resolved["feature_extractor"]["kernel_size"] == 17
-    assert "pretrained_path" not in resolved["transformer"]
-    assert resolved["transformer"]["pooling"] == "mean"
+        old[section] = {**keys, **saved[section]}
+    for layout in (saved, old):
+        config = config_from_checkpoint(layout, f"in checkpoint {path}")
+        resolved = config_to_dict(config)
+        assert "model_path" not in resolved["feature_extractor"]
+        assert resolved["feature_extractor"]["kernel_size"] == 17
+        assert "pretrained_path" not in resolved["transformer"]
+        assert resolved["transformer"]["pooling"] == "mean"
 
 
 def test_resuming_an_old_checkpoint_compares_the_resolved_configs(
