@@ -91,6 +91,10 @@ def _child(
         sys.stderr.write(hide(traceback.format_exc()))
         lines = hide(str(error)).strip().splitlines() or [""]
         result = {"status": "failed", "message": f"{type(error).__name__}: {lines[0]}"}
+    if os.getppid() != parent and result.get("status") == "complete":
+        # The worker died while the run ended: its trial is failed and queued again,
+        # so this run is not the trial's result.
+        result = {"status": "interrupted", "message": "the sweep worker stopped"}
     data = json.dumps(result, indent=2).encode("utf-8")
     write_atomically(Path(result_path), lambda file: file.write(data))
     sys.stdout.flush()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import lightning as L
 import yaml
 from torch.nn import functional as F
 
@@ -46,6 +47,7 @@ from training import recognition as lightning_module
 from training.callbacks import AtomicCheckpointIO
 from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
+from training.run import RunOptions, run_training
 from utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -636,3 +638,25 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeyp
         checkpoint_io.save_checkpoint({"global_step": 2, "w": torch.ones(4096)}, target)
     assert target.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+class _TermAtTrainEnd(L.Callback):
+    """Sends this process SIGTERM when training has ended, after Lightning's last
+    check of its flag: the flag is set and nothing raises."""
+
+    def on_train_end(self, *_args) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_after_the_last_epoch_still_stops_the_run(
+    tiny_config, write_config, capsys
+):
+    # A killed sweep worker's trial gets SIGTERM; arriving at the end of Lightning's
+    # fit, it must not end as a finished run (metrics.json, a "complete" trial).
+    tiny_config["train_parameters"].update(classification_mode="gloss", epochs=1)
+    config = load_config(write_config(tiny_config))
+    options = RunOptions(callbacks=[_TermAtTrainEnd()])
+    assert run_training(config, options) == 128 + signal.SIGTERM
+    assert "SIGTERM: stopped after training" in capsys.readouterr().out
+    run = Path(tiny_config["general_parameters"]["path_to_save"])
+    assert not (run / "metrics.json").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ from utils.files import load_data_only, write_atomically
 
 # Sections whose change makes an old checkpoint's weights or schedules not fit.
 MODEL_SECTIONS = ("feature_extractor", "transformer", "heads", "landmarks_parameters")
+#: The exit status of a run stopped by SIGTERM (128 + 15, as the shell reports it).
+SIGTERM_EXIT = 128 + int(signal.SIGTERM)
 
 
 @dataclass
@@ -248,6 +251,8 @@ def _validate_best(module, datamodule, best_path: str, device_args: dict) -> dic
     evaluator.validate(
         module, datamodule=datamodule, ckpt_path=best_path, verbose=False
     )
+    if evaluator.received_sigterm:  # Lightning lets the last batch's SIGTERM pass
+        raise SystemExit(SIGTERM_EXIT)
     return evaluator.callback_metrics
 
 
@@ -365,6 +370,9 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
             raise
         if last.interrupted_by:  # SIGTERM ends fit without an exception here
             return last.exit_code
+        if trainer.received_sigterm:  # in a last validation batch: Lightning lets
+            print("SIGTERM: stopped after training", flush=True)  # it pass
+            return SIGTERM_EXIT
         results = trainer.callback_metrics
         if best.best_model_path:
             try:
@@ -376,7 +384,7 @@ def _fit(config, options: RunOptions, datamodule, module, device_args: dict) -> 
                     130
                     if isinstance(error, KeyboardInterrupt)
                     or (isinstance(error, SystemExit) and error.code == 1)
-                    else 143
+                    else SIGTERM_EXIT
                 )
                 print(
                     "interrupted during the final validation: training finished and "
