@@ -18,9 +18,9 @@ from config.registry import (
     SECTION_FACTS,
     FactsRegistry,
     import_models,
-    model_settings,
     other_models_settings,
     replaced_settings,
+    section_with_settings,
 )
 from config.schema import SignpipeConfig
 from config.section import Section
@@ -447,9 +447,10 @@ def config_to_dict(config: SignpipeConfig) -> dict:
     """
     raw = config.model_dump(mode="json")
     for facts in SECTION_FACTS:
-        settings = model_settings(
-            getattr(config, facts.section), facts, config.general_parameters.plugins
+        raw[facts.section] = section_with_settings(
+            getattr(config, facts.section),
+            facts,
+            config.general_parameters.plugins,
+            mode="json",
         )
-        if settings is not None:
-            raw[facts.section].update(settings.model_dump(mode="json"))
     return raw

@@ -228,6 +228,19 @@ def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
     return problems
 
 
+def section_with_settings(
+    section: Section,
+    facts: FactsRegistry,
+    plugins: Iterable[str] = (),
+    mode: str = "python",
+) -> dict:
+    """A model section's fields and its chosen model's own settings, defaults filled
+    in, as one dict (`model_dump`'s `mode`); raises as `model_settings`."""
+    settings = model_settings(section, facts, plugins)
+    own = settings.model_dump(mode=mode) if settings is not None else {}
+    return {**section.model_dump(mode=mode), **own}
+
+
 def model_settings(
     section: Section, facts: FactsRegistry, plugins: Iterable[str] = ()
 ) -> Section | None:

@@ -8,14 +8,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from config.registry import (
-    ENCODER_FACTS,
-    EXTRACTOR_FACTS,
-    FactsRegistry,
-    model_settings,
-)
+from config.registry import ENCODER_FACTS, EXTRACTOR_FACTS, section_with_settings
 from config.schema import SignpipeConfig, model_problems
-from config.section import Section
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
 from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
 from models.heads import MultiHeadClassifier
@@ -150,13 +144,6 @@ class SignPipeline(nn.Module):
         return self
 
 
-def _section_fields(section: Section, facts: FactsRegistry) -> dict:
-    """A model section's fields and the chosen model's own settings, defaults
-    filled in."""
-    settings = model_settings(section, facts)
-    return {**section.model_dump(), **(settings.model_dump() if settings else {})}
-
-
 def _call_with_known(constructor: Callable, available: dict) -> nn.Module:
     """Call a registered constructor with the config fields it declares."""
     parameters = inspect.signature(constructor).parameters
@@ -209,8 +196,8 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
     problems = model_problems(config)
     if problems:
         raise ConfigError("\n".join(problems))
-    extractor_config = _section_fields(config.feature_extractor, EXTRACTOR_FACTS)
-    transformer_config = _section_fields(config.transformer, ENCODER_FACTS)
+    extractor_config = section_with_settings(config.feature_extractor, EXTRACTOR_FACTS)
+    transformer_config = section_with_settings(config.transformer, ENCODER_FACTS)
     # Both names are checked before anything is built, so a typo fails fast.
     make_extractor = FEATURE_EXTRACTORS.get(extractor_config.pop("name"))
     make_transformer = TRANSFORMERS.get(transformer_config.pop("name"))
