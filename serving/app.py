@@ -318,6 +318,8 @@ def serve(
         server.should_exit = True
 
     loader.on_error = stop
+    if loader.error is not None:  # it failed before `stop` was its callback
+        stop()
     shown_host = f"[{host}]" if ":" in host else host
     print(
         f"signpipe demo: {checkpoint}; listening on http://{shown_host}:{port}/ "

@@ -39,14 +39,13 @@ from sweeps.spec import (
     encode,
     load_spec,
 )
+from sweeps.secrets import redact, storage_name
 from sweeps.study import (
     make_pruner,
     make_storage,
     open_study,
     quiet_optuna,
-    redact,
     retry_callback,
-    storage_name,
     storage_url,
 )
 from utils.errors import ConfigError, UserError

@@ -38,6 +38,7 @@ from config.loader import (
 )
 from config.metric_names import HEAD_METRICS, metric_name
 from config.schema import SignpipeConfig
+from sweeps.secrets import hide_in
 from utils.errors import ConfigError, shorten
 
 # Optuna's categorical values; anything else (a list) is stored as its JSON text.
@@ -370,7 +371,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as error:
-        problems = format_validation_error(error)
+        # A mistyped `storage` is quoted by the message: its secrets are hidden.
+        problems = hide_in(format_validation_error(error), raw.get("storage"))
         sep = "\n" if "\n" in problems else " "  # one problem: one line
         raise ConfigError(f"invalid sweep {path}:{sep}{problems}") from None
     if spec.study_name is None:

@@ -6,26 +6,24 @@ creates the study; every worker then pops trials from it, and the storage hands
 each waiting trial to one worker only. A trial whose worker stops sending heartbeats
 (killed) is failed after `grace_seconds` and queued again, once.
 
-A storage URL may hold a password: `redact` hides it (and secret query values) in
-any text that leaves the sweep, a message, a log or a report.
+A storage URL may hold a password: `sweeps.secrets.redact` hides it (and secret
+query values) in any text that leaves the sweep, a message, a log or a report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import unquote, unquote_plus, urlsplit
 
 import optuna
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import Engine
 
 from sweeps.child import fork_safe
+from sweeps.secrets import redact, storage_name
 from sweeps.spec import HalvingPruning, MedianPruning, SweepSpec, TPE
 from utils.errors import ConfigError, shorten
 
@@ -33,11 +31,6 @@ from utils.errors import ConfigError, shorten
 QUEUE_WAIT_SECONDS = 120
 # A retry runs a failed trial once more.
 MAX_RETRY = 1
-HIDDEN = "***"
-# user:password@ (the password up to the last @, the widest reading) and the query
-# keys whose values are secret.
-_PASSWORD = re.compile(r"//[^:/@]*:(?P<password>.*)@")
-_SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
 
 def quiet_optuna() -> None:
@@ -209,47 +202,3 @@ def _wait_for_queue(study: optuna.Study) -> None:
                 "queuing them; delete the study (or its study.db) and start again"
             )
         time.sleep(1)
-
-
-def storage_name(url: str) -> str:
-    """A storage URL for messages: its password and secret query values hidden."""
-    return redact(url, url)
-
-
-def redact(text: str, url: str) -> str:
-    """`text` with every secret of the storage `url` (its password, as written and
-    decoded, and the values of query keys such as `password`) replaced by ***."""
-    for secret in sorted(_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, HIDDEN)
-    return text
-
-
-def _secrets(url: str) -> set[str]:
-    """The secrets of a storage URL, as each parser would read it (a mistyped URL
-    too): the widest readings are hidden as well as the exact one."""
-    found: set[str] = set()
-    if url.startswith("sqlite"):  # a file: no credentials, and paths may hold @
-        return found
-    match = _PASSWORD.search(url)  # //user:password@, to the last @
-    if match:
-        found.add(match["password"])
-    head, at, _ = url.rpartition("@")
-    if at:  # user:password before the last @, after the last /
-        found.add(head.rpartition("/")[2].partition(":")[2])
-    try:
-        parts = urlsplit(url)
-        found.add(parts.password or "")
-        query = parts.query
-    except ValueError:  # not a URL urllib reads
-        query = ""
-    for pair in query.split("&"):
-        key, _, value = pair.partition("=")
-        if _SECRET_KEY.search(key):
-            found.add(value)
-    try:
-        found.add(make_url(url).password or "")  # what the database is sent
-    except (ArgumentError, ValueError):
-        pass
-    found |= {unquote(secret) for secret in found}
-    found |= {unquote_plus(secret) for secret in found}
-    return {secret for secret in found if secret}

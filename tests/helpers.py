@@ -62,6 +62,28 @@ TINY_OVERRIDES = {
 }
 
 
+def load_test_cli(name: str = "signpipe_test_cli"):
+    """The repository's test.py as a module (loaded by path: `test` is also a
+    standard-library package name)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def one_error(capsys, status: int, *needles: str) -> str:
+    """A command's one `error:` line on stderr: exit status 2, no traceback, every
+    needle in it."""
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
 def merge(base: dict, update: dict) -> dict:
     """Deep-merge `update` into `base` (in place); returns `base`."""
     for key, value in update.items():

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,11 +13,10 @@ import pytest
 import torch
 import yaml
 
-from helpers import TINY_OVERRIDES, merge
+from helpers import TINY_OVERRIDES, load_test_cli, merge
 
 import train
 
-ROOT = Path(__file__).resolve().parents[1]
 # 9 training clips in batches of 4: 3 optimizer steps an epoch.
 STEPS_PER_EPOCH = 3
 EMA = {
@@ -102,9 +100,7 @@ def test_resume_continues_raw_and_averaged_weights(ema_run):
 
 
 def test_test_py_evaluates_the_averaged_weights(ema_run, capsys):
-    spec = importlib.util.spec_from_file_location("signpipe_ema_cli", ROOT / "test.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_test_cli()
     best = ema_run["checkpoints"] / "best.ckpt"
     assert cli.main(["partial", str(best), "val"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -6,18 +6,16 @@ shuffled frames, plots, the `full` bundle and user errors."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from helpers import merge, tiny_overrides
+from helpers import load_test_cli, merge, tiny_overrides
 
 import train
 from data_preprocessing.make_sample_dataset import make_sample_dataset
@@ -38,7 +36,6 @@ from evaluation.plots import MAX_CLASSES, save_head_plots, select_classes
 from training.datamodule import SignDataModule
 from training.recognition import SignRecognitionModule
 
-ROOT = Path(__file__).resolve().parents[1]
 KS = (1, 5, 10)
 PLOTS = ("confusion_matrix", "heatmap", "bar_graph")
 NOT_HEADS = {"average_loss", "samples", "set", "checkpoint", "perm", "shannon_entropy"}
@@ -46,15 +43,7 @@ NOT_HEADS = {"average_loss", "samples", "set", "checkpoint", "perm", "shannon_en
 TINY = tiny_overrides({"general_parameters": {"seed": 7}})
 
 
-def load_cli() -> ModuleType:
-    """The repository's test.py (by path: `test` is also a standard-library name)."""
-    spec = importlib.util.spec_from_file_location("signpipe_test_cli", ROOT / "test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CLI = load_cli()
+CLI = load_test_cli()
 
 
 def split_of(name: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import ROOT, merge, tiny_overrides
+from helpers import load_test_cli, merge, tiny_overrides
 
 import predict
 import train
@@ -32,16 +31,6 @@ from evaluation.evaluator import Evaluator
 NUM_SEGMENTS = 4
 #: Frames cut from each end of every annotated range.
 CUT = 2
-
-
-def load_test_cli():
-    """The repository's test.py (by path: `test` is also a standard-library name)."""
-    spec = importlib.util.spec_from_file_location(
-        "agreement_test_cli", ROOT / "test.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def narrow_annotations(root: Path) -> dict[str, tuple[int, int]]:

@@ -19,17 +19,27 @@ import os
 import shutil
 import signal
 import stat
+import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from helpers import model_config, write_checkpoint, write_landmarks
+import uvicorn
+from helpers import (
+    load_test_cli,
+    model_config,
+    one_error,
+    write_checkpoint,
+    write_landmarks,
+)
 from onnx import TensorProto, helper
 
+import demo
 import export
 import predict
+import serving.app
 from evaluation.checkpoints import load_checkpoint
 from evaluation.evaluator import write_json
 from evaluation.export_sidecar import (
@@ -48,6 +58,9 @@ from utils.errors import DataError, UserError
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
 
+TEST_CLI = load_test_cli()
+
+
 @contextlib.contextmanager
 def deadline(seconds: int = 20):
     """Fail instead of hanging (a FIFO opened for reading waits for a writer)."""
@@ -62,18 +75,6 @@ def deadline(seconds: int = 20):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def one_error(capsys, status: int, *needles: str) -> str:
-    """The command's one `error:` line; exit status 2, no traceback, every needle."""
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, err
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 def fifo(path: Path) -> Path:
@@ -171,6 +172,54 @@ def test_export_of_a_tampered_checkpoint_is_one_error_line(
     bad = _tampered(checkpoint, tmp_path / "bad.ckpt", _set("label_names", None, 5))
     status = export.main([str(bad), "--output", str(tmp_path / "m.onnx")])
     one_error(capsys, status, str(bad), "hyper_parameters.label_names")
+
+
+def _serve_until_stopped(server, sockets) -> None:
+    """uvicorn's `Server.run` without serving: wait until the demo stops it."""
+    for listener in sockets:
+        listener.close()
+    stop_at = time.monotonic() + 120
+    while not server.should_exit and time.monotonic() < stop_at:
+        time.sleep(0.05)
+    assert server.should_exit, "the demo kept serving a model that failed to load"
+
+
+@pytest.mark.parametrize("command", ["predict", "test", "demo"])
+def test_every_command_refuses_a_tampered_checkpoint_in_one_line(
+    checkpoint, inputs, tmp_path, capsys, monkeypatch, command
+):
+    """The shared loader's check reaches each command as one line, exit status 2."""
+    bad = _tampered(
+        checkpoint, tmp_path / "bad.ckpt", _set("num_classes", "gloss", 10**9)
+    )
+    if command == "predict":
+        status = predict.main([str(bad), str(inputs), str(tmp_path / "out")])
+    elif command == "test":
+        status = TEST_CLI.main(["full", str(bad), "--data_path", str(inputs)])
+    else:
+        monkeypatch.setattr(uvicorn.Server, "run", _serve_until_stopped)
+        status = demo.main([str(bad), "--port", "0"])
+    one_error(capsys, status, str(bad), "hyper_parameters.num_classes.gloss")
+
+
+def test_the_demo_stops_when_its_model_fails_before_it_listens(
+    checkpoint, capsys, monkeypatch
+):
+    """A load that fails at once (before the server has its stop callback)."""
+
+    def broken(path):
+        raise DataError(f"checkpoint {path}: broken")
+
+    monkeypatch.setattr("serving.inference.load_model", broken)
+    monkeypatch.setattr(uvicorn.Server, "run", _serve_until_stopped)
+    real_create_app = serving.app.create_app
+
+    def slow_create_app(*args, **kwargs):
+        time.sleep(0.5)  # the load has failed by now
+        return real_create_app(*args, **kwargs)
+
+    monkeypatch.setattr(serving.app, "create_app", slow_create_app)
+    one_error(capsys, demo.main([str(checkpoint), "--port", "0"]), "broken")
 
 
 # ------------------------------------------------ 7: export.py's unwritable output
@@ -341,6 +390,16 @@ def test_predict_with_a_mismatched_sidecar_is_one_error_line(
     out = tmp_path / "out"
     status = predict.main([str(model), str(inputs), str(out), "--backend", "onnx"])
     one_error(capsys, status, str(sidecar_path(model)), "logits_renamed")
+
+
+def test_the_demo_with_a_mismatched_sidecar_is_one_error_line(
+    onnx_model, tmp_path, capsys, monkeypatch
+):
+    """Refused while the model loads: no 500 for each clip later."""
+    model = _mismatched(onnx_model, tmp_path / "model", lambda meta: meta.pop("heads"))
+    monkeypatch.setattr(uvicorn.Server, "run", _serve_until_stopped)
+    status = demo.main([str(model), "--port", "0"])
+    one_error(capsys, status, str(sidecar_path(model)), "heads: missing")
 
 
 # ----------------------------------------------------- 9: predict.py's paths

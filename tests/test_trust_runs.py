@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import errno
-import importlib.util
 import io
 import os
 import pickle
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import ROOT, load_test_cli
 
 import predict
 import train
@@ -35,19 +35,7 @@ from training.run_folder import LOCK_FILE, prepare_output_dir, run_folder_lock
 from utils import files as file_io
 from utils.errors import ConfigError, DataError
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_test_cli():
-    spec = importlib.util.spec_from_file_location(
-        "signpipe_trust_cli", ROOT / "test.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TEST_CLI = _load_test_cli()
+TEST_CLI = load_test_cli()
 
 
 class Payload:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -323,6 +324,35 @@ def test_serve_checks_the_host(checkpoint, monkeypatch):
     served_client = TestClient(served["app"], base_url="http://127.0.0.1")
     assert served_client.get("/").status_code == 200
     assert served_client.get("/", headers={"host": "evil.example"}).status_code == 400
+
+
+# 17: "listening on" is said once connections are accepted.
+
+
+def test_the_address_is_said_once_the_socket_accepts(checkpoint, monkeypatch, capsys):
+    connected = {}
+
+    class Loader:
+        """No model: only the socket is under test."""
+
+        def __init__(self, build) -> None:
+            del build
+            self.error, self.on_error = None, None
+
+    def run(_server, sockets) -> None:
+        said = capsys.readouterr().out
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", said)
+        connected["said"] = said
+        if match:  # a client that connects at once is queued, not refused
+            with socket.create_connection(("127.0.0.1", int(match[1])), timeout=5):
+                connected["port"] = int(match[1])
+        for listener in sockets:
+            listener.close()
+
+    monkeypatch.setattr(serving.app, "ServiceLoader", Loader)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    assert serve(checkpoint, host="127.0.0.1", port=0, max_upload_mb=1) == 0
+    assert connected.get("port"), connected.get("said")
 
 
 def test_every_response_carries_the_security_headers(client):

@@ -26,7 +26,7 @@ from helpers import ROOT
 import sweep
 from sweeps import child, runner
 from sweeps.spec import MAX_CHOICES_CHARS, MAX_LISTED_TRIALS, load_spec
-from sweeps.study import redact, storage_name
+from sweeps.secrets import redact, storage_name
 from utils.errors import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -107,6 +107,23 @@ def test_storage_errors_quoting_the_url_are_masked(
     err = capfd.readouterr().err
     assert PASSWORD not in err and "RuntimeError: cannot connect to" in err, err
     assert storage_name(url) == "postgresql://alice:***@dbhost/sweeps"
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        [f"postgresql://alice:{PASSWORD}@dbhost/sweeps"],
+        {"url": f"postgresql://alice:{PASSWORD}@dbhost/sweeps"},
+    ],
+)
+def test_a_mistyped_storage_is_quoted_without_its_password(
+    storage, run_cli, tmp_path, capfd
+):
+    spec = write_sweep(tmp_path / "s.yml", storage=storage, grid={LR: [1e-3]})
+    assert run_cli([str(spec), "--output", str(tmp_path / "out")]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("error: invalid sweep") and err.count("\n") == 1, err
+    assert "storage" in err and PASSWORD not in err and "alice:***@dbhost" in err
 
 
 def _fail_with_the_url(url: str) -> dict:
