@@ -3,8 +3,9 @@
 python3 test.py partial CHECKPOINT SET [--shuffle_frames] [--bar_graph]
                 [--confusion_matrix] [--heatmap] [--save] [--output_dir DIR]
                 [--data_path PATH ...] [--batch_size N]
+                [--ensemble CHECKPOINT ...] [--mirror]
 python3 test.py full CHECKPOINT [--save] [--output_dir DIR] [--data_path PATH ...]
-                [--batch_size N]
+                [--batch_size N] [--ensemble CHECKPOINT ...] [--mirror]
 
 The checkpoint carries everything needed: the config (data, sampling, model), the
 class counts and the label names. The data is rebuilt from the checkpoint's config
@@ -16,6 +17,11 @@ transforms (deterministic frame sampling, no augmentation), even for SET=train.
 permutation, to show how much the model relies on temporal order. `full` evaluates
 test (val when there is no test split), val and test with shuffled frames, and
 bundles them with the run's best validation loss and accuracy.
+
+`--ensemble` averages the class probabilities of more checkpoints (other seeds or
+epochs trained on the same data, heads and classes) with CHECKPOINT's; `--mirror`
+also averages each clip's horizontal mirror (the flip training augments with).
+Each costs a forward pass per clip: 3 checkpoints with `--mirror` are 6 passes.
 
 The results JSON is printed on stdout and a per-head table goes to stderr. `--save`
 (or `--output_dir`) also writes the JSON and the plots to `<run>/results/` (run = the
@@ -68,6 +74,19 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="evaluation batch size (default: the checkpoint's batch_size)",
     )
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="CHECKPOINT",
+        help="more checkpoints whose class probabilities are averaged with "
+        "CHECKPOINT's (same data, heads and classes)",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also average each clip's horizontal mirror (test-time augmentation)",
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,6 +131,8 @@ def evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         save=args.save,
         output_dir=args.output_dir,
+        ensemble=tuple(Path(path) for path in args.ensemble),
+        mirror=args.mirror,
     )
     if args.command == "full":
         return run_full(options)

@@ -22,6 +22,7 @@ from config.loader import check_data_paths, with_changes
 from datasets.sign_data import SignData
 from datasets.sign_dataset import collate_clips, worker_init_fn
 from evaluation.checkpoints import load_checkpoint, resolve_checkpoint
+from evaluation.ensemble import AveragedModel, check_members
 from evaluation.metrics import (
     CompRes,
     ShuffledCollate,
@@ -101,6 +102,16 @@ def read_training_record(checkpoint: Path, loaded, heads: dict[str, str]) -> dic
     return record
 
 
+def note_train_on_val(name: str, config) -> None:
+    """Say so when a checkpoint trained on its val clips (`train_on_val`)."""
+    if config.train_parameters.train_on_val:
+        print(
+            f"note: {name} trained on the val clips too (train_on_val): its val "
+            "figures are not a held-out result",
+            file=sys.stderr,
+        )
+
+
 class Evaluator:
     """A checkpoint's model and the data its config describes, ready to evaluate.
 
@@ -108,13 +119,20 @@ class Evaluator:
         checkpoint: the checkpoint file.
         data_path: dataset roots replacing the config's `data_path`, or None.
         batch_size: the evaluation batch size, or None for the config's.
+        ensemble: more checkpoints (other seeds or epochs of the same model's data,
+            heads and classes) whose class probabilities are averaged with the
+            first's; the data comes from the first's config.
+        mirror: also average each clip's horizontal mirror (test-time augmentation).
     """
 
-    def __init__(
+    def __init__(  # pylint: disable=too-many-arguments
         self,
         checkpoint: Path,
         data_path: list[str] | None = None,
         batch_size: int | None = None,
+        *,
+        ensemble: list[Path] | None = None,
+        mirror: bool = False,
     ) -> None:
         self.checkpoint = resolve_checkpoint(checkpoint)
         # The checkpoint alone rebuilds the model (no starting-weights file needed).
@@ -164,6 +182,74 @@ class Evaluator:
                 )
             self.device = torch.device("cpu")
         self.model.to(self.device)
+        note_train_on_val(str(self.checkpoint), self.config)
+        members = [self.checkpoint] + [resolve_checkpoint(p) for p in ensemble or []]
+        #: With an ensemble or the mirror, what `evaluate` averages (see EvalRes).
+        self.averaged = None
+        if len(members) > 1 or mirror:
+            self.averaged = {"checkpoints": [str(p) for p in members], "mirror": mirror}
+        self.predictor = self._predictor(members, mirror, roots_override=data_path)
+
+    def _predictor(
+        self, members: list[Path], mirror: bool, roots_override: list[str] | None
+    ):
+        """The model `evaluate` runs: the checkpoint's own, or the average over the
+        ensemble `members` (the first is the checkpoint's) and the mirrored clips."""
+        if self.averaged is None:
+            return self.model
+        configs, labels, models = [self.config], [self.label_names], [self.model]
+        for path in members[1:]:
+            member = load_checkpoint(path, self.device)
+            configs.append(member.config)
+            labels.append(member.label_names)
+            models.append(member.model)
+        names = [str(path) for path in members]
+        check_members(names, configs, labels)
+        for name, config in zip(names[1:], configs[1:]):
+            self._check_same_split(name, config, roots_override)
+        for name, config in zip(names[1:], configs[1:]):
+            note_train_on_val(name, config)
+        averaged = AveragedModel(models, configs, mirror=mirror)
+        print(
+            f"note: averaging the class probabilities of {len(models)} "
+            f"checkpoint(s){' and their mirrors' if mirror else ''}: "
+            f"{averaged.views} forward passes per clip",
+            file=sys.stderr,
+        )
+        for model in models:
+            model.to(self.device).eval()
+        return averaged
+
+    def _check_same_split(
+        self, name: str, config, roots_override: list[str] | None
+    ) -> None:
+        """Refuse a member whose own split of the data (its seed, ratio or roots)
+        puts other clips in val or test than the first checkpoint's: it may have
+        trained on the clips evaluated."""
+        general, mine = config.general_parameters, self.config.general_parameters
+        if (
+            general.seed == mine.seed
+            and general.ratio_train_test == mine.ratio_train_test
+            and general.annotation_file == mine.annotation_file
+            and (roots_override or general.data_paths() == mine.data_paths())
+        ):
+            return
+        member_config = with_changes(
+            config,
+            {"general_parameters.data_path": mine.data_path},
+            f"{name} (its config)",
+        )
+        theirs = SignData(member_config)
+        for set_name in ("val", "test"):
+            own = {sample.name for sample in self.samples(set_name)}
+            other = {sample.name for sample in getattr(theirs, f"{set_name}_samples")}
+            if own != other:
+                raise UserError(
+                    f"{name} splits the data otherwise than {self.checkpoint} "
+                    f"(its {set_name} set differs by {len(own ^ other)} clips): it may "
+                    "have trained on the clips evaluated; ensemble members must share "
+                    "the split (a split column, or the same seed and ratio_train_test)"
+                )
 
     def samples(self, set_name: str) -> list:
         """The samples of a set (train, val or test); may be empty for test."""
@@ -212,12 +298,12 @@ class Evaluator:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             batches = tqdm(loader, desc=label, unit="batch", file=sys.stderr)
             predictions = collect_predictions(
-                self.model, batches, self.device, expected=len(samples)
+                self.predictor, batches, self.device, expected=len(samples)
             )
         problem = check_label_range(predictions, self.num_classes)
         if problem:
             raise DataError(problem)
-        return evaluate_predictions(
+        result = evaluate_predictions(
             predictions,
             self.loss_weights,
             set_name=set_name,
@@ -225,6 +311,8 @@ class Evaluator:
             perm=perm,
             signers=[sample.signer for sample in samples],
         )
+        result.averaged = self.averaged
+        return result
 
 
 def write_json(data: dict, path: Path) -> Path:
@@ -281,6 +369,8 @@ class EvaluationOptions:
         batch_size: the evaluation batch size, or None for the checkpoint's.
         save: write the results to `<run>/results/` (or `output_dir`).
         output_dir: where to write the results instead (implies `save`).
+        ensemble: more checkpoints averaged with `checkpoint` (see `Evaluator`).
+        mirror: also average each clip's horizontal mirror.
     """
 
     checkpoint: Path
@@ -288,6 +378,18 @@ class EvaluationOptions:
     batch_size: int | None = None
     save: bool = False
     output_dir: str | None = None
+    ensemble: tuple[Path, ...] = ()
+    mirror: bool = False
+
+    def evaluator(self) -> Evaluator:
+        """The `Evaluator` these options describe."""
+        return Evaluator(
+            self.checkpoint,
+            self.data_path,
+            self.batch_size,
+            ensemble=list(self.ensemble),
+            mirror=self.mirror,
+        )
 
     def directory(self) -> Path | None:
         """Where the results are written; None when they are not."""
@@ -313,7 +415,7 @@ def run_partial(
     """
     if set_name not in SETS:
         raise UserError(f"unknown set '{set_name}': choose one of {', '.join(SETS)}")
-    evaluator = Evaluator(options.checkpoint, options.data_path, options.batch_size)
+    evaluator = options.evaluator()
     result = evaluator.evaluate(set_name, shuffle=shuffle_frames)
     print(format_table(result), file=sys.stderr)
     kinds = [kind for kind in PLOT_KINDS if kind in plots]
@@ -332,6 +434,9 @@ def full_results(
     data_path: list[str] | None = None,
     batch_size: int | None = None,
     directory: Path | None = None,
+    *,
+    ensemble: list[Path] | None = None,
+    mirror: bool = False,
 ) -> tuple[Evaluator, CompRes]:
     """`test.py full`'s evaluation: test (or val), val, shuffled test and the
     training record; with `directory`, the JSON and the test set's plots go there.
@@ -339,7 +444,9 @@ def full_results(
     Returns:
         The evaluator (its `loaded` checkpoint) and the bundle of results.
     """
-    evaluator = Evaluator(checkpoint, data_path, batch_size)
+    evaluator = Evaluator(
+        checkpoint, data_path, batch_size, ensemble=ensemble, mirror=mirror
+    )
     notes = []
     test_set = "test"
     if not evaluator.samples("test"):
@@ -385,6 +492,8 @@ def run_full(options: EvaluationOptions) -> int:
         options.data_path,
         options.batch_size,
         options.directory(),
+        ensemble=list(options.ensemble),
+        mirror=options.mirror,
     )
     print(json.dumps(bundle.to_dict(), indent=2))
     return 0

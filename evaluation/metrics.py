@@ -123,6 +123,8 @@ class EvalRes:
         shannon_entropy: the permutation's displacement entropy in bits, when
             frames were shuffled.
         predictions: head -> logits and labels (for plots; not in the JSON).
+        averaged: with an ensemble or mirroring, `{"checkpoints": [...], "mirror":
+            bool}`: the predictions are their averaged class probabilities.
     """
 
     set: str
@@ -133,6 +135,7 @@ class EvalRes:
     perm: list[int] | None = None
     shannon_entropy: float | None = None
     predictions: dict[str, HeadPredictions] = field(default_factory=dict, repr=False)
+    averaged: dict | None = None
 
     def to_dict(self) -> dict:
         """The results JSON: one entry per head, then the set-wide values."""
@@ -141,6 +144,8 @@ class EvalRes:
         result["set"] = self.set
         result["samples"] = self.samples
         result["checkpoint"] = self.checkpoint
+        if self.averaged is not None:
+            result["averaged"] = self.averaged
         if self.perm is not None:
             result["perm"] = list(self.perm)
             result["shannon_entropy"] = self.shannon_entropy
