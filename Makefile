@@ -57,16 +57,18 @@ $(SAMPLE_DATA)/test_gloss.txt: | $(VENV)/.installed
 train: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## train with $(CONFIG) (sample data made when missing)
 	$(PY) train.py --model_config_path $(CONFIG)
 
-notebook: $(VENV)/.installed ## open notebooks/walkthrough.ipynb in JupyterLab (the .venv kernel)
-	$(PY) -m jupyter lab notebooks/walkthrough.ipynb
+# Where `make demo` and `make notebook` listen: `make demo HOST=0.0.0.0 PORT=8001`.
+HOST ?= 127.0.0.1
+demo: PORT ?= 8000
+notebook: PORT ?= 8888
+
+notebook: $(VENV)/.installed ## open notebooks/walkthrough.ipynb in JupyterLab (HOST=, PORT=: default 127.0.0.1:8888)
+	$(PY) -m jupyter lab notebooks/walkthrough.ipynb --ip $(HOST) --port $(PORT)
 
 sweep: $(VENV)/.installed $(SAMPLE_DATA)/test_gloss.txt ## 4-trial grid sweep on the sample data (recipes/sweep_sample.yml); run again to resume
 	$(PY) sweep.py recipes/sweep_sample.yml
 
-HOST ?= 127.0.0.1
-PORT ?= 8000
-
-demo: $(VENV)/.installed ## serve the demo page on http://$(HOST):$(PORT) (CHECKPOINT=...; default: the zoo's WLASL300 model)
+demo: $(VENV)/.installed ## serve the demo page (HOST=, PORT=: default 127.0.0.1:8000; CHECKPOINT=: default the zoo's WLASL300 model)
 	$(PY) demo.py $(CHECKPOINT) --host $(HOST) --port $(PORT)
 
 bench: $(VENV)/.installed ## throughput benchmarks; writes benchmarks/results.json

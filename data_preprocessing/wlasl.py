@@ -3,7 +3,8 @@
 Usage::
 
     python3 -m data_preprocessing.wlasl --split_file nslt_100.json
-        --class_list wlasl_class_list.txt --landmarks LANDMARKS --output ROOT
+        --class_list wlasl_class_list.txt (--landmarks LANDMARKS | --videos DIR)
+        --output ROOT [--workers N]
 
 ``--split_file`` is one of the WLASL start kit's files: ``nslt_N.json``
 (``{video_id: {"subset": "train"|"val"|"test", "action": [class, start, end]}}``) or
@@ -18,10 +19,16 @@ landmarks per video id (H hands in detection order, NaN = no hand; an infinite v
 is refused), or a folder of per-video landmark files as ``extract_landmarks`` writes
 them (``ID/ID.npz`` or ``ID.npz``, or ``.pose``), or of ``ID.npy`` hand arrays as
 the public WLASL hand landmarks are published (a hand slot of -1.0 = no hand, read as
-NaN, stored as float16 like the shared ``.npz``). Videos without landmarks are
-skipped and counted. A video id must be a name the annotation file reads back
-(``utils.annotations.annotation_name_problem``), and every file is written inside
-``ROOT`` (its path resolved and checked before writing).
+NaN, stored as float16 like the shared ``.npz``). ``--videos DIR`` instead starts from
+WLASL's videos themselves (``VIDEO_ID.mp4`` and the other video suffixes, as the start
+kit's ``preprocess.py`` names them): signpipe's MediaPipe Hands tracker follows every
+frame of each video of the split (``datasets.clip_landmarks.extract_item``, what
+``extract_landmarks --tracker hands`` runs, with the settings WLASL's published
+landmarks were made with) and writes ``ROOT/ID/ID.npz``; a video that cannot be
+decoded is listed at the end and makes the exit status 1. Videos without landmarks
+(or without a video file) are skipped and counted. A video id must be a name the
+annotation file reads back (``utils.annotations.annotation_name_problem``), and every
+file is written inside ``ROOT`` (its path resolved and checked before writing).
 
 ``ROOT`` gets ``ID/ID.npz`` (or ``.pose``) per clip (an ``.npz`` source's arrays are
 written as ``hands`` with ``coordinates="normalized"``: MediaPipe's own points, the
@@ -50,22 +57,28 @@ from numpy.lib.npyio import NpzFile
 from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
+from data_preprocessing.batch import add_workers_argument, run_batch
+from datasets.clip_landmarks import extract_item
 from datasets.landmarks import (
     UNREADABLE_FILE_ERRORS,
     landmark_arrays,
     landmark_file,
     read_landmarks,
 )
+from datasets.tracking import DEFAULT_COMPLEXITY, check_model, load_mediapipe
+from datasets.video_files import find_videos
 from utils.annotations import annotation_name_problem
 from utils.cli import run_cli
 from utils.errors import DataError, UserError, quote, shorten
 from utils.files import (
+    check_unique_names,
     is_inside,
     prepare_output,
     read_text,
     require_file,
     write_output,
 )
+from utils.item_results import ItemResult, report_failures
 
 SPLITS = ("train", "val", "test")
 #: How far (as a share of the landmark rows) a range's end may be from the file's
@@ -79,6 +92,8 @@ UNKNOWN_SIGNER = "none"
 #: hand there.
 HAND_ARRAY_SUFFIX = ".npy"
 MISSING_HAND_VALUE = -1.0
+#: The tracker `--videos` runs: MediaPipe Hands, as WLASL's published landmarks.
+VIDEO_TRACKER = "hands"
 
 
 @dataclass(frozen=True)
@@ -344,6 +359,47 @@ class _Source:
         return _write_hands(hands, self.path, video_id, root)
 
 
+class _VideoSource:
+    """WLASL's videos (`VIDEO_ID.mp4`, ...) in one folder, followed by signpipe's
+    MediaPipe Hands tracker into the output root (`extract`, then `write`)."""
+
+    def __init__(self, folder: Path, workers: int) -> None:
+        if not folder.is_dir():
+            raise UserError(
+                f"--videos {folder}: not a folder; expected WLASL's videos, named "
+                "VIDEO_ID.mp4 as the start kit's preprocess.py writes them"
+            )
+        self.path = folder
+        videos = find_videos(folder)
+        check_unique_names(videos, [video.stem for video in videos])
+        self.videos = {video.stem: video for video in videos}
+        self.workers = workers
+        self.rows: dict[str, int] = {}
+
+    def has(self, video_id: str) -> bool:
+        """Whether the folder has the video."""
+        return video_id in self.videos
+
+    def extract(self, video_ids: list[str], root: Path) -> list[ItemResult]:
+        """Write `root/<id>/<id>.npz` for each video; the failed ones' results."""
+        check_model(load_mediapipe(), VIDEO_TRACKER, DEFAULT_COMPLEXITY)
+        jobs = [(video_id, self.videos[video_id]) for video_id in video_ids]
+        args = (root, DEFAULT_COMPLEXITY, None, VIDEO_TRACKER)
+        results = run_batch(
+            extract_item, jobs, args, workers=self.workers, unit="video"
+        )
+        for result in results:
+            if result.error is None and result.frames == 0:
+                result.error = "no frame could be decoded"
+        self.rows = {r.name: r.frames for r in results if r.error is None}
+        return [result for result in results if result.error is not None]
+
+    # pylint: disable-next=unused-argument
+    def write(self, video_id: str, root: Path) -> int:
+        """The row count of the video's landmark file (written by `extract`)."""
+        return self.rows[video_id]
+
+
 def _read_hand_array(path: Path) -> np.ndarray:
     """A `.npy` of `(T, hands, 21, 3)` MediaPipe Hands points in which a hand slot
     filled with -1.0 means "no hand" (the public WLASL hand landmarks' layout), with
@@ -386,17 +442,23 @@ def _write_hands(hands: np.ndarray, where: Path, video_id: str, root: Path) -> i
 
 def import_wlasl(
     split_file: Path,
-    landmarks: Path,
+    landmarks: Path | None,
     output: Path,
     *,
     class_list: Path | None = None,
     num_classes: int | None = None,
+    videos: Path | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Write a dataset root for the clips of `split_file` that have landmarks.
+    """Write a dataset root for the clips of `split_file` that have landmarks (or,
+    with `videos` instead of `landmarks`, a video to extract them from).
 
     Returns:
-        `{"clips": {split: count}, "classes": {split: count}, "skipped": count}`.
+        `{"clips": {split: count}, "classes": {split: count}, "skipped": count,
+        "failed": [ItemResult of each video that could not be followed]}`.
     """
+    if (landmarks is None) == (videos is None):
+        raise UserError("give either --landmarks or --videos (one of the two)")
     clips, names = read_split_file(split_file, num_classes)
     if class_list is not None:
         names = {**read_class_list(class_list), **names}
@@ -404,7 +466,7 @@ def import_wlasl(
         raise UserError(
             f"{split_file} names no glosses: give --class_list wlasl_class_list.txt"
         )
-    source = _Source(landmarks)
+    source = _Source(landmarks) if videos is None else _VideoSource(videos, workers)
     unnamed = sorted({clip.label for clip in clips} - set(names))
     if unnamed:
         raise DataError(
@@ -412,9 +474,19 @@ def import_wlasl(
             f"{', '.join(map(str, unnamed[:10]))}"
         )
     present = [clip for clip in clips if source.has(clip.video_id)]
+    if not present:
+        where = (
+            f"landmarks in {landmarks}" if videos is None else f"a video in {videos}"
+        )
+        raise UserError(f"none of the {len(clips)} videos of {split_file} has {where}")
     prepare_output(output)
     for clip in present:  # every clip's folder, before anything is written
         _confined(output / clip.video_id, output, clip.video_id)
+    failed = []
+    if isinstance(source, _VideoSource):
+        failed = source.extract([clip.video_id for clip in present], output)
+        broken = {result.name for result in failed}
+        present = [clip for clip in present if clip.video_id not in broken]
     signers = any(clip.signer is not None for clip in present)
     rows = ["name start end gloss split" + (" signer" if signers else "")]
     for clip in tqdm(present, desc="clips", unit="clip", disable=None):
@@ -423,8 +495,9 @@ def import_wlasl(
         rows.append(row + (f" {clip.signer or UNKNOWN_SIGNER}" if signers else ""))
     if len(rows) == 1:
         raise UserError(
-            f"none of the {len(clips)} videos of {split_file} has landmarks in "
-            f"{landmarks}"
+            f"none of the {len(failed)} videos found could be "
+            "followed: "
+            + "; ".join(f"{result.source}: {result.error}" for result in failed[:3])
         )
     labels = sorted({clip.label for clip in present})
     glosses = "id gloss\n" + "".join(f"{label} {names[label]}\n" for label in labels)
@@ -439,7 +512,8 @@ def import_wlasl(
             split: len({c.label for c in present if c.split == split})
             for split in SPLITS
         },
-        "skipped": len(clips) - len(present),
+        "skipped": len(clips) - len(present) - len(failed),
+        "failed": failed,
     }
 
 
@@ -450,10 +524,22 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--split_file", type=Path, required=True, metavar="JSON")
     parser.add_argument("--class_list", type=Path, metavar="TXT")
-    parser.add_argument(
-        "--landmarks", type=Path, required=True, metavar="NPZ_OR_FOLDER"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--landmarks",
+        type=Path,
+        metavar="NPZ_OR_FOLDER",
+        help="hand landmarks per video id: an .npz, or a folder of .npy/.npz files",
+    )
+    source.add_argument(
+        "--videos",
+        type=Path,
+        metavar="DIR",
+        help="WLASL's videos (VIDEO_ID.mp4): follow each video of the split with "
+        "MediaPipe Hands (needs requirements-landmarks.txt)",
     )
     parser.add_argument("--output", type=Path, required=True, metavar="ROOT")
+    add_workers_argument(parser)
     parser.add_argument(
         "--num_classes",
         type=int,
@@ -476,17 +562,20 @@ def main(argv: list[str] | None = None) -> int:
             args.output,
             class_list=args.class_list,
             num_classes=args.num_classes,
+            videos=args.videos,
+            workers=args.workers,
         )
         for split in SPLITS:
             print(
                 f"{split}: {summary['clips'][split]} clips, "
                 f"{summary['classes'][split]} classes"
             )
+        missing = "landmarks" if args.videos is None else f"a video in {args.videos}"
         print(
-            f"skipped {summary['skipped']} videos without landmarks; wrote "
+            f"skipped {summary['skipped']} videos without {missing}; wrote "
             f"{args.output}"
         )
-        return 0
+        return report_failures(summary["failed"], "videos")
 
     return run_cli(command)
 

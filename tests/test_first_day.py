@@ -98,3 +98,117 @@ def test_built_site_links_open_from_disk(tmp_path) -> None:
             assert target.is_file(), f"{page.relative_to(site)} links to {href}"
             links += 1
     assert links > 1000
+
+
+def _make_dry_run(*args: str) -> str:
+    """What `make -n ARGS` would run (nothing is run)."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "default_port"), [("demo", "8000"), ("notebook", "8888")]
+)
+def test_make_demo_and_notebook_take_a_host_and_a_port(target, default_port) -> None:
+    """`make demo HOST=... PORT=...` and `make notebook HOST=... PORT=...` serve there;
+    without them, on localhost and the target's usual port."""
+    command = _make_dry_run(target, "HOST=0.0.0.0", "PORT=8123").splitlines()[-1]
+    assert re.search(r"--(host|ip)[ =]0\.0\.0\.0\b", command), command
+    assert re.search(r"--port[ =]8123\b", command), command
+    command = _make_dry_run(target).splitlines()[-1]
+    assert re.search(r"--(host|ip)[ =]127\.0\.0\.1\b", command), command
+    assert re.search(rf"--port[ =]{default_port}\b", command), command
+
+
+def _page(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_make_test_comes_after_the_quick_start_with_its_time(page) -> None:
+    """A new user's first command is `make train`; `make test` (minutes on 2 cores)
+    comes later and says how long it takes where it is named."""
+    text = _page(page)
+    assert text.index("make train") < text.index("make test")
+    first = text.index("make test")
+    paragraph = text[first : first + 300].split("\n\n")[0]
+    assert re.search(r"\d+(\.\d+)? ?min", paragraph), paragraph
+
+
+@pytest.mark.parametrize(
+    ("page", "links"),
+    [
+        (
+            "README.md",
+            ["docs/guide/own-dataset.md", "docs/commands/labels_csv.md"],
+        ),
+        (
+            "docs/getting-started.md",
+            ["guide/own-dataset.md", "commands/labels_csv.md"],
+        ),
+        (
+            "docs/index.md",
+            [
+                "guide/own-dataset.md",
+                "commands/labels_csv.md",
+                "data/videos.md",
+                "guide/demo.md",
+                "commands/export.md",
+                "guide/model-zoo.md",
+            ],
+        ),
+    ],
+)
+def test_front_pages_lead_to_own_data_videos_demo_and_export(page, links) -> None:
+    """The own-dataset page and labels_csv from the README, the docs' home page and
+    getting-started; the home page also names videos as samples, the demo and the
+    ONNX export."""
+    text = _page(page)
+    for link in links:
+        assert f"]({link}" in text, f"{page} does not link {link}"
+
+
+def test_wlasl_commands_evaluate_val_where_test_is_held_back() -> None:
+    """The shared WLASL split files hold the test entries back: the README's and the
+    recipes' evaluation commands use val, and say when `test` works."""
+    pages = {"README.md": _page("README.md")}
+    pages.update(
+        {
+            str(path.relative_to(ROOT)): path.read_text(encoding="utf-8")
+            for path in sorted((ROOT / "recipes").glob("wlasl*_hands*.yml"))
+        }
+    )
+    assert len(pages) > 4
+    for name, text in pages.items():
+        commands = re.findall(r"test\.py partial runs/wlasl\S+ \S+.*", text)
+        assert commands, name
+        for command in commands:
+            assert re.match(r"test\.py partial \S+ val\s*$", command), (name, command)
+        if "`test`" in text:  # where `test` is offered, it says when it works
+            assert "held back" in text or "holds them back" in text, name
+
+
+def test_wlasl_data_page_names_source_licence_and_both_routes() -> None:
+    """Where the README's WLASL landmarks come from, their licence, how the table was
+    made, and the commands from WLASL's public files (published landmarks, videos)."""
+    text = _page("docs/data/wlasl-landmarks.md")
+    for fact in (
+        "ethanfarah/live-fingering",
+        "5892d2a",
+        "C-UDA",
+        "How the table of the README was made",
+        "--landmarks live-fingering/data/landmarks/",
+        "--videos wlasl_videos/",
+        "github.com/dxli94/WLASL",
+    ):
+        assert fact in text, fact
+    assert "data/wlasl-landmarks.md" in _page("mkdocs.yml")
+    assert "docs/data/wlasl-landmarks.md" in _page("README.md")

@@ -1,7 +1,8 @@
 """From a person's video to the right sign: signpipe's own extraction of real WLASL
-videos gives the points of WLASL's published landmark files of the same clips, and the
-shipped WLASL300 model gives, from the raw videos, the answer it gives from those
-files (through predict.py and through the demo's API).
+videos (as predict.py and the demo run it, and as `data_preprocessing.wlasl --videos`
+imports WLASL) gives the points of WLASL's published landmark files of the same clips,
+and the shipped WLASL300 model gives, from the raw videos, the answer it gives from
+those files (through predict.py and through the demo's API).
 
 The sample videos (`../shared/data/video/wlasl_sample/`: 69531 "what", 69546 "yes",
 both in WLASL300's val split, so the model never trained on them; 69532 "when", a
@@ -14,6 +15,7 @@ real data; the tests skip with a reason when `../shared` or mediapipe is absent.
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -31,7 +33,8 @@ from models.zoo import zoo_file
 from utils.errors import UserError
 
 SAMPLE = SHARED_DATA / "video" / "wlasl_sample"
-HANDS = SHARED_DATA / "wlasl_hands" / "wlasl2000_hands_trainval.npz"
+WLASL_HANDS = SHARED_DATA / "wlasl_hands"
+HANDS = WLASL_HANDS / "wlasl2000_hands_trainval.npz"
 #: The sample clips the WLASL300 model knows, with their true gloss.
 KNOWN = {"69531": "what", "69546": "yes"}
 ALL_CLIPS = ("69531", "69532", "69546")
@@ -68,15 +71,9 @@ def _present(hands: np.ndarray) -> np.ndarray:
     return np.isfinite(hands[..., 0, 0])
 
 
-@pytest.mark.parametrize("clip", ALL_CLIPS)
-def test_extraction_matches_the_benchmark_points(clip, extracted, benchmark) -> None:
+def assert_same_points(ours: np.ndarray, theirs: np.ndarray) -> None:
     """Same frames with hands, and the same points within a few thousandths of the
     frame, after both went through the one reader."""
-    with np.load(extracted[clip]) as data:
-        assert str(data["coordinates"]) == NORMALISED
-        assert list(np.asarray(data["frame_size"])) == [1280, 720]
-        ours = np.asarray(data["hands"])
-    theirs = benchmark[clip]
     assert ours.shape == theirs.shape  # one row per video frame, two slots
     # The frames where hands were found agree (tracking may differ by a frame).
     agree = (_present(ours).sum(1) > 0) == (_present(theirs).sum(1) > 0)
@@ -93,6 +90,61 @@ def test_extraction_matches_the_benchmark_points(clip, extracted, benchmark) -> 
     # (a hand put on the wrong side would be a tenth or more away).
     assert np.median(distance) < 0.01
     assert np.quantile(distance, 0.9) < 0.03
+
+
+@pytest.mark.parametrize("clip", ALL_CLIPS)
+def test_extraction_matches_the_benchmark_points(clip, extracted, benchmark) -> None:
+    """predict.py's and the demo's extraction of the whole video gives the points of
+    WLASL's published file."""
+    with np.load(extracted[clip]) as data:
+        assert str(data["coordinates"]) == NORMALISED
+        assert list(np.asarray(data["frame_size"])) == [1280, 720]
+        ours = np.asarray(data["hands"])
+    assert_same_points(ours, benchmark[clip])
+
+
+def test_wlasl_import_from_the_videos_gives_the_published_points(
+    benchmark, tmp_path, capsys
+) -> None:
+    """From WLASL's public files alone: the official split file (`nslt_2000.json`,
+    cut to the sample clips and one clip whose video is gone), the class list and a
+    folder of `VIDEO_ID.mp4` videos as the start kit writes them, `wlasl --videos`
+    runs signpipe's Hands tracker on each video of the split and writes the root the
+    recipes read, with the points of WLASL's published landmarks."""
+    # pylint: disable-next=import-outside-toplevel
+    from data_preprocessing import wlasl
+
+    try:
+        load_mediapipe()
+    except UserError as error:
+        pytest.skip(str(error))
+    entries = json.loads((WLASL_HANDS / "nslt_2000.json").read_text())
+    gone = next(clip for clip in entries if clip not in ALL_CLIPS)
+    split = tmp_path / "nslt_tiny.json"
+    split.write_text(
+        json.dumps({clip: entries[clip] for clip in (*ALL_CLIPS, gone)}),
+        encoding="utf-8",
+    )
+    root = tmp_path / "wlasl"
+    command = ["--split_file", str(split), "--videos", str(SAMPLE), "--output"]
+    class_list = WLASL_HANDS / "wlasl_class_list.txt"
+    command += [str(root), "--class_list", str(class_list), "--workers", "1"]
+    assert wlasl.main(command) == 0
+    out = capsys.readouterr().out
+    assert "train: 1 clips, 1 classes" in out and "val: 2 clips, 2 classes" in out
+    assert f"skipped 1 videos without a video in {SAMPLE}" in out
+    rows = [
+        line.split()
+        for line in (root / "test_gloss.txt").read_text("utf-8").splitlines()[1:]
+    ]
+    expected = {clip: entries[clip]["subset"] for clip in ALL_CLIPS}
+    assert {row[0]: row[4] for row in rows} == expected
+    glosses = (root / "glosses.txt").read_text("utf-8").split()
+    assert {"what", "when", "yes"} <= set(glosses)
+    for clip in ALL_CLIPS:
+        with np.load(root / clip / f"{clip}.npz") as data:
+            assert str(data["coordinates"]) == NORMALISED
+            assert_same_points(np.asarray(data["hands"]), benchmark[clip])
 
 
 def test_pixel_files_read_as_normalised(tmp_path, benchmark) -> None:
@@ -200,8 +252,6 @@ def test_test_py_evaluates_the_zoo_model_by_name(benchmark, tmp_path) -> None:
     imported from WLASL's landmark files (with their official split entries): both
     recognised (top-5)."""
     # pylint: disable=import-outside-toplevel
-    import json
-
     import test as test_script
     from data_preprocessing.wlasl import import_wlasl
 
