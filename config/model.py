@@ -160,7 +160,13 @@ class HeadConfig(Section):
     these keys. A `classification` head (the default kind) is
     `heads.model.additional_layers` hidden layers, then dropout and a linear layer
     to `num_class` logits, trained with cross-entropy on the samples that have its
-    label."""
+    label.
+
+    A head kind may declare settings of its own (see "Model settings" below); they
+    are written flat in the head's section, next to these keys, and checked against
+    its kind's settings (any other key is an error)."""
+
+    model_config = MODEL_SECTION
 
     kind: str = Field(
         "classification",

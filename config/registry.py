@@ -16,6 +16,7 @@ mechanism does: `models/` sits above `config/`, so nothing here imports it stati
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -28,6 +29,10 @@ from utils.errors import ConfigError
 #: What a feature extractor can read: image frames one by one, the whole clip of
 #: frames (a video network), landmarks.
 READS = ("frames", "clip", "landmarks")
+
+#: What a head kind's label is: one class per sample, a sequence of class ids (a
+#: gloss sequence), or a sentence (text).
+LABELS = ("class", "sequence", "text")
 
 #: The packages whose import registers the built-in models.
 BUILTIN_PACKAGES = ("models.feature_extractors", "models.transformers", "models.heads")
@@ -46,6 +51,8 @@ class ModelFacts:
             section; None when it has none of its own.
         weights: what its `pretrained_path` takes (Markdown), or "not used".
         module: the module that registered it.
+        label: for a head kind, what its label is (one of `LABELS`): the data
+            readers parse its cells, and the loaders batch its labels, by it.
     """
 
     name: str
@@ -55,6 +62,7 @@ class ModelFacts:
     settings: type[Section] | None = None
     weights: str = "not used"
     module: str = ""
+    label: str = "class"
 
     def reads_frames(self) -> bool:
         """Whether it reads image frames (one by one or as a clip)."""
@@ -86,6 +94,10 @@ class FactsRegistry:
         if not set(facts.reads) <= set(READS):
             raise ValueError(
                 f"{self.kind} '{facts.name}': reads must be among {', '.join(READS)}"
+            )
+        if facts.label not in LABELS:
+            raise ValueError(
+                f"{self.kind} '{facts.name}': label must be one of {', '.join(LABELS)}"
             )
         self._facts[facts.name] = facts
 
@@ -189,11 +201,27 @@ def replaced_settings(facts: FactsRegistry, old: str, new: str) -> tuple[str, ..
     return tuple(key for key in before.setting_names() if key not in kept)
 
 
-def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
+def settings_problems(
+    section: Section,
+    facts: FactsRegistry,
+    *,
+    name: str | None = None,
+    where: str | None = None,
+) -> list[str]:
     """Problems with a model section's own settings (the keys its schema does not
     declare), checked against the chosen model's `settings`, each as `key: why`: a
-    bad value, another model's setting, an unknown key."""
-    name = section.name  # type: ignore[attr-defined]
+    bad value, another model's setting, an unknown key.
+
+    Args:
+        section: the section (its extra keys are the settings).
+        facts: the registry of the model it chooses.
+        name: the chosen model; default the section's `name` (a head's is its
+            `kind`).
+        where: the section's dotted key in messages; default `facts.section`
+            (a head's is `heads.<group>.<head>`).
+    """
+    name = section.name if name is None else name  # type: ignore[attr-defined]
+    where = facts.section if where is None else where
     extras = extra_settings(section)
     chosen = facts.known(name)
     if chosen is None:
@@ -204,15 +232,16 @@ def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
     others = other_models_settings(facts, name, unknown)
     allowed = sorted({*type(section).model_fields, *own})
     for key in unknown:
-        where = f"{facts.section}.{key}"
         if key in others:
             problems.append(
-                f"{where}: read by {' and '.join(others[key])}, not by {facts.kind} "
-                f"'{name}'; remove it"
+                f"{where}.{key}: read by {' and '.join(others[key])}, not by "
+                f"{facts.kind} '{name}'; remove it"
             )
         else:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(
-                f"{where}: unknown key for {facts.kind} '{name}'; "
+                f"{where}.{key}: unknown key for {facts.kind} '{name}'{hint}; "
                 f"allowed: {', '.join(allowed)}"
             )
     if chosen.settings is not None:
@@ -221,10 +250,12 @@ def settings_problems(section: Section, facts: FactsRegistry) -> list[str]:
         except ValidationError as error:
             for detail in error.errors():
                 key = ".".join(str(part) for part in detail["loc"])
-                where = f"{facts.section}.{key}" if key else facts.section
-                problems.append(
-                    f"{where}: {detail['msg'].removeprefix('Value error, ')}"
-                )
+                message = detail["msg"].removeprefix("Value error, ")
+                named, colon, rest = message.partition(": ")
+                if not key and colon and named in own:  # a validator naming its field
+                    key, message = named, rest
+                at = f"{where}.{key}" if key else where
+                problems.append(f"{at}: {message}")
     return problems
 
 
@@ -242,17 +273,23 @@ def section_with_settings(
 
 
 def model_settings(
-    section: Section, facts: FactsRegistry, plugins: Iterable[str] = ()
+    section: Section,
+    facts: FactsRegistry,
+    plugins: Iterable[str] = (),
+    *,
+    name: str | None = None,
+    where: str | None = None,
 ) -> Section | None:
     """The chosen model's own settings, defaults filled in, or None for a model
     that declares none; the models and `plugins` are imported first when it is
-    not registered yet.
+    not registered yet. `name` and `where` as for `settings_problems`.
 
     Raises:
         ConfigError: the model is unknown, a plugin cannot be imported, or its
             settings are invalid (each problem as `settings_problems` words it).
     """
-    chosen = facts.get(section.name, plugins)  # type: ignore[attr-defined]
+    name = section.name if name is None else name  # type: ignore[attr-defined]
+    chosen = facts.get(name, plugins)
     if chosen.settings is None:
         return None
     own = chosen.setting_names()
@@ -262,4 +299,5 @@ def model_settings(
             {k: v for k, v in extras.items() if k in own}
         )
     except ValidationError:
-        raise ConfigError("\n".join(settings_problems(section, facts))) from None
+        problems = settings_problems(section, facts, name=name, where=where)
+        raise ConfigError("\n".join(problems)) from None

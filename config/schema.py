@@ -718,6 +718,25 @@ class SignpipeConfig(Section):
         """Each active head's loss weight."""
         return {name: head.loss_weight for name, head in self.active_heads().items()}
 
+    def head_labels(self) -> dict[str, str]:
+        """What each active head's label is (its kind's registered `label`: class,
+        sequence or text)."""
+        plugins = self.general_parameters.plugins
+        return {
+            name: HEAD_KIND_FACTS.get(head.kind, plugins).label
+            for name, head in self.active_heads().items()
+        }
+
+    def tokenizer_paths(self) -> dict[str, str | None]:
+        """Each active text head's `tokenizer_path` setting (a text kind declares
+        it; None when not given), by head."""
+        labels = self.head_labels()
+        return {
+            name: (head.model_extra or {}).get("tokenizer_path")
+            for name, head in self.active_heads().items()
+            if labels[name] == "text"
+        }
+
     def head_modes(self) -> dict[str, str]:
         """Which classification mode (head group) each active head belongs to."""
         return {
@@ -779,4 +798,18 @@ def model_problems(config: SignpipeConfig, import_first: bool = True) -> list[st
                     f"heads.{mode}.{name}.kind: unknown head kind '{head.kind}'; "
                     f"allowed: {', '.join(HEAD_KIND_FACTS.names())}"
                 )
+            problems += settings_problems(
+                head, HEAD_KIND_FACTS, name=head.kind, where=f"heads.{mode}.{name}"
+            )
+    sequence_heads = [
+        name
+        for name, head in config.active_heads().items()
+        if (facts := HEAD_KIND_FACTS.known(head.kind)) and facts.label != "class"
+    ]
+    if sequence_heads and config.landmarks_parameters.apply_crop:
+        problems.append(
+            "landmarks_parameters.apply_crop: a crop cuts signs that the labels of "
+            f"head {sequence_heads[0]} (a sequence or sentence) still name; set it "
+            "to false"
+        )
     return problems

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from config.schema import SignpipeConfig
 from datasets.images import decode_image
 from datasets.index import Sample, index_roots, resolve_num_classes
+from datasets.targets import load_text_targets
 from datasets.landmarks import read_landmarks, require_rows
 from datasets.videos import frame_table, read_all_frames
 from utils.errors import DataError
@@ -106,7 +107,13 @@ def check_data(config: SignpipeConfig) -> int:
     """
     problems: list[str] = []
     indexed = index_roots(config, problems)
-    resolve_num_classes(config, [row for rows, _ in indexed.values() for row in rows])
+    vocabularies = {
+        head: len(target.tokenizer)
+        for head, target in load_text_targets(config).items()
+    }
+    resolve_num_classes(
+        config, [row for rows, _ in indexed.values() for row in rows], vocabularies
+    )
     samples = [sample for _, samples in indexed.values() for sample in samples]
     components = (
         list(config.landmarks_parameters.components) if config.uses_landmarks() else []

@@ -25,7 +25,6 @@ from datasets.landmarks import landmark_file
 from datasets.sampling import check_fps
 from datasets.videos import probe_video
 from utils.annotations import (
-    IGNORE_INDEX,
     MAX_REPORTED,
     AnnotationRow,
     check_label_ranges,
@@ -34,8 +33,9 @@ from utils.annotations import (
     read_manifest,
 )
 from utils.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 from utils.files import EMPTY, exists, path_problem, read_text
+from utils.labels import Label, is_missing, missing_label
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Sample:
     name: str
     start: int
     length: int
-    labels: dict[str, int]
+    labels: dict[str, Label]
     frame_paths: list[Path]
     landmark_path: Path | None = None
     fps: float | None = None
@@ -142,7 +142,7 @@ def _join_rows(files: list[list[AnnotationRow]]) -> list[AnnotationRow]:
 
 
 def _manifest_root(
-    root: Path, annotation_file: AnnotationSource, heads: list[str]
+    root: Path, annotation_file: AnnotationSource, heads: dict[str, str]
 ) -> list[AnnotationRow]:
     """The rows of a dataset root that is a video manifest."""
     if annotation_file is not None:
@@ -155,7 +155,7 @@ def _manifest_root(
             f"{root}: a data_path file must be a video manifest, a CSV whose header "
             "starts with 'path' (see docs/data/videos.md)"
         )
-    return read_manifest(root, heads)
+    return read_manifest(root, list(heads), heads)
 
 
 def read_root_annotations(
@@ -174,17 +174,18 @@ def read_root_annotations(
             `ratio_train_test`); or None for `test_<mode>.txt` per head group.
     """
     head_modes = config.head_modes()
+    kinds = config.head_labels()
     separator = config.general_parameters.annotation_separator
 
     def read(name: str | Path, heads: list[str]) -> list[AnnotationRow]:
         path = Path(name)
         path = path if path.is_absolute() else root / path
         if is_manifest(path):
-            return read_manifest(path, heads)
-        return read_annotation_file(path, heads, separator)
+            return read_manifest(path, heads, kinds)
+        return read_annotation_file(path, heads, separator, kinds)
 
     if root.suffix.lower() == ".csv" and root.is_file():
-        rows = _manifest_root(root, annotation_file, list(head_modes))
+        rows = _manifest_root(root, annotation_file, kinds)
     elif isinstance(annotation_file, dict):
         rows, seen = [], {}
         for split, name in annotation_file.items():
@@ -213,7 +214,7 @@ def read_root_annotations(
         rows = _join_rows(files)
     for row in rows:
         for head in head_modes:
-            row.labels.setdefault(head, IGNORE_INDEX)
+            row.labels.setdefault(head, missing_label(kinds[head]))
     return rows
 
 
@@ -477,14 +478,47 @@ def index_roots(
     return indexed
 
 
-def resolve_num_classes(config: SignpipeConfig, rows: list[AnnotationRow]) -> dict:
-    """Head -> class count: as configured, or `auto` from the labels of all roots."""
+def resolve_num_classes(
+    config: SignpipeConfig, rows: list[AnnotationRow], vocabularies=None
+) -> dict:
+    """Head -> class count: as configured, or `auto` from the labels of all roots
+    (a sequence head: 1 + its largest id; CTC's blank is not a class); a text head's
+    is its tokenizer's vocabulary.
+
+    Args:
+        config: the validated config.
+        rows: the annotation rows of every root.
+        vocabularies: text head -> its tokenizer's size (`len(tokenizer)`).
+
+    Raises:
+        ConfigError: a text head's `num_class` differs from its vocabulary.
+        DataError: `auto` without any label, or a label out of range.
+    """
     counts = {}
+    kinds, modes = config.head_labels(), config.head_modes()
     for head, head_config in config.active_heads().items():
+        if kinds[head] == "text":
+            size = (vocabularies or {})[head]
+            if head_config.num_class not in ("auto", size):
+                raise ConfigError(
+                    f"heads.{modes[head]}.{head}.num_class: {head_config.num_class}, "
+                    f"but the head's tokenizer has {size} tokens; set it to auto"
+                )
+            counts[head] = size
+            continue
         if head_config.num_class != "auto":
             counts[head] = head_config.num_class
             continue
-        seen = [row.labels[head] for row in rows if row.labels[head] != IGNORE_INDEX]
+        seen = [
+            label
+            for row in rows
+            if not is_missing(row.labels[head])
+            for label in (
+                row.labels[head]
+                if isinstance(row.labels[head], tuple)
+                else (row.labels[head],)
+            )
+        ]
         if not seen:
             raise DataError(
                 f"head {head}: num_class is 'auto' but no sample has a label"
@@ -532,16 +566,22 @@ def read_gloss_names(
 
 
 def label_names(
-    config: SignpipeConfig, num_classes: dict[str, int]
+    config: SignpipeConfig,
+    num_classes: dict[str, int],
+    tokens: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     """Readable class names per head: a root's `names_<head>.txt` where there is
     one, else HamNoSys symbol names, gloss words where a `glosses.txt` gives them,
-    the class id otherwise."""
+    the class id otherwise; a text head's are its tokenizer's tokens (`tokens`:
+    text head -> its tokens in id order)."""
     hamnosys = head_class_names()
     roots = [str(root_folder(root)) for root in config.general_parameters.data_paths()]
     glosses = read_gloss_names(roots)
     names = {}
     for head, count in num_classes.items():
+        if head in (tokens or {}):
+            names[head] = list(tokens[head])
+            continue
         known = hamnosys.get(head, [])
         if config.head_modes()[head] == "gloss":
             known = [glosses.get(i, str(i)) for i in range(count)]

@@ -1,8 +1,9 @@
 """The data a config describes: dataset roots -> samples -> train/val/test split.
 
 The split is fixed by a `split` column where the annotations have one, else
-signer-independent when they name signers, else stratified by the first head's
-label; it is seeded, so training, `test.py` and every process of a run agree.
+signer-independent when they name signers, else stratified by the first class
+head's label (a plain shuffle when every head's label is a sequence or a sentence);
+it is seeded, so training, `test.py` and every process of a run agree.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from datasets.index import (
 )
 from datasets.sampling import SamplingOptions
 from datasets.sign_dataset import SignDataset, decode_image
+from datasets.targets import load_text_targets
 from datasets.transforms import (
     build_clip_transform,
     build_resize_crop,
     decode_size_hint,
 )
-from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
+from utils.labels import is_missing
 
 
 def stratified_split(
@@ -86,11 +88,22 @@ def signer_split(
     return train, val
 
 
+def plain_split(
+    samples: list[Sample], ratio_train: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """A seeded train/val split without strata (at least one training sample)."""
+    shuffled = list(samples)
+    random.Random(seed).shuffle(shuffled)
+    cut = max(1, round(ratio_train * len(shuffled)))
+    return shuffled[:cut], shuffled[cut:]
+
+
 def split_samples(
-    samples: list[Sample], ratio_train: float, seed: int, stratify_head: str
+    samples: list[Sample], ratio_train: float, seed: int, stratify_head: str | None
 ) -> dict[str, list[Sample]]:
     """Train/val/test samples: fixed by a `split` column, else signer-independent when
-    a `signer` column exists, else stratified by `stratify_head`."""
+    a `signer` column exists, else stratified by `stratify_head` (a class head; None:
+    a plain seeded split)."""
     fixed: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     free = []
     for sample in samples:
@@ -107,6 +120,8 @@ def split_samples(
                     "while others have one; fill the signer column for every sample"
                 )
             train, val = signer_split(free, ratio_train, seed)
+        elif stratify_head is None:
+            train, val = plain_split(free, ratio_train, seed)
         else:
             train, val = stratified_split(free, ratio_train, seed, stratify_head)
         fixed["train"].extend(train)
@@ -138,13 +153,23 @@ def check_evaluation_processes(samples: int, processes: int) -> None:
         )
 
 
-def root_statistics(root: str, samples: list[Sample], heads: list[str]) -> str:
-    """One line per root: samples, frames, and labelled samples / classes per head."""
+def root_statistics(
+    root: str, samples: list[Sample], heads: list[str] | dict[str, str]
+) -> str:
+    """One line per root: samples, frames, and labelled samples / classes per head
+    (`heads`: head -> what its label is; a list: class heads)."""
     frames = sum(len(s.frame_paths) or s.length for s in samples)
+    kinds = heads if isinstance(heads, dict) else dict.fromkeys(heads, "class")
     labelled = []
-    for head in heads:
-        values = [s.labels[head] for s in samples if s.labels[head] != IGNORE_INDEX]
-        labelled.append(f"{head} {len(values)} ({len(set(values))} classes)")
+    for head, kind in kinds.items():
+        values = [s.labels[head] for s in samples if not is_missing(s.labels[head])]
+        if kind == "sequence":
+            mean = sum(len(v) for v in values) / max(1, len(values))
+            labelled.append(f"{head} {len(values)} sequences ({mean:.1f} ids avg)")
+        elif kind == "text":
+            labelled.append(f"{head} {len(values)} sentences")
+        else:
+            labelled.append(f"{head} {len(values)} ({len(set(values))} classes)")
     return (
         f"data {root}: {len(samples)} samples, {frames} frames; labelled: "
         + ", ".join(labelled)
@@ -180,15 +205,27 @@ class SignData:
             rows.extend(root_rows)
             samples.extend(root_samples)
             self.statistics.append(
-                root_statistics(root, root_samples, list(config.head_modes()))
+                root_statistics(root, root_samples, config.head_labels())
             )
-        self.num_classes = resolve_num_classes(config, rows)
-        self.label_names = label_names(config, self.num_classes)
+        self.text_targets = load_text_targets(config)
+        tokenizers = {head: t.tokenizer for head, t in self.text_targets.items()}
+        self.num_classes = resolve_num_classes(
+            config, rows, {head: len(t) for head, t in tokenizers.items()}
+        )
+        self.label_names = label_names(
+            config,
+            self.num_classes,
+            {
+                head: t.convert_ids_to_tokens(list(range(self.num_classes[head])))
+                for head, t in tokenizers.items()
+            },
+        )
+        kinds = config.head_labels()
         splits = split_samples(
             samples,
             general.ratio_train_test,
             general.seed,
-            next(iter(self.num_classes)),
+            next((head for head in self.num_classes if kinds[head] == "class"), None),
         )
         self.train_samples = splits["train"]
         if config.train_parameters.train_on_val:  # a final model, after selection
@@ -230,6 +267,7 @@ class SignData:
             size_hint=decode_size_hint(augmentations),
             seed=config.general_parameters.seed,
             cache=self.cache,
+            text_targets=self.text_targets,
         )
 
     def describe(self) -> str:

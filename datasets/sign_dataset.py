@@ -27,6 +27,7 @@ from datasets.landmarks import (
     require_rows,
 )
 from datasets.sampling import SamplingOptions, sample_indices
+from datasets.targets import TextTarget, item_labels, pad_ids
 from datasets.videos import read_frames
 from utils.errors import DataError
 
@@ -67,7 +68,9 @@ class SignDataset(Dataset):
     An item is `{"labels": {head: int}, "name": str}` plus `"frames"`: `(T, C, H, W)`
     uint8 when frames are used, and `"landmarks"`: `(T, K, 3)` float32 with
     `"landmark_mask"`: `(T, K)` bool when landmarks are used; `T <= num_segments`
-    (`collate_clips` pads and masks short clips).
+    (`collate_clips` pads and masks short clips). A sequence head's label is its
+    list of class ids, a text head's its sentence's token ids, with the sentence
+    in `"texts"`: `{head: str}` (see `datasets.targets`).
 
     Args:
         samples: the clips.
@@ -79,6 +82,7 @@ class SignDataset(Dataset):
         seed: base seed for the random choices.
         cache: decoded, resized frames to read instead of the JPEGs (then `transform`
             holds only the random augmentations).
+        text_targets: text head -> its tokenizer (`datasets.targets`).
     """
 
     def __init__(
@@ -92,8 +96,10 @@ class SignDataset(Dataset):
         size_hint: int | None = None,
         seed: int = 0,
         cache: FrameCache | None = None,
+        text_targets: dict[str, TextTarget] | None = None,
     ) -> None:
         self.samples = samples
+        self.text_targets = text_targets or {}
         self.sampling = sampling
         self.train = train
         self.transform = transform
@@ -188,6 +194,10 @@ class SignDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         item = {"labels": sample.labels, "name": sample.name}
+        if any(not isinstance(v, int) for v in sample.labels.values()):
+            item["labels"], texts = item_labels(sample.labels, self.text_targets)
+            if texts:
+                item["texts"] = texts
         points = shoulders = None
         fps = sample.fps
         if self.landmarks is not None:
@@ -220,12 +230,15 @@ def collate_clips(items: list[dict]) -> dict:
     Returns:
         `{"mask": (B, T) bool, "labels": {head: (B,) long}, "name": [str]}` plus
         `"frames": (B, T, C, H, W) uint8` and/or `"landmarks": (B, T, K, 3) float`
-        with `"landmark_mask": (B, T, K) bool`.
+        with `"landmark_mask": (B, T, K) bool`. A sequence or text head's labels
+        are `(B, L)` long padded with `IGNORE_INDEX`, and the sentences of text
+        heads are in `"texts": {head: [str]}` (`""` = no label).
     """
     key = "frames" if "frames" in items[0] else "landmarks"
     lengths = [item[key].shape[0] for item in items]
     longest = max(lengths)
-    heads = list(items[0]["labels"])
+    sequences = [h for h, v in items[0]["labels"].items() if isinstance(v, list)]
+    heads = [head for head in items[0]["labels"] if head not in sequences]
     # One (heads, B) tensor whose rows are the heads' labels: a loader worker hands
     # every tensor storage to the main process separately, which costs about as much
     # as a clip's augmentations; nine heads in one storage make that one hand-over.
@@ -237,6 +250,15 @@ def collate_clips(items: list[dict]) -> dict:
         "labels": dict(zip(heads, labels)),
         "name": [item["name"] for item in items],
     }
+    if sequences:
+        padded = {h: pad_ids([item["labels"][h] for item in items]) for h in sequences}
+        batch["labels"] = {
+            h: batch["labels"].get(h, padded.get(h)) for h in items[0]["labels"]
+        }
+    if "texts" in items[0]:
+        batch["texts"] = {
+            head: [item["texts"][head] for item in items] for head in items[0]["texts"]
+        }
     if "frames" in items[0]:
         shapes = {tuple(item["frames"].shape[1:]) for item in items}
         if len(shapes) > 1:

@@ -76,10 +76,11 @@ def read_training_record(checkpoint: Path, loaded, heads: dict[str, str]) -> dic
     """
     record: dict = {"loss": None, "acc": None, "mean_top1": None, "notes": []}
     if loaded.val_metrics:
-        metrics = final_metrics(loaded.val_metrics, heads)
+        names = loaded.model.heads.metric_names()
+        metrics = final_metrics(loaded.val_metrics, heads, names)
         record["loss"] = metrics["val_loss"]
         record["acc"] = {
-            head: values["top1"] for head, values in metrics["heads"].items()
+            head: values.get("top1") for head, values in metrics["heads"].items()
         }
         record["mean_top1"] = metrics["mean_top1"]
         return record

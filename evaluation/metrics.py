@@ -434,13 +434,17 @@ class ShuffledCollate:
 
 
 def move_batch(batch: dict, device: torch.device) -> dict:
-    """The batch with every tensor (labels included) on `device`."""
+    """The batch with every tensor (labels included) on `device` (a text head's
+    sentences, `texts`, stay as they are)."""
     moved = {}
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
             moved[key] = value.to(device)
         elif isinstance(value, dict):
-            moved[key] = {k: v.to(device) for k, v in value.items()}
+            moved[key] = {
+                k: v.to(device) if isinstance(v, torch.Tensor) else v
+                for k, v in value.items()
+            }
         else:
             moved[key] = value
     return moved
@@ -568,22 +572,31 @@ def format_table(result: EvalRes) -> str:
     return "\n".join(lines)
 
 
-def final_metrics(callback_metrics: dict, heads: dict[str, str]) -> dict:
+def final_metrics(
+    callback_metrics: dict,
+    heads: dict[str, str],
+    names: dict[str, tuple[str, ...]] | None = None,
+) -> dict:
     """metrics.json's numbers from logged validation metrics (`val/loss`,
-    `val/<head>/top1`, ...): val loss, top-1/top-5/loss per head, mean top-1 per
-    group (`heads`: head -> its classification mode)."""
+    `val/<head>/top1`, ...): val loss, each head's metrics (`names`: head -> what
+    its kind logs, `models.heads.sequence.head_metric_names`; default top-1/top-5/
+    loss), mean top-1 per group (`heads`: head -> its classification mode) over
+    the heads that log top-1."""
 
     def value(key: str) -> float | None:
         metric = callback_metrics.get(key)
         return None if metric is None else float(metric)
 
     per_head = {
-        head: {k: value(metric_name("val", head, k)) for k in HEAD_METRICS}
+        head: {
+            k: value(metric_name("val", head, k))
+            for k in (names or {}).get(head, HEAD_METRICS)
+        }
         for head in heads
     }
     groups: dict[str, list[float]] = {}
     for head, group in heads.items():
-        if per_head[head]["top1"] is not None:
+        if per_head[head].get("top1") is not None:
             groups.setdefault(group, []).append(per_head[head]["top1"])
     return {
         "val_loss": value(metric_name("val", None, "loss")),

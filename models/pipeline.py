@@ -8,7 +8,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from config.registry import ENCODER_FACTS, EXTRACTOR_FACTS, section_with_settings
+from config.registry import (
+    ENCODER_FACTS,
+    EXTRACTOR_FACTS,
+    HEAD_KIND_FACTS,
+    model_settings,
+    section_with_settings,
+)
 from config.schema import SignpipeConfig, model_problems
 import models.feature_extractors  # noqa: F401  pylint: disable=unused-import
 from models.feature_extractors.landmarks import FusedExtractor, LandmarksEncoder
@@ -62,7 +68,10 @@ class SignPipeline(nn.Module):
         Returns:
             `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),
             "cls": (B, D')}`; `logits` are each head's raw outputs (its kind's
-            `predict` turns them into the prediction output, see `predict`).
+            `predict` turns them into the prediction output, see `predict`; a
+            sequence head's are `SequenceOutputs`, given the encoder's per-frame
+            outputs, or per-token outputs of a video network, and the batch's
+            `labels` and `texts`).
             With a video network (`ClipFeatureExtractor`) the encoder reads its
             `T'` tokens; `spatial` and `temporal` give each frame the token whose
             window holds it (`spatial` zero at padded frames).
@@ -72,7 +81,7 @@ class SignPipeline(nn.Module):
         if not isinstance(self.feature_extractor, ClipFeatureExtractor):
             cls, temporal = self.transformer(tokens, mask)
             return {
-                "logits": self.heads(cls),
+                "logits": self._heads(cls, temporal, mask, batch),
                 "spatial": tokens,
                 "temporal": temporal,
                 "cls": cls,
@@ -88,11 +97,18 @@ class SignPipeline(nn.Module):
         token_mask = real_frames.index_add_(1, positions, mask.float()) > 0
         cls, temporal = self.transformer(tokens, token_mask)
         return {
-            "logits": self.heads(cls),
+            "logits": self._heads(cls, temporal, token_mask, batch),
             "spatial": tokens[:, positions].masked_fill(~mask[..., None], 0.0),
             "temporal": temporal[:, positions],
             "cls": cls,
         }
+
+    def _heads(self, cls, temporal, mask, batch: dict) -> dict:
+        """The heads' outputs; heads that read the per-frame (per-token) outputs
+        get them, their mask, and the batch's labels and texts (teacher forcing)."""
+        if not getattr(self.heads, "reads_frames", False):
+            return self.heads(cls)
+        return self.heads(cls, temporal, mask, batch.get("labels"), batch.get("texts"))
 
     def predict(self, outputs: dict) -> dict[str, torch.Tensor]:
         """Each head's prediction output (its kind's) from `forward`'s outputs."""
@@ -234,12 +250,23 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
     check_interface(
         transformer, TemporalEncoder, "transformer.name", config.transformer.name
     )
+    modes = config.head_modes()
     heads = MultiHeadClassifier(
         input_dim=transformer.out_dim,
         num_classes=num_classes,
         additional_layers=config.heads.model.additional_layers,
         dropout_rate=config.heads.model.dropout_rate,
         kinds={name: head.kind for name, head in config.active_heads().items()},
+        settings={
+            name: model_settings(
+                head,
+                HEAD_KIND_FACTS,
+                config.general_parameters.plugins,
+                name=head.kind,
+                where=f"heads.{modes[name]}.{name}",
+            )
+            for name, head in config.active_heads().items()
+        },
     )
     return SignPipeline(
         feature_extractor=extractor, transformer=transformer, heads=heads

@@ -87,6 +87,20 @@ class HeadKind(Protocol):
 
     `top_k` are the top-k accuracies it logs as `{stage}/{head}/top{k}`;
     `metrics` may add others, logged as `{stage}/{head}/{name}`.
+
+    Optional members, read with their defaults by `kind_trait`:
+
+    - `inputs = "clip"`: `layer` reads the `(B, D)` clip embedding; `"frames"`: it
+      reads a `models.heads.sequence.HeadInput` (the encoder's per-frame outputs,
+      their mask, and the batch's labels for teacher forcing).
+    - `metric_stages = ("train", "val", "test")`: the stages whose metrics it
+      logs (a kind that decodes, e.g. CTC or a text decoder, leaves training out:
+      decoding leaves the device).
+    - `layer(..., settings=...)`: a kind that registers `settings` receives its
+      head's own settings (defaults filled in) when its `layer` names `settings`.
+
+    What a head kind's label is (a class, a sequence, a sentence) is a fact of its
+    registration (`label=`), so that the data readers, on a lower floor, know it.
     """
 
     top_k: tuple[int, ...]
@@ -117,6 +131,15 @@ class HeadKind(Protocol):
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """The prediction output: scores (classification: probabilities)."""
+
+
+#: The defaults of a head kind's optional members (see `HeadKind`).
+HEAD_KIND_DEFAULTS = {"inputs": "clip", "metric_stages": ("train", "val", "test")}
+
+
+def kind_trait(kind: object, name: str):
+    """A head kind's optional member `name`, or its default (`HEAD_KIND_DEFAULTS`)."""
+    return getattr(kind, name, HEAD_KIND_DEFAULTS[name])
 
 
 class NothingToPrepare:  # pylint: disable=too-few-public-methods
@@ -161,6 +184,7 @@ class Registry:
         min_frames: int = 1,
         settings: type[Section] | None = None,
         weights: str = "not used",
+        label: str = "class",
     ) -> Callable[[T], T]:
         """Decorator registering a constructor under `name` with its facts (see
         `config.registry.ModelFacts`); a name may be used once.
@@ -181,6 +205,7 @@ class Registry:
                     settings=settings,
                     weights=weights,
                     module=getattr(constructor, "__module__", ""),
+                    label=label,
                 )
             )
             self._entries[name] = constructor

@@ -36,8 +36,11 @@ from config.loader import (
     read_yaml_file,
     with_overrides,
 )
-from config.metric_names import HEAD_METRICS, metric_name
+from config.metric_names import metric_name
+from config.registry import import_models
 from config.schema import SignpipeConfig
+from models.heads import head_kind
+from models.heads.sequence import head_metric_names
 from sweeps.secrets import hide_in
 from utils.errors import ConfigError, shorten
 
@@ -381,11 +384,13 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def logged_metrics(config: SignpipeConfig) -> list[str]:
-    """The validation metrics a run of `config` logs."""
+    """The validation metrics a run of `config` logs (each head's: its kind's)."""
     names = [metric_name("val", None, "loss")]
     if not config.train_parameters.pre_training:
-        for head in config.head_modes():
-            names += [metric_name("val", head, k) for k in HEAD_METRICS]
+        import_models(config.general_parameters.plugins)
+        for head, head_config in config.active_heads().items():
+            kind = head_kind(head_config.kind)
+            names += [metric_name("val", head, k) for k in head_metric_names(kind)]
     return names
 
 

@@ -212,6 +212,11 @@ def writes_to_terminal() -> bool:
     return bool(isatty and isatty())
 
 
+#: The validation metrics of the heads that the epoch line shows (a sequence head's
+#: word error rate, BLEU-4 and chrF beside the classification heads' top-k).
+EPOCH_LINE_METRICS = ("top1", "top5", "wer", "bleu4", "chrf")
+
+
 class EpochSummary(L.Callback):
     """Prints one line per epoch when standard output is not a terminal (a cluster
     job's log file), where the progress bar shows nothing until the run ends.
@@ -244,7 +249,7 @@ class EpochSummary(L.Callback):
                 parts.append(f"{name} {float(metrics[key]):.4g}")
         for key, value in metrics.items():
             stage, head, metric = split_metric_name(key)
-            if stage == "val" and head and metric in ("top1", "top5"):
+            if stage == "val" and head and metric in EPOCH_LINE_METRICS:
                 parts.append(f"{key} {float(value):.3f}")
         if trainer.optimizers:
             parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.1e}")

@@ -60,13 +60,19 @@ class OptunaPruning(L.Callback):
 
 def _flat_results(bundle) -> dict[str, float]:
     """`test/<head>/top1`, `test/loss` and `test_shuffled/<head>/top1` of a
-    `test.py full` bundle."""
+    `test.py full` bundle; a sequence head's numbers (`test/<head>/wer`, ...)
+    instead of its top-1."""
     flat: dict[str, float] = {}
     for name, result in (
         ("test", bundle.test),
         ("test_shuffled", bundle.test_shuffled),
     ):
         for head, values in result.heads.items():
+            if not hasattr(values, "top_k_per_instance_acc"):  # a sequence head
+                for metric, number in values.to_dict().items():
+                    if isinstance(number, (int, float)) and metric != "labelled":
+                        flat[metric_name(name, head, metric)] = float(number)
+                continue
             top1 = values.top_k_per_instance_acc.top1
             if top1 is not None:
                 flat[metric_name(name, head, "top1")] = top1

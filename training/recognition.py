@@ -9,7 +9,9 @@ from torchmetrics import MeanMetric
 
 from config.metric_names import metric_name
 from models.freeze_scheduler import FreezeScheduler
-from models.heads import IGNORE_INDEX, weighted_multi_head_loss
+from models.heads import weighted_multi_head_loss
+from models.heads.sequence import labelled_samples
+from models.registry import kind_trait
 from training.base import PipelineModule, check_finite
 
 STAGES = ("train", "val", "test")
@@ -35,11 +37,18 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
         self.loss_weights = self.config.loss_weights()
         # Each head's kind gives its loss, its metrics and what they read.
         self.head_kinds = dict(self.model.heads.kinds)
+        # Each head's metrics in the stages its kind logs them in (a kind that
+        # decodes leaves training out).
+        self.metric_stages = {
+            head: tuple(kind_trait(kind, "metric_stages"))
+            for head, kind in self.head_kinds.items()
+        }
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{head}_{name}": metric
                 for stage in STAGES
                 for head, count in self.num_classes.items()
+                if stage in self.metric_stages[head]
                 for name, metric in self.head_kinds[head].metrics(count).items()
             }
         )
@@ -94,7 +103,7 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
             stage, "total", metric_name(stage, None, "loss"), loss, batch_size, log
         )
         for head, logits in outputs["logits"].items():
-            labelled = (labels[head] != IGNORE_INDEX).sum()
+            labelled = labelled_samples(labels[head]).sum()
             self._log_loss(
                 stage,
                 head,
@@ -103,6 +112,8 @@ class SignRecognitionModule(PipelineModule):  # pylint: disable=too-many-ancesto
                 labelled,
                 log,
             )
+            if stage not in self.metric_stages[head]:
+                continue
             values = self.head_kinds[head].metric_inputs(logits.detach(), labels[head])
             for k in self.head_kinds[head].top_k:
                 metric = self.metrics[f"{stage}_{head}_top{k}"]

@@ -414,7 +414,9 @@ def _write_results(
     if config.train_parameters.pre_training:
         metrics = {"pretrain_val_loss": float(results["val/loss"])}
     else:
-        metrics = final_metrics(results, config.head_modes())
+        metrics = final_metrics(
+            results, config.head_modes(), module.model.heads.metric_names()
+        )
     metrics["checkpoint"] = best_path or None
     if config.train_parameters.train_on_val:
         metrics["train_on_val"] = True  # its val figures are not held out

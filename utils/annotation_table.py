@@ -22,15 +22,14 @@ from pathlib import Path
 
 from config.hamnosys_heads import ALL_HEADS, head_class_names
 from utils.annotations import (
-    IGNORE_INDEX,
-    MISSING_TOKENS,
     SPECIAL_COLUMNS,
     SPLITS,
-    parse_label,
     resolve_title,
     split_lines,
 )
+from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
+from utils.labels import MISSING_TOKENS, parse_label
 
 #: HamNoSys heads in column order, the optional ninth (distance) included.
 HAMNOSYS_COLUMNS = list(ALL_HEADS)

@@ -3,31 +3,26 @@ video manifests: a CSV with a header `path,<head>...[,split][,signer][,start,end
 
 An optional first line names the columns. Heads are matched to columns by header name
 where possible (HearAI's long names included), otherwise by the documented order. A
-label may be `-1`, `nan` or empty for "missing". Problems are `DataError`s naming the
-file and line.
+label may be `-1`, `nan` or empty for "missing". A head whose label is a sequence
+takes cells such as `27+82+5`, one whose label is a sentence takes the sentence
+(tab- or comma-separated files only; see `utils.labels`). Problems are `DataError`s
+naming the file and line.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from config.model import MAX_NUM_CLASS
-from utils.constants import IGNORE_INDEX
 from utils.errors import DataError
 from utils.files import read_text
+from utils.labels import Label, is_missing, parse_cell
 
-MISSING_TOKENS = {"", "-1", "nan", "none", "null", "na"}
-# The largest class index a label may have, checked as each label is read: a typo such
-# as 1000000000000 would otherwise size a `num_class: auto` head (and its optimizer
-# state) to that many classes before anything else looks at it.
-MAX_CLASS_INDEX = MAX_NUM_CLASS - 1
 MAX_REPORTED = 20
 SPLITS = ("train", "val", "test")
 SPECIAL_COLUMNS = ("split", "signer")
@@ -55,7 +50,7 @@ class AnnotationRow:
     name: str
     start: int
     end: int | None
-    labels: dict[str, int]
+    labels: dict[str, Label]
     source: str = field(compare=False)
     split: str | None = None
     signer: str | None = None
@@ -174,31 +169,6 @@ def csv_rows(text: str, path: Path) -> Iterator[tuple[int, list[str]]]:
         yield number, cells
 
 
-def parse_label(token: str, head: str, where: str) -> int:
-    """A label token -> class index, or `IGNORE_INDEX` when missing."""
-    if token.strip().lower() in MISSING_TOKENS:
-        return IGNORE_INDEX
-    try:
-        value = float(token)
-    except ValueError:
-        raise DataError(
-            f"{where}: head {head}: label {token!r} is not a number"
-        ) from None
-    if math.isnan(value) or value == -1:
-        return IGNORE_INDEX
-    if not value.is_integer() or value < 0:
-        raise DataError(
-            f"{where}: head {head}: label {token!r} is not a class index "
-            "(a whole number >= 0, or -1/nan for missing)"
-        )
-    if value > MAX_CLASS_INDEX:
-        raise DataError(
-            f"{where}: head {head}: label {token!r} is above the largest class index "
-            f"{MAX_CLASS_INDEX} (a head has at most {MAX_NUM_CLASS} classes)"
-        )
-    return int(value)
-
-
 def _is_path(name: str) -> bool:
     """Whether `name` is a path rather than one folder name."""
     return name in (".", "..") or any(char in name for char in "/\\\0")
@@ -281,7 +251,10 @@ def split_lines(path: Path, separator: str | None = None) -> AnnotationLines:
 
 
 def read_annotation_file(
-    path: Path, heads: list[str], separator: str | None = None
+    path: Path,
+    heads: list[str],
+    separator: str | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> list[AnnotationRow]:
     """Read every row of an annotation file.
 
@@ -289,13 +262,23 @@ def read_annotation_file(
         path: the annotation file.
         heads: the heads whose labels the file holds, in documented column order.
         separator: the column separator; None = any whitespace.
+        kinds: head -> what its label is (`class`, `sequence`, `text`); class
+            where not given.
 
     Returns:
         The rows, in file order.
 
     Raises:
-        DataError: listing every bad line (file:line and the reason).
+        DataError: listing every bad line (file:line and the reason); a text head
+            in a whitespace-separated file.
     """
+    kinds = kinds or {}
+    text_heads = [head for head in heads if kinds.get(head) == "text"]
+    if separator is None and text_heads:
+        raise DataError(
+            f"{path}: head {text_heads[0]} holds sentences: write the file with tabs "
+            "(or commas) and set general_parameters.annotation_separator"
+        )
     lines = split_lines(path, separator)
     rows: list[AnnotationRow] = []
     errors: list[str] = []
@@ -311,7 +294,7 @@ def read_annotation_file(
     for number, tokens in lines.rows:
         where = lines.where(number)
         try:
-            row = _parse_row(tokens, columns, where)
+            row = _parse_row(tokens, columns, where, kinds)
             if row.name in names:
                 raise DataError(
                     f"{where}: sample {row.name} is listed again (first at "
@@ -331,7 +314,9 @@ def read_annotation_file(
     return rows
 
 
-def _parse_row(tokens: list[str], columns: Columns, where: str) -> AnnotationRow:
+def _parse_row(
+    tokens: list[str], columns: Columns, where: str, kinds: dict[str, str]
+) -> AnnotationRow:
     if len(tokens) < columns.needed():
         raise DataError(
             f"{where}: expected at least {columns.needed()} columns "
@@ -346,7 +331,7 @@ def _parse_row(tokens: list[str], columns: Columns, where: str) -> AnnotationRow
     if int(start) < 0 or int(start) > int(end):
         raise DataError(f"{where}: start {start} must be >= 0 and <= end {end}")
     labels = {
-        head: parse_label(tokens[index], head, where)
+        head: parse_cell(tokens[index], head, kinds.get(head, "class"), where)
         for head, index in columns.heads.items()
     }
     split = tokens[columns.split].lower() if columns.split is not None else None
@@ -359,14 +344,17 @@ def _parse_row(tokens: list[str], columns: Columns, where: str) -> AnnotationRow
 
 
 def check_label_ranges(rows: list[AnnotationRow], num_classes: dict[str, int]) -> None:
-    """Raise `DataError` for labels outside `[0, num_class)`, naming file/line/head."""
+    """Raise `DataError` for labels outside `[0, num_class)`, naming file/line/head
+    (a sequence's ids each; sentences are not class ids)."""
     errors = [
         f"{row.source_of(head)}: head {head}: label {label} is outside "
         f"[0, {num_classes[head]}) "
         f"(raise heads.<group>.{head}.num_class or use 'auto')"
         for row in rows
-        for head, label in row.labels.items()
-        if head in num_classes and label != IGNORE_INDEX and label >= num_classes[head]
+        for head, value in row.labels.items()
+        if head in num_classes and not isinstance(value, str) and not is_missing(value)
+        for label in (value if isinstance(value, tuple) else (value,))
+        if label >= num_classes[head]
     ]
     if errors:
         more = len(errors) - MAX_REPORTED
@@ -433,7 +421,7 @@ def _manifest_row(  # pylint: disable=too-many-arguments
     cells: list[str],
     columns: dict[str, int],
     width: int,
-    heads: list[str],
+    heads: dict[str, str],
     where: str,
     base: Path,
 ) -> AnnotationRow:
@@ -451,21 +439,28 @@ def _manifest_row(  # pylint: disable=too-many-arguments
     signer = values.get("signer", "")
     if re.search(r"\s", signer):
         raise DataError(f"{where}: signer {signer!r} contains whitespace")
-    labels = {head: parse_label(values[head], head, where) for head in heads}
+    labels = {
+        head: parse_cell(values[head], head, kind, where)
+        for head, kind in heads.items()
+    }
     return AnnotationRow(
         video.stem, start, end, labels, where, split, signer or None, video=video
     )
 
 
-def read_manifest(path: Path, heads: list[str]) -> list[AnnotationRow]:
+def read_manifest(
+    path: Path, heads: list[str], kinds: dict[str, str] | None = None
+) -> list[AnnotationRow]:
     """Read every row of a video manifest.
 
     A manifest is a comma-separated file with a header: `path` (a video file,
     relative to the manifest's folder or absolute), one column per head named by
     the head (`label` and `class` stand for `gloss`; class indices, `-1` or empty
-    for missing), and optionally `split`, `signer`, and `start`,`end` (inclusive
-    frames of the video; empty for the whole video). A sample's name is its video's
-    file stem, so two videos of one stem are refused.
+    for missing; a sequence head's cells `27+82+5`, a text head's sentences), and
+    optionally `split`, `signer`, and `start`,`end` (inclusive frames of the video;
+    empty for the whole video). A sample's name is its video's file stem, so two
+    videos of one stem are refused. `kinds`: head -> what its label is (class
+    where not given).
 
     Raises:
         DataError: listing every bad line (file:line and the reason).
@@ -484,7 +479,14 @@ def read_manifest(path: Path, heads: list[str]) -> list[AnnotationRow]:
     for number, cells in lines[1:]:
         where = f"{path}:{number}"
         try:
-            row = _manifest_row(cells, columns, len(header), heads, where, path.parent)
+            row = _manifest_row(
+                cells,
+                columns,
+                len(header),
+                {head: (kinds or {}).get(head, "class") for head in heads},
+                where,
+                path.parent,
+            )
             if row.name in names:
                 raise DataError(
                     f"{where}: video {row.video} has the name {row.name} of the video "

@@ -7,3 +7,4 @@ from models.heads.classification import (  # noqa: F401
     head_kind,
     weighted_multi_head_loss,
 )
+from models.heads import ctc, t5  # noqa: F401  pylint: disable=unused-import

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from models.registry import HEAD_KINDS, HeadKind
+from config.section import Section
+from models.heads.sequence import HeadInput, head_metric_names
+from models.registry import HEAD_KINDS, HeadKind, kind_trait
 from utils.constants import IGNORE_INDEX
 
 
@@ -84,19 +88,44 @@ def head_kind(name: str) -> HeadKind:
     return HEAD_KINDS.get(name)()
 
 
+def build_layer(  # pylint: disable=too-many-arguments
+    kind: HeadKind,
+    *,
+    input_dim: int,
+    num_classes: int,
+    additional_layers: int,
+    dropout: float,
+    settings: Section | None,
+) -> nn.Module:
+    """A kind's head layer; its own `settings` are passed when its `layer` names
+    them (kinds without settings keep the four-argument `layer`)."""
+    arguments = {
+        "input_dim": input_dim,
+        "num_classes": num_classes,
+        "additional_layers": additional_layers,
+        "dropout": dropout,
+    }
+    if "settings" in inspect.signature(kind.layer).parameters:
+        arguments["settings"] = settings
+    return kind.layer(**arguments)
+
+
 class MultiHeadClassifier(nn.Module):
-    """One head per name over the clip embedding, each built by its kind.
+    """One head per name, each built by its kind, over the clip embedding (or, for
+    a `frames` kind, the per-frame outputs: `models.heads.sequence.HeadInput`).
 
     A `classification` head is `additional_layers` hidden layers (Linear + GELU) of
     the embedding's width, then a linear classifier, with dropout before every
     linear layer.
 
     Args:
-        input_dim: size of the clip embedding.
+        input_dim: size of the clip embedding (and of the per-frame outputs).
         num_classes: head name -> number of classes, in a fixed order.
         additional_layers: hidden layers in each head before its classifier.
         dropout_rate: dropout before every linear layer of a head.
         kinds: head name -> its kind's registered name (default: classification).
+        settings: head name -> its own settings (its kind's `settings`, defaults
+            filled in), for kinds that declare them.
     """
 
     def __init__(  # pylint: disable=too-many-arguments
@@ -107,8 +136,10 @@ class MultiHeadClassifier(nn.Module):
         additional_layers: int = 0,
         dropout_rate: float = 0.0,
         kinds: dict[str, str] | None = None,
+        settings: dict[str, Section | None] | None = None,
     ) -> None:
         super().__init__()
+        self.num_classes = dict(num_classes)
         kind_names = {
             name: (kinds or {}).get(name, "classification") for name in num_classes
         }
@@ -117,28 +148,76 @@ class MultiHeadClassifier(nn.Module):
         }
         self.heads = nn.ModuleDict(
             {
-                name: self.kinds[name].layer(
+                name: build_layer(
+                    self.kinds[name],
                     input_dim=input_dim,
                     num_classes=count,
                     additional_layers=additional_layers,
                     dropout=dropout_rate,
+                    settings=(settings or {}).get(name),
                 )
                 for name, count in num_classes.items()
             }
         )
+        self.frame_heads = {
+            name
+            for name, kind in self.kinds.items()
+            if kind_trait(kind, "inputs") == "frames"
+        }
 
-    def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def reads_frames(self) -> bool:
+        """Whether a head reads the per-frame outputs (a `frames` kind)."""
+        return bool(self.frame_heads)
+
+    def forward(  # pylint: disable=too-many-arguments
+        self,
+        embedding: torch.Tensor,
+        frames: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        labels: dict[str, torch.Tensor] | None = None,
+        texts: dict[str, list[str]] | None = None,
+    ) -> dict:
         """Outputs per head.
 
         Args:
             embedding: `(B, input_dim)` clip embeddings.
+            frames: `(B, T, input_dim)` per-frame outputs (for `frames` kinds).
+            mask: `(B, T)` bool, True at real frames.
+            labels: `{head: (B, L) long}` sequence targets (teacher forcing), or
+                None (prediction).
+            texts: `{head: [sentence]}` of text heads, or None.
 
         Returns:
-            `{head: (B, ...) outputs}`: logits `(B, num_class)` for classification.
+            `{head: outputs}`: logits `(B, num_class)` for classification; a
+            `SequenceOutputs` for a sequence kind.
         """
-        return {name: head(embedding) for name, head in self.heads.items()}
+        outputs = {}
+        for name, head in self.heads.items():
+            if name not in self.frame_heads:
+                outputs[name] = head(embedding)
+                continue
+            if frames is None or mask is None:
+                raise ValueError(f"head {name} reads the per-frame outputs and mask")
+            outputs[name] = head(
+                HeadInput(
+                    clip=embedding,
+                    frames=frames,
+                    mask=mask,
+                    target=(labels or {}).get(name),
+                    texts=(texts or {}).get(name),
+                )
+            )
+        return outputs
 
-    def predict(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def metric_names(self) -> dict[str, tuple[str, ...]]:
+        """What each head logs per stage (`head_metric_names` of its kind)."""
+        return {
+            name: head_metric_names(self.kinds[name], self.num_classes[name])
+            for name in self.kinds
+        }
+
+    def predict(self, outputs: dict) -> dict:
         """Each head's prediction output from its raw outputs (its kind's)."""
         return {name: self.kinds[name].predict(out) for name, out in outputs.items()}
 
@@ -158,8 +237,9 @@ def weighted_multi_head_loss(
     Nothing leaves the device.
 
     Args:
-        logits: `{head: (B, ...) outputs}`.
-        labels: `{head: (B,) long}` with `IGNORE_INDEX` where missing.
+        logits: `{head: raw outputs}` (`(B, ...)` tensors, or a sequence kind's).
+        labels: `{head: (B,) long}` (sequence heads: `(B, L)`) with
+            `IGNORE_INDEX` where missing.
         weights: `{head: loss weight}`.
         label_smoothing: cross-entropy label smoothing (training only; 0 = none).
         kinds: `{head: its kind}`; classification where not given.
