@@ -4,7 +4,7 @@ Usage::
 
     python3 -m data_preprocessing.wlasl --split_file nslt_100.json
         --class_list wlasl_class_list.txt (--landmarks LANDMARKS | --videos DIR)
-        --output ROOT [--workers N]
+        --output ROOT [--workers N] [--sentences N [--val_sentences M]]
 
 ``--split_file`` is one of the WLASL start kit's files: ``nslt_N.json``
 (``{video_id: {"subset": "train"|"val"|"test", "action": [class, start, end]}}``) or
@@ -39,6 +39,11 @@ the last frame. A range that starts at the first frame and ends within
 `WHOLE_CLIP_TOLERANCE` of the landmark file's length covers the whole file (the counts
 differ when the landmarks were taken at another frame rate); any other range selects
 rows ``start - 1 .. end - 1``, cut to the file.
+
+``--sentences N`` then strings the imported clips together into sign sequences in
+``ROOT/sentences`` (``data_preprocessing.sentences``: N sequences of 2-6 train clips
+and ``--val_sentences M``, default N // 4, of val clips; concatenated isolated signs,
+not natural signing).
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
 from data_preprocessing.batch import add_workers_argument, run_batch
+from data_preprocessing.sentences import (
+    add_sentence_arguments,
+    build_sentences,
+    sentence_counts,
+    summary,
+)
 from datasets.clip_landmarks import extract_item
 from datasets.landmarks import (
     UNREADABLE_FILE_ERRORS,
@@ -69,7 +80,7 @@ from datasets.tracking import DEFAULT_COMPLEXITY, check_model, load_mediapipe
 from datasets.video_files import find_videos
 from utils.annotations import annotation_name_problem
 from utils.cli import run_cli
-from utils.errors import DataError, UserError, quote, shorten
+from utils.errors import DataError, UserError, quote, shorten, with_notes
 from utils.files import (
     check_unique_names,
     is_inside,
@@ -94,6 +105,8 @@ HAND_ARRAY_SUFFIX = ".npy"
 MISSING_HAND_VALUE = -1.0
 #: The tracker `--videos` runs: MediaPipe Hands, as WLASL's published landmarks.
 VIDEO_TRACKER = "hands"
+#: Where `--sentences` writes its sign sequences, inside ROOT.
+SENTENCES_FOLDER = "sentences"
 
 
 @dataclass(frozen=True)
@@ -546,17 +559,25 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep classes 0..N-1 only (e.g. 100 with WLASL_v0.3.json)",
     )
+    add_sentence_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; 0 on success, 2 on a user error."""
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.val_sentences is not None and args.sentences is None:
+        parser.error("--val_sentences needs --sentences")
+    if args.sentences is not None and not any(
+        sentence_counts(args.sentences, args.val_sentences).values()
+    ):
+        parser.error("--sentences 0 (and no --val_sentences) builds no sentences")
 
     def command() -> int:
         if args.num_classes is not None and args.num_classes < 1:
             raise UserError(f"--num_classes must be >= 1, got {args.num_classes}")
-        summary = import_wlasl(
+        imported = import_wlasl(
             args.split_file,
             args.landmarks,
             args.output,
@@ -567,15 +588,35 @@ def main(argv: list[str] | None = None) -> int:
         )
         for split in SPLITS:
             print(
-                f"{split}: {summary['clips'][split]} clips, "
-                f"{summary['classes'][split]} classes"
+                f"{split}: {imported['clips'][split]} clips, "
+                f"{imported['classes'][split]} classes"
             )
         missing = "landmarks" if args.videos is None else f"a video in {args.videos}"
         print(
-            f"skipped {summary['skipped']} videos without {missing}; wrote "
+            f"skipped {imported['skipped']} videos without {missing}; wrote "
             f"{args.output}"
         )
-        return report_failures(summary["failed"], "videos")
+        if args.sentences is not None:
+            try:
+                sentences = build_sentences(
+                    args.output,
+                    args.output / SENTENCES_FOLDER,
+                    counts=sentence_counts(args.sentences, args.val_sentences),
+                )
+            except UserError as error:
+                raise with_notes(
+                    error,
+                    [
+                        f"the clips are imported in {args.output}; build the "
+                        "sentences with python3 -m data_preprocessing.sentences "
+                        f"--root {args.output} --output "
+                        f"{args.output / SENTENCES_FOLDER} --sentences N"
+                    ],
+                ) from None
+            for line in summary(sentences):
+                print(line)
+            print(f"wrote {args.output / SENTENCES_FOLDER}")
+        return report_failures(imported["failed"], "videos")
 
     return run_cli(command)
 
