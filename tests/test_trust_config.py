@@ -289,14 +289,20 @@ def test_hearai_notes_come_before_the_error(tmp_path, capsys) -> None:
     )
     assert train.main(["--model_config_path", str(path)]) == 2
     # The error names a value the user never wrote; the notes say where it came from.
-    assert capsys.readouterr().err.splitlines() == [
+    # (The problem is found while the config is validated when the models are
+    # imported already, else by the check before training: either way after the
+    # notes.)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == [
         "note: general_parameters.data_paths is now general_parameters.data_path",
         "note: train_parameters.use_frames (false) is now "
         "feature_extractor.name: landmarks_extractor",
-        f"error: invalid config {path}:",
-        "feature_extractor.name: landmarks_extractor reads landmarks; set "
-        "train_parameters.landmarks: true",
     ]
+    assert lines[2].startswith("error: "), lines
+    assert (
+        "feature_extractor.name: landmarks_extractor reads landmarks; set "
+        "train_parameters.landmarks: true"
+    ) in "\n".join(lines[2:])
 
 
 def test_notes_before_a_legacy_conflict(tmp_path, capsys) -> None:
