@@ -179,6 +179,34 @@ def _check_heads(
         )
 
 
+def sequence_heads(config: SignpipeConfig) -> dict[str, str]:
+    """The active heads whose label is not one class per clip (a gloss sequence,
+    a sentence: `ctc`, `t5` heads), with their kind's name, in head order."""
+    heads = config.active_heads()
+    return {
+        name: heads[name].kind
+        for name, label in config.head_labels().items()
+        if label != "class"
+    }
+
+
+def refuse_sequence_heads(config: SignpipeConfig, source: object, what: str) -> None:
+    """`UserError` naming the first sequence head of `config` (see
+    `sequence_heads`), for the tools that only handle classification heads.
+
+    Args:
+        config: the checkpoint's config.
+        source: the checkpoint, as the message names it.
+        what: the end of the message: what only classification heads do, and
+            what to do instead (`"export; test.py evaluates it"`).
+    """
+    for head, kind in sequence_heads(config).items():
+        raise UserError(
+            f"{source}: head {head} is a {kind} head: only classification heads "
+            f"{what}"
+        )
+
+
 #: A checkpoint path or a model zoo name -> its file (`models.zoo.resolve`).
 resolve_checkpoint = resolve
 

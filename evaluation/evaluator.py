@@ -21,10 +21,16 @@ from tqdm import tqdm
 from config.loader import check_data_paths, with_changes
 from datasets.sign_data import SignData
 from datasets.sign_dataset import collate_clips, worker_init_fn
-from evaluation.checkpoints import load_checkpoint, resolve_checkpoint
+from evaluation.checkpoints import (
+    load_checkpoint,
+    refuse_sequence_heads,
+    resolve_checkpoint,
+    sequence_heads,
+)
 from evaluation.ensemble import AveragedModel, check_members
 from evaluation.metrics import (
     CompRes,
+    HeadPredictions,
     ShuffledCollate,
     check_label_range,
     collect_predictions,
@@ -34,6 +40,11 @@ from evaluation.metrics import (
     make_permutation,
 )
 from evaluation.plots import PLOT_KINDS, save_head_plots
+from evaluation.sequence_results import (
+    SequenceHead,
+    SequencePredictions,
+    write_hypotheses,
+)
 from models.zoo import ZOO_DIR
 from utils.errors import ConfigError, DataError, UserError
 from utils.files import write_output
@@ -113,7 +124,7 @@ def note_train_on_val(name: str, config) -> None:
         )
 
 
-class Evaluator:
+class Evaluator:  # pylint: disable=too-many-instance-attributes
     """A checkpoint's model and the data its config describes, ready to evaluate.
 
     Args:
@@ -188,8 +199,21 @@ class Evaluator:
         #: With an ensemble or the mirror, what `evaluate` averages (see EvalRes).
         self.averaged = None
         if len(members) > 1 or mirror:
+            refuse_sequence_heads(
+                self.config,
+                self.checkpoint,
+                "average (--ensemble, --mirror); evaluate the checkpoint alone",
+            )
             self.averaged = {"checkpoints": [str(p) for p in members], "mirror": mirror}
+        labels = self.config.head_labels()
+        #: The sequence heads, whose decoded outputs `evaluate` scores.
+        self.sequences = {
+            head: SequenceHead(self.model.heads.kinds[head], kind, labels[head])
+            for head, kind in sequence_heads(self.config).items()
+        }
         self.predictor = self._predictor(members, mirror, roots_override=data_path)
+        #: `result_tag` -> the names of the samples evaluated, in order.
+        self.sample_names: dict[str, list[str]] = {}
 
     def _predictor(
         self, members: list[Path], mirror: bool, roots_override: list[str] | None
@@ -201,6 +225,11 @@ class Evaluator:
         configs, labels, models = [self.config], [self.label_names], [self.model]
         for path in members[1:]:
             member = load_checkpoint(path, self.device)
+            refuse_sequence_heads(
+                member.config,
+                path,
+                "average (--ensemble, --mirror); evaluate each checkpoint alone",
+            )
             configs.append(member.config)
             labels.append(member.label_names)
             models.append(member.model)
@@ -299,7 +328,11 @@ class Evaluator:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             batches = tqdm(loader, desc=label, unit="batch", file=sys.stderr)
             predictions = collect_predictions(
-                self.predictor, batches, self.device, expected=len(samples)
+                self.predictor,
+                batches,
+                self.device,
+                expected=len(samples),
+                sequences=self.sequences,
             )
         problem = check_label_range(predictions, self.num_classes)
         if problem:
@@ -311,8 +344,10 @@ class Evaluator:
             checkpoint=str(self.checkpoint),
             perm=perm,
             signers=[sample.signer for sample in samples],
+            label_names=self.label_names,
         )
         result.averaged = self.averaged
+        self.sample_names[result_tag(result)] = [sample.name for sample in samples]
         return result
 
 
@@ -335,6 +370,8 @@ def save_plots(
     prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
     written = []
     for head, predictions in result.predictions.items():
+        if not isinstance(predictions, HeadPredictions):
+            continue  # a sequence head: its hypotheses are its record
         title = f"{evaluator.checkpoint.name}, {result_tag(result)}, {head}"
         try:
             written += save_head_plots(
@@ -351,12 +388,32 @@ def save_plots(
     return written
 
 
+def save_hypotheses(evaluator: Evaluator, result, directory: Path) -> list[Path]:
+    """Write `<stem>_<set>-<head>-hypotheses.tsv` for every sequence head of a
+    set's results (`name`, `hypothesis`, `reference`; class ids as names)."""
+    prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
+    written = []
+    for head, predictions in result.predictions.items():
+        if not isinstance(predictions, SequencePredictions):
+            continue
+        path = directory / f"{prefix}-{safe_name(head)}-hypotheses.tsv"
+        write_hypotheses(
+            predictions,
+            evaluator.label_names.get(head, []),
+            evaluator.sample_names[result_tag(result)],
+            path,
+        )
+        written.append(path)
+    return written
+
+
 def save_partial(
     evaluator: Evaluator, result, directory: Path, kinds: list[str]
 ) -> list[Path]:
     """Write a set's results JSON and the chosen plots of every head."""
     prefix = f"{safe_name(evaluator.checkpoint.stem)}_{result_tag(result)}"
     written = [write_json(result.to_dict(), directory / f"{prefix}-results.json")]
+    written += save_hypotheses(evaluator, result, directory)
     return written + save_plots(evaluator, result, directory, kinds)
 
 
@@ -480,6 +537,8 @@ def full_results(
     if directory is not None:
         name = f"{safe_name(checkpoint.stem)}_full-results.json"
         written = [write_json(bundle.to_dict(), directory / name)]
+        for result in ([test] if test_set == "test" else []) + [val, shuffled]:
+            written += save_hypotheses(evaluator, result, directory)
         written += save_plots(evaluator, test, directory, list(PLOT_KINDS))
         for path in written:
             print(f"wrote {path}", file=sys.stderr)

@@ -27,7 +27,11 @@ import torch
 from torch import nn
 
 from config.schema import SignpipeConfig
-from evaluation.checkpoints import LoadedModel, load_checkpoint
+from evaluation.checkpoints import (
+    LoadedModel,
+    load_checkpoint,
+    refuse_sequence_heads,
+)
 from evaluation.export_sidecar import (
     EMBEDDING_OUTPUTS,
     frame_size,
@@ -329,6 +333,9 @@ def export_checkpoint(
             f"{checkpoint}: a pretraining checkpoint has no trained heads; fine-tune "
             "it first (train.py --checkpoint), then export that"
         )
+    refuse_sequence_heads(
+        loaded.config, checkpoint, "export; test.py evaluates the checkpoint"
+    )
     return export_model(loaded, output, tolerance=tolerance)
 
 

@@ -22,6 +22,10 @@ not averaged over batches:
 Missing labels (``IGNORE_INDEX``) are ignored per head; a head with no label in the
 set reports ``null`` metrics.
 
+Sequence heads (`ctc`, `t5`: their outputs are `SequenceOutputs`) are scored by
+`evaluation.sequence_results` instead: WER, BLEU-4, chrF over the decoded
+hypotheses; their loss joins ``average_loss`` with the head's loss weight.
+
 Frame shuffling (``--shuffle_frames``) permutes the sampled positions of every clip
 with one seeded permutation ``perm`` of ``range(num_segments)``: shuffled position
 ``i`` shows the frame (and landmarks) sampled at position ``perm[i]``. A clip with
@@ -42,7 +46,16 @@ import torch
 
 from config.metric_names import HEAD_METRICS, metric_name
 from datasets.sign_dataset import collate_clips
+from evaluation.sequence_results import (
+    SequenceHead,
+    SequencePredictions,
+    SequenceRes,
+    sequence_head_results,
+    table_line,
+    weighted_loss,
+)
 from models.heads import IGNORE_INDEX, weighted_multi_head_loss
+from models.heads.sequence import SequenceOutputs
 
 TOP_KS = (1, 5, 10)
 SETS = ("train", "val", "test")
@@ -103,6 +116,9 @@ class HeadPredictions:
     logits: torch.Tensor
     labels: torch.Tensor
 
+    def __len__(self) -> int:
+        return len(self.labels)
+
     def labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The logits and labels of the samples that have this head's label."""
         keep = self.labels != IGNORE_INDEX
@@ -117,12 +133,14 @@ class EvalRes:
         set: train, val or test.
         samples: number of samples evaluated (the set's size).
         checkpoint: the checkpoint's path.
-        heads: head name -> metrics, in head order.
+        heads: head name -> metrics, in head order (`SequenceRes` for a
+            sequence head).
         average_loss: the weighted multi-head loss over the whole set.
         perm: the frame permutation, when frames were shuffled.
         shannon_entropy: the permutation's displacement entropy in bits, when
             frames were shuffled.
-        predictions: head -> logits and labels (for plots; not in the JSON).
+        predictions: head -> logits and labels (for plots; not in the JSON), or
+            a sequence head's hypotheses and references.
         averaged: with an ensemble or mirroring, `{"checkpoints": [...], "mirror":
             bool}`: the predictions are their averaged class probabilities.
     """
@@ -130,11 +148,13 @@ class EvalRes:
     set: str
     samples: int
     checkpoint: str
-    heads: dict[str, HeadRes]
+    heads: dict[str, HeadRes | SequenceRes]
     average_loss: float | None
     perm: list[int] | None = None
     shannon_entropy: float | None = None
-    predictions: dict[str, HeadPredictions] = field(default_factory=dict, repr=False)
+    predictions: dict[str, HeadPredictions | SequencePredictions] = field(
+        default_factory=dict, repr=False
+    )
     averaged: dict | None = None
 
     def to_dict(self) -> dict:
@@ -455,26 +475,41 @@ def collect_predictions(
     batches: Iterable[dict],
     device: torch.device,
     expected: int,
-) -> dict[str, HeadPredictions]:
-    """Run `model` over every batch and keep every head's logits and labels (CPU).
+    sequences: dict[str, SequenceHead] | None = None,
+) -> dict[str, HeadPredictions | SequencePredictions]:
+    """Run `model` over every batch and keep every head's logits and labels (CPU);
+    a sequence head's decoded hypotheses, references and loss instead.
 
     Args:
         model: batch -> `{"logits": {head: (B, C)}, ...}`, in eval mode.
         batches: a non-shuffled loader without `drop_last` (each sample once).
         device: where the model runs.
         expected: the set's size; any other sample count is an error.
+        sequences: the sequence heads (those whose outputs are `SequenceOutputs`).
 
     Raises:
-        RuntimeError: the batches held a different number of samples.
+        RuntimeError: the batches held a different number of samples, or a head
+            not in `sequences` gave `SequenceOutputs`.
     """
     logits: dict[str, list[torch.Tensor]] = {}
     labels: dict[str, list[torch.Tensor]] = {}
+    decoded: dict[str, SequencePredictions] = {}
+    order: list[str] = []
     seen = 0
     with torch.inference_mode():
         for batch in batches:
             seen += batch["mask"].shape[0]
             outputs = model(move_batch(batch, device))
             for head, head_logits in outputs["logits"].items():
+                if head not in order:
+                    order.append(head)
+                if isinstance(head_logits, SequenceOutputs):
+                    if head not in (sequences or {}):
+                        raise RuntimeError(f"head {head}: unexpected sequence outputs")
+                    decoded.setdefault(
+                        head, SequencePredictions((sequences or {})[head])
+                    ).add(head_logits, batch["labels"][head].to(head_logits.lengths))
+                    continue
                 logits.setdefault(head, []).append(head_logits.float().cpu())
                 labels.setdefault(head, []).append(batch["labels"][head].cpu())
     if seen != expected:
@@ -483,16 +518,23 @@ def collect_predictions(
             "must be counted exactly once"
         )
     return {
-        head: HeadPredictions(torch.cat(head_logits), torch.cat(labels[head]))
-        for head, head_logits in logits.items()
+        head: (
+            decoded[head]
+            if head in decoded
+            else HeadPredictions(torch.cat(logits[head]), torch.cat(labels[head]))
+        )
+        for head in order
     }
 
 
 def check_label_range(
     predictions: dict[str, HeadPredictions], num_classes: dict[str, int]
 ) -> str | None:
-    """A message naming the first head with a label outside its classes, or None."""
+    """A message naming the first head with a label outside its classes, or None
+    (sequence heads are checked when the data is read)."""
     for head, prediction in predictions.items():
+        if not isinstance(prediction, HeadPredictions):
+            continue
         labels = prediction.labels[prediction.labels != IGNORE_INDEX]
         if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes[head]):
             return (
@@ -502,24 +544,43 @@ def check_label_range(
     return None
 
 
-def evaluate_predictions(
-    predictions: dict[str, HeadPredictions],
+def evaluate_predictions(  # pylint: disable=too-many-arguments
+    predictions: dict[str, HeadPredictions | SequencePredictions],
     loss_weights: dict[str, float],
     *,
     set_name: str,
     checkpoint: str,
     perm: list[int] | None = None,
     signers: list[str | None] | None = None,
+    label_names: dict[str, list[str]] | None = None,
 ) -> EvalRes:
     """Every metric of a set from its collected predictions (`signers`: each
-    sample's signer, in sample order, for the per-signer breakdown)."""
-    samples = len(next(iter(predictions.values())).labels) if predictions else 0
+    sample's signer, in sample order, for the per-signer breakdown; `label_names`:
+    each head's class names, for a gloss-sequence head's BLEU over names)."""
+    samples = len(next(iter(predictions.values()))) if predictions else 0
+    heads: dict[str, HeadRes | SequenceRes] = {
+        head: (
+            head_results(p, signers)
+            if isinstance(p, HeadPredictions)
+            else sequence_head_results(p, (label_names or {}).get(head, []))
+        )
+        for head, p in predictions.items()
+    }
+    classes = {
+        head: p for head, p in predictions.items() if isinstance(p, HeadPredictions)
+    }
+    if len(classes) == len(predictions):
+        loss = average_loss(classes, loss_weights)
+    else:
+        loss = weighted_loss(
+            {head: res.loss for head, res in heads.items()}, loss_weights
+        )
     return EvalRes(
         set=set_name,
         samples=samples,
         checkpoint=checkpoint,
-        heads={head: head_results(p, signers) for head, p in predictions.items()},
-        average_loss=average_loss(predictions, loss_weights),
+        heads=heads,
+        average_loss=loss,
         perm=list(perm) if perm is not None else None,
         shannon_entropy=permutation_entropy(perm) if perm is not None else None,
         predictions=predictions,
@@ -538,13 +599,16 @@ def format_table(result: EvalRes) -> str:
             f"\nframes shuffled with perm {result.perm} "
             f"(Shannon entropy {result.shannon_entropy:.3f} bits)"
         )
-    width = max([len("head"), *(len(head) for head in result.heads)])
+    classes = {
+        head: res for head, res in result.heads.items() if isinstance(res, HeadRes)
+    }
+    width = max([len("head"), *(len(head) for head in classes)])
     header = (
         f"{'head':<{width}}  {'top1':>7}{'top5':>7}{'top10':>7}"
         f"  {'cls1':>7}{'cls5':>7}{'cls10':>7}  {'loss':>8}  {'n':>6}"
     )
-    lines = [title, header]
-    for head, res in result.heads.items():
+    lines = [title, header] if classes else [title]
+    for head, res in classes.items():
         instance = res.top_k_per_instance_acc
         per_class = res.top_k_average_per_class_acc
         lines.append(
@@ -556,11 +620,19 @@ def format_table(result: EvalRes) -> str:
             )
             + f"  {cell(res.loss, 8, 4)}  {res.labelled:>6}"
         )
+    for head, res in result.heads.items():
+        if isinstance(res, SequenceRes):
+            lines.append(table_line(head, res))
     lines.append(
         "top1/5/10: per-instance accuracy; cls1/5/10: average per-class accuracy; "
         f"n: labelled samples. average loss: {cell(result.average_loss, 0, 4)}"
     )
-    for head, res in result.heads.items():
+    if len(classes) < len(result.heads):
+        lines.append(
+            "wer: word error rate (a fraction); bleu4, chrf: corpus BLEU-4 and chrF "
+            "(0-100; a gloss sequence's BLEU over its gloss names)"
+        )
+    for head, res in classes.items():
         if res.top1_ci95 is not None:
             low, high = res.top1_ci95
             lines.append(f"{head}: top1 95% bootstrap interval [{low:.3f}, {high:.3f}]")

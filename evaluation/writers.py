@@ -32,7 +32,12 @@ from pydantic import Field, StrictInt, StrictStr
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evaluation.checkpoints import LoadedModel, load_checkpoint, resolve_checkpoint
+from evaluation.checkpoints import (
+    LoadedModel,
+    load_checkpoint,
+    refuse_sequence_heads,
+    resolve_checkpoint,
+)
 from evaluation.onnx_backend import load_onnx
 from evaluation.output_files import spreadsheet_safe, write_rows
 from evaluation.prediction import (
@@ -426,6 +431,12 @@ def predict_command(request: PredictOptions) -> int:
         )
     check_input(request.input)
     loaded = _load_model(request.checkpoint, request.backend)
+    refuse_sequence_heads(
+        loaded.config,
+        request.checkpoint,
+        "predict; test.py evaluates the checkpoint (with --save it writes the "
+        "hypotheses)",
+    )
     inputs = list_inputs(request.input, loaded.config)
     pretraining = loaded.config.train_parameters.pre_training
     if pretraining and kind == "probabilities":

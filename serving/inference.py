@@ -30,7 +30,11 @@ from datasets.clip_landmarks import extract_item
 from datasets.landmarks import read_landmarks
 from datasets.sign_dataset import collate_clips
 from datasets.tracking import check_installed, tracker_for, warm_up
-from evaluation.checkpoints import LoadedModel, load_checkpoint
+from evaluation.checkpoints import (
+    LoadedModel,
+    load_checkpoint,
+    refuse_sequence_heads,
+)
 from evaluation.onnx_backend import load_onnx
 from evaluation.prediction import (
     ClipOptions,
@@ -82,6 +86,9 @@ def load_model(path: Path) -> tuple[LoadedModel, str]:
             f"{path}: a pretraining checkpoint has no trained heads to show; "
             "fine-tune it first (train.py --checkpoint)"
         )
+    refuse_sequence_heads(
+        loaded.config, path, "run in the demo; test.py evaluates the checkpoint"
+    )
     return loaded, "torch"
 
 
