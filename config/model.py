@@ -42,6 +42,10 @@ class FeatureExtractorConfig(Section):
     - `landmarks_stgcn`: landmarks only, a spatial-temporal graph convolution network
       over the skeleton, `num_blocks` blocks, pooled over the points; the same own
       settings as `landmarks_conv`.
+    - `precomputed`: precomputed feature rows in the SSVP-SLT layout (no frames or
+      landmarks are read), a linear projection from its own required setting
+      `feature_dim` times a learned per-channel scale. Needs
+      `train_parameters.landmarks: false`.
 
     - `s3d`, `r3d_18`, `r2plus1d_18`, `mc3_18`, `swin3d_t`, `swin3d_s`,
       `swin3d_b`, `mvit_v1_b`, `mvit_v2_s`: torchvision's video networks, run over

@@ -27,8 +27,9 @@ from config.section import Section
 from utils.errors import ConfigError
 
 #: What a feature extractor can read: image frames one by one, the whole clip of
-#: frames (a video network), landmarks.
-READS = ("frames", "clip", "landmarks")
+#: frames (a video network), landmarks, precomputed feature rows (the SSVP-SLT
+#: layout, `datasets.ssvp`).
+READS = ("frames", "clip", "landmarks", "features")
 
 #: What a head kind's label is: one class per sample, a sequence of class ids (a
 #: gloss sequence), or a sentence (text).

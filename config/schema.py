@@ -657,6 +657,14 @@ class SignpipeConfig(Section):
         """Whether landmarks are read (`train_parameters.landmarks`)."""
         return self.train_parameters.landmarks
 
+    def uses_features(self) -> bool:
+        """Whether precomputed feature rows are read instead of frames or landmarks
+        (the SSVP-SLT layout): the extractor's registered `reads`."""
+        facts = EXTRACTOR_FACTS.get(
+            self.feature_extractor.name, self.general_parameters.plugins
+        )
+        return "features" in facts.reads
+
     @model_validator(mode="after")
     def _heads_for_every_mode(self) -> SignpipeConfig:
         for mode in self.train_parameters.modes():
@@ -749,7 +757,8 @@ class SignpipeConfig(Section):
 def model_problems(config: SignpipeConfig, import_first: bool = True) -> list[str]:
     """Problems with the chosen models, from their registered facts: unknown names
     and head kinds, each model's own settings, landmarks for a landmark-only
-    extractor, too few frames; each as `key: why`.
+    extractor, no landmarks, time or frame cache for precomputed features, too few
+    frames; each as `key: why`.
 
     Args:
         config: the config.
@@ -773,11 +782,13 @@ def model_problems(config: SignpipeConfig, import_first: bool = True) -> list[st
             )
         problems += settings_problems(section, facts)
     extractor = EXTRACTOR_FACTS.known(config.feature_extractor.name)
-    if extractor and not extractor.reads_frames() and not config.uses_landmarks():
+    if extractor and "landmarks" in extractor.reads and not config.uses_landmarks():
         problems.append(
             f"feature_extractor.name: {extractor.name} reads landmarks; set "
             "train_parameters.landmarks: true"
         )
+    if extractor and "features" in extractor.reads:
+        problems += _features_problems(config, extractor.name)
     segments = config.train_parameters.num_segments
     # A video network's clip is checked with its sizes, in one message
     # (_video_network_input).
@@ -810,6 +821,34 @@ def model_problems(config: SignpipeConfig, import_first: bool = True) -> list[st
         problems.append(
             "landmarks_parameters.apply_crop: a crop cuts signs that the labels of "
             f"head {sequence_heads[0]} (a sequence or sentence) still name; set it "
+            "to false"
+        )
+    return problems
+
+
+def _features_problems(config: SignpipeConfig, name: str) -> list[str]:
+    """What a config reading precomputed features (extractor `name`) sets that has
+    no meaning for them: they are read from the SSVP-SLT layout, with no frames,
+    landmarks or frame rate."""
+    reads = f"{name} reads precomputed feature rows (the SSVP-SLT layout)"
+    problems = []
+    if config.train_parameters.landmarks:
+        problems.append(
+            f"train_parameters.landmarks: {reads}, no landmark files; set it to false"
+        )
+    if config.train_parameters.time is not None:
+        problems.append(
+            f"train_parameters.time: {reads}, which have no frame rate; set it to "
+            "null (num_segments rows are spread over each clip)"
+        )
+    if config.train_parameters.pre_training:
+        problems.append(
+            f"train_parameters.pre_training: {reads}; masked-frame pretraining "
+            "rebuilds frames or landmarks, so set it to false"
+        )
+    if config.general_parameters.frame_cache:
+        problems.append(
+            f"general_parameters.frame_cache: {reads}, no frames to cache; set it "
             "to false"
         )
     return problems

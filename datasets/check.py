@@ -1,11 +1,12 @@
-"""`train.py --check_data`: decode every frame, video and landmark file of the
-configured dataset once, in parallel, and list every bad file with its reason.
+"""`train.py --check_data`: decode every frame, video, landmark and feature file of
+the configured dataset once, in parallel, and list every bad file with its reason.
 
 Indexing already reports missing, empty and non-regular files, and videos whose
 container cannot be opened or lists too few frames; this pass finds what only
 decoding shows (a truncated JPEG, a 32-bit TIFF, a decompression bomb, a video whose
-data is corrupt or ends early, a landmark file cut short or with a bad `fps`), so a
-corrupt file is not met hours into a run.
+data is corrupt or ends early, a landmark file cut short or with a bad `fps`, a
+feature file of another width or row count), so a corrupt file is not met hours
+into a run.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from datasets.images import decode_image
 from datasets.index import Sample, index_roots, resolve_num_classes
 from datasets.targets import load_text_targets
 from datasets.landmarks import read_landmarks, require_rows
+from datasets.ssvp import configured_feature_dim, load_features
 from datasets.videos import frame_table, read_all_frames
 from utils.errors import DataError
 
 
-def check_sample(sample: Sample, components: list[str]) -> list[str]:
-    """Decode one sample's frames and landmark file.
+def check_sample(
+    sample: Sample, components: list[str], feature_dim: int | None = None
+) -> list[str]:
+    """Decode one sample's frames and landmark file (or its feature file).
 
     Args:
         sample: the clip.
         components: the landmark components to read (empty without landmarks).
+        feature_dim: the configured width of feature rows, or None.
 
     Returns:
         One `path: reason` line per bad file; empty when all are good.
@@ -55,6 +60,11 @@ def check_sample(sample: Sample, components: list[str]) -> list[str]:
         try:
             points, _, _ = read_landmarks(sample.landmark_path, components)
             require_rows(sample.landmark_path, points, sample.start + sample.length)
+        except DataError as error:
+            problems.append(str(error))
+    if sample.features is not None:
+        try:
+            load_features(sample.features, rows=sample.length, dim=feature_dim)
         except DataError as error:
             problems.append(str(error))
     return problems
@@ -84,11 +94,14 @@ def _collect(results, total: int) -> list[str]:
 
 
 def find_bad_files(
-    samples: list[Sample], components: list[str], workers: int
+    samples: list[Sample],
+    components: list[str],
+    workers: int,
+    feature_dim: int | None = None,
 ) -> list[str]:
     """`check_sample` over all samples, in `workers` processes (0: in this one),
     with a progress bar; the problems in sample order."""
-    check = partial(check_sample, components=components)
+    check = partial(check_sample, components=components, feature_dim=feature_dim)
     if not workers:
         return _collect(map(check, samples), len(samples))
     chunk = max(1, len(samples) // (8 * workers))
@@ -118,9 +131,17 @@ def check_data(config: SignpipeConfig) -> int:
     components = (
         list(config.landmarks_parameters.components) if config.uses_landmarks() else []
     )
-    problems += find_bad_files(samples, components, config.general_parameters.workers)
+    problems += find_bad_files(
+        samples,
+        components,
+        config.general_parameters.workers,
+        configured_feature_dim(config),
+    )
     files = sum(
-        len(s.frame_paths) + (s.video_path is not None) + (s.landmark_path is not None)
+        len(s.frame_paths)
+        + (s.video_path is not None)
+        + (s.landmark_path is not None)
+        + (s.features is not None)
         for s in samples
     )
     if problems:

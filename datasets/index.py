@@ -23,6 +23,7 @@ from config.hamnosys_heads import head_class_names
 from config.schema import AnnotationSource, SignpipeConfig
 from datasets.landmarks import landmark_file
 from datasets.sampling import check_fps
+from datasets.ssvp import features_problem, is_ssvp_root, read_ssvp_root
 from datasets.videos import probe_video
 from utils.annotations import (
     MAX_REPORTED,
@@ -57,6 +58,8 @@ class Sample:
     signer: str | None = None
     root: str = ""
     video_path: Path | None = None
+    #: The feature file of a sample of an SSVP-SLT root (`datasets.ssvp`).
+    features: Path | None = None
 
     @property
     def has_frames(self) -> bool:
@@ -166,7 +169,8 @@ def read_root_annotations(
     Args:
         config: the validated config.
         root: the dataset root; or a video manifest (`.csv`), which holds every
-            head's column (then `annotation_file` must be None).
+            head's column (then `annotation_file` must be None); or a root of
+            precomputed features (`datasets.ssvp`, read as `read_ssvp_root` says).
         annotation_file: one file holding every active head's columns (relative to
             the root or absolute; a video manifest too); or such a file per split
             (`{train, val, test}`: each row gets its file's split, and without a val
@@ -184,6 +188,8 @@ def read_root_annotations(
             return read_manifest(path, heads, kinds)
         return read_annotation_file(path, heads, separator, kinds)
 
+    if config.uses_features() or is_ssvp_root(root):
+        return read_ssvp_root(config, root, annotation_file)
     if root.suffix.lower() == ".csv" and root.is_file():
         rows = _manifest_root(root, annotation_file, kinds)
     elif isinstance(annotation_file, dict):
@@ -363,6 +369,8 @@ def _index_row(
     row: AnnotationRow, root: Path, *, frames: bool, landmarks: bool
 ) -> Sample | str:
     """The row's sample, or what is wrong with its files."""
+    if row.features is not None:
+        return features_problem(row) or _folder_sample(row, root, [], None, None)
     if row.video is not None:
         return _manifest_sample(row, root, frames=frames, landmarks=landmarks)
     sample_dir = root / row.name
@@ -412,6 +420,7 @@ def _folder_sample(
         split=row.split,
         signer=row.signer,
         root=str(root),
+        features=row.features,
     )
 
 

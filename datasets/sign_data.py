@@ -23,6 +23,7 @@ from datasets.index import (
 )
 from datasets.sampling import SamplingOptions
 from datasets.sign_dataset import SignDataset, decode_image
+from datasets.ssvp import configured_feature_dim, load_features
 from datasets.targets import load_text_targets
 from datasets.transforms import (
     build_clip_transform,
@@ -192,6 +193,7 @@ class SignData:
         self.config = config
         general = config.general_parameters
         rows, samples, self.statistics = [], [], []
+        self.feature_dim = configured_feature_dim(config)
         for root, annotation_file in zip(
             general.data_paths(), general.annotation_files()
         ):
@@ -202,6 +204,10 @@ class SignData:
                 frames=config.uses_frames(),
                 landmarks=config.uses_landmarks(),
             )
+            if root_samples and root_samples[0].features is not None:
+                # One file per root, so that a wrong feature_dim fails now.
+                first = root_samples[0]
+                load_features(first.features, rows=first.length, dim=self.feature_dim)
             rows.extend(root_rows)
             samples.extend(root_samples)
             self.statistics.append(
@@ -268,6 +274,7 @@ class SignData:
             seed=config.general_parameters.seed,
             cache=self.cache,
             text_targets=self.text_targets,
+            feature_dim=self.feature_dim,
         )
 
     def describe(self) -> str:

@@ -1,4 +1,5 @@
-"""The sign dataset: samples -> clip tensors (frames and/or landmarks) -> batches."""
+"""The sign dataset: samples -> clip tensors (frames and/or landmarks, or precomputed
+features) -> batches."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from datasets.landmarks import (
     require_rows,
 )
 from datasets.sampling import SamplingOptions, sample_indices
+from datasets.ssvp import load_features
 from datasets.targets import TextTarget, item_labels, pad_ids
 from datasets.videos import read_frames
 from utils.errors import DataError
@@ -59,7 +61,7 @@ def landmark_clip(
     return prepare_clip(points[rows], shoulder, options, layout)
 
 
-class SignDataset(Dataset):
+class SignDataset(Dataset):  # pylint: disable=too-many-instance-attributes
     """Clips of sampled frames and/or landmarks, with their labels.
 
     A video sample's frames are decoded here, in the loader worker, seeking to the
@@ -67,10 +69,11 @@ class SignDataset(Dataset):
 
     An item is `{"labels": {head: int}, "name": str}` plus `"frames"`: `(T, C, H, W)`
     uint8 when frames are used, and `"landmarks"`: `(T, K, 3)` float32 with
-    `"landmark_mask"`: `(T, K)` bool when landmarks are used; `T <= num_segments`
-    (`collate_clips` pads and masks short clips). A sequence head's label is its
-    list of class ids, a text head's its sentence's token ids, with the sentence
-    in `"texts"`: `{head: str}` (see `datasets.targets`).
+    `"landmark_mask"`: `(T, K)` bool when landmarks are used, or `"features"`:
+    `(T, D)` float32 rows of a sample's precomputed features (an SSVP-SLT root);
+    `T <= num_segments` (`collate_clips` pads and masks short clips). A sequence
+    head's label is its list of class ids, a text head's its sentence's token ids,
+    with the sentence in `"texts"`: `{head: str}` (see `datasets.targets`).
 
     Args:
         samples: the clips.
@@ -83,6 +86,9 @@ class SignDataset(Dataset):
         cache: decoded, resized frames to read instead of the JPEGs (then `transform`
             holds only the random augmentations).
         text_targets: text head -> its tokenizer (`datasets.targets`).
+        feature_dim: the width of precomputed feature rows
+            (`feature_extractor.feature_dim`), checked in every file; None: not
+            checked.
     """
 
     def __init__(
@@ -97,8 +103,10 @@ class SignDataset(Dataset):
         seed: int = 0,
         cache: FrameCache | None = None,
         text_targets: dict[str, TextTarget] | None = None,
+        feature_dim: int | None = None,
     ) -> None:
         self.samples = samples
+        self.feature_dim = feature_dim
         self.text_targets = text_targets or {}
         self.sampling = sampling
         self.train = train
@@ -208,6 +216,11 @@ class SignDataset(Dataset):
         positions = self._positions(sample, fps)
         if sample.has_frames:
             item["frames"] = self._frames(sample, positions)
+        if sample.features is not None:
+            rows = load_features(
+                sample.features, rows=sample.length, dim=self.feature_dim
+            )
+            item["features"] = rows[[sample.start + i for i in positions]]
         if points is not None:
             item["landmarks"], item["landmark_mask"] = self._landmarks(
                 sample, points, shoulders, positions
@@ -230,11 +243,12 @@ def collate_clips(items: list[dict]) -> dict:
     Returns:
         `{"mask": (B, T) bool, "labels": {head: (B,) long}, "name": [str]}` plus
         `"frames": (B, T, C, H, W) uint8` and/or `"landmarks": (B, T, K, 3) float`
-        with `"landmark_mask": (B, T, K) bool`. A sequence or text head's labels
+        with `"landmark_mask": (B, T, K) bool`, or `"features": (B, T, D) float`
+        (precomputed feature rows). A sequence or text head's labels
         are `(B, L)` long padded with `IGNORE_INDEX`, and the sentences of text
         heads are in `"texts": {head: [str]}` (`""` = no label).
     """
-    key = "frames" if "frames" in items[0] else "landmarks"
+    key = next(k for k in ("frames", "landmarks", "features") if k in items[0])
     lengths = [item[key].shape[0] for item in items]
     longest = max(lengths)
     sequences = [h for h, v in items[0]["labels"].items() if isinstance(v, list)]
@@ -272,6 +286,8 @@ def collate_clips(items: list[dict]) -> dict:
         batch["landmark_mask"] = _pad(
             [item["landmark_mask"] for item in items], longest
         )
+    if "features" in items[0]:
+        batch["features"] = _pad([item["features"] for item in items], longest)
     return batch
 
 

@@ -207,6 +207,26 @@ def refuse_sequence_heads(config: SignpipeConfig, source: object, what: str) -> 
         )
 
 
+def refuse_precomputed_features(
+    config: SignpipeConfig, source: object, what: str
+) -> None:
+    """`UserError` when `config`'s extractor reads precomputed features (the SSVP-SLT
+    layout, `datasets.ssvp`), for the tools that read videos, frames or landmarks.
+
+    Args:
+        config: the checkpoint's config.
+        source: the checkpoint, as the message names it.
+        what: the end of the message: what such a model does not do, and what to
+            do instead (`"export; test.py evaluates it"`).
+    """
+    if config.uses_features():
+        raise UserError(
+            f"{source}: its extractor {config.feature_extractor.name} reads "
+            f"precomputed features, not videos, frames or landmarks, so it does not "
+            f"{what}"
+        )
+
+
 #: A checkpoint path or a model zoo name -> its file (`models.zoo.resolve`).
 resolve_checkpoint = resolve
 

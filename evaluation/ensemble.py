@@ -47,6 +47,12 @@ def input_differences(first: SignpipeConfig, other: SignpipeConfig) -> list[str]
         theirs = getattr(getattr(other, section), key)
         if mine != theirs:
             differing.append(f"{section}.{key} ({mine!r} against {theirs!r})")
+    if first.uses_features() != other.uses_features():
+        names = (first.feature_extractor.name, other.feature_extractor.name)
+        differing.append(
+            f"feature_extractor.name ({names[0]!r} against {names[1]!r}; one reads "
+            "precomputed features)"
+        )
     return differing
 
 
@@ -115,6 +121,11 @@ class AveragedModel:
         configs: list[SignpipeConfig],
         mirror: bool = False,
     ) -> None:
+        if mirror and any(config.uses_features() for config in configs):
+            raise UserError(
+                "--mirror: a model reads precomputed features, which have no mirror "
+                "image; evaluate without --mirror"
+            )
         self.models = models
         self.orders: list[torch.Tensor | None] = []
         for config in configs:

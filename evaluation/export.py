@@ -30,6 +30,7 @@ from config.schema import SignpipeConfig
 from evaluation.checkpoints import (
     LoadedModel,
     load_checkpoint,
+    refuse_precomputed_features,
     refuse_sequence_heads,
 )
 from evaluation.export_sidecar import (
@@ -333,9 +334,8 @@ def export_checkpoint(
             f"{checkpoint}: a pretraining checkpoint has no trained heads; fine-tune "
             "it first (train.py --checkpoint), then export that"
         )
-    refuse_sequence_heads(
-        loaded.config, checkpoint, "export; test.py evaluates the checkpoint"
-    )
+    for refuse in (refuse_sequence_heads, refuse_precomputed_features):
+        refuse(loaded.config, checkpoint, "export; test.py evaluates the checkpoint")
     return export_model(loaded, output, tolerance=tolerance)
 
 

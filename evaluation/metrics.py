@@ -412,8 +412,9 @@ def restricted_permutation(perm: list[int], length: int) -> list[int]:
 def shuffle_batch(batch: dict, perm: list[int]) -> dict:
     """Permute every clip of a collated batch in time (see the module docstring).
 
-    Frames, landmarks and landmark masks move together; padded positions (mask
-    False, always at the end) stay where they are, so `mask` does not change.
+    Frames, landmarks, landmark masks and precomputed feature rows move together;
+    padded positions (mask False, always at the end) stay where they are, so
+    `mask` does not change.
 
     Args:
         batch: a batch from `collate_clips`.
@@ -422,7 +423,9 @@ def shuffle_batch(batch: dict, perm: list[int]) -> dict:
     Returns:
         The same batch with its time-indexed tensors replaced by shuffled copies.
     """
-    keys = [k for k in ("frames", "landmarks", "landmark_mask") if k in batch]
+    keys = [
+        k for k in ("frames", "landmarks", "landmark_mask", "features") if k in batch
+    ]
     lengths = batch["mask"].sum(dim=1).tolist()
     time_steps = batch["mask"].shape[1]
     if time_steps > len(perm):

@@ -161,21 +161,49 @@ def read_shard_record(path: Path) -> ShardRecord:
     return record
 
 
-def manifest_fields(inputs: list[PredictionInput], label_names: dict) -> dict:
-    """name -> (label, split) of each input for the manifests: the class name of its
-    annotated label (the gloss head's, else the first head's) and its split."""
-    head = "gloss" if "gloss" in label_names else next(iter(label_names), None)
+def manifest_fields(
+    inputs: list[PredictionInput],
+    label_names: dict,
+    sequence_labels: dict[str, str] | None = None,
+) -> dict:
+    """name -> (label, split) of each input for the manifests, from its annotated
+    labels: the sentence of the first text head when the model has one (SSVP-SLT's
+    translation target), else the gloss sequence of the first sequence head (class
+    names joined by spaces), else the class name of the gloss head (else the first
+    head); and its split. Tabs and line breaks in a label become spaces.
+
+    Args:
+        inputs: the prediction inputs (a sample of an annotated root has labels).
+        label_names: head -> class names.
+        sequence_labels: the sequence heads' label kinds (`sequence`, `text`).
+    """
+    sequence_labels = sequence_labels or {}
+    by_kind = {
+        kind: next((h for h, k in sequence_labels.items() if k == kind), None)
+        for kind in ("text", "sequence")
+    }
+    classes = [head for head in label_names if head not in sequence_labels]
+    head = by_kind["text"] or by_kind["sequence"]
+    if head is None and classes:
+        head = "gloss" if "gloss" in classes else classes[0]
     fields = {}
     for item in inputs:
         sample = item.sample
         label = ""
         if sample is not None and head is not None:
-            index = sample.labels.get(head, -1)
-            if 0 <= index < len(label_names[head]):
-                label = label_names[head][index]
+            label = _label_text(sample.labels.get(head), label_names[head])
         split = (sample.split if sample is not None else None) or NO_SPLIT
-        fields[item.name] = (label, split)
+        fields[item.name] = (" ".join(label.split()), split)
     return fields
+
+
+def _label_text(value: object, names: list[str]) -> str:
+    """A sample's label as manifest text: a sentence as it is, class ids (one or a
+    sequence) as class names; "" when missing."""
+    if isinstance(value, str):
+        return value
+    ids = [value] if isinstance(value, int) else list(value or ())
+    return " ".join(names[i] for i in ids if 0 <= i < len(names))
 
 
 def write_manifests(

@@ -2,8 +2,9 @@
 
 `run_prediction` batches the clips of `evaluation.prediction` through the model;
 `OutputWriter` writes one file per input (probabilities or embeddings, atomically)
-and the two tables `predictions.csv` (top-5 classes per head) and `frames.csv` (the
-frames each clip used). In the `ssvp` layout, embeddings go to
+and the two tables `predictions.csv` (top-5 classes per classification head; the
+decoded gloss sequence or sentence of a sequence head) and `frames.csv` (the frames
+each clip used). In the `ssvp` layout, embeddings go to
 `features/0/<name[:5]>/<name>.pt` with a manifest per split,
 `manifests/<split>_features.tsv` (`video_name, length, label`).
 
@@ -35,8 +36,9 @@ from tqdm import tqdm
 from evaluation.checkpoints import (
     LoadedModel,
     load_checkpoint,
-    refuse_sequence_heads,
+    refuse_precomputed_features,
     resolve_checkpoint,
+    sequence_heads,
 )
 from evaluation.onnx_backend import load_onnx
 from evaluation.output_files import spreadsheet_safe, write_rows
@@ -59,6 +61,7 @@ from evaluation.shards import (
     write_manifests,
     write_shard_record,
 )
+from models.heads.sequence import SequenceOutputs
 from utils.errors import DataError, UserError, quote
 from utils.files import (
     NOT_FOUND,
@@ -116,6 +119,8 @@ class OutputWriter:
         manifest: name -> (label, split), for the ssvp manifests.
         run: the run's fingerprint (`run_fingerprint`): only inputs recorded with
             the same one are skipped when resuming.
+        sequence_labels: the sequence heads' label kinds (`sequence`: CTC's class
+            ids, written as class names; `text`: sentences), by head.
     """
 
     output: Path
@@ -126,6 +131,7 @@ class OutputWriter:
     shard: str = ""
     manifest: dict[str, tuple[str, str]] = field(default_factory=dict)
     run: str = ""
+    sequence_labels: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
     #: Inputs an earlier run wrote with another model or other settings.
     stale: set[str] = field(default_factory=set)
@@ -195,6 +201,7 @@ class OutputWriter:
         probabilities = {
             head: torch.softmax(logits[row].float(), dim=-1).numpy()
             for head, logits in outputs["logits"].items()
+            if head not in self.sequence_labels
         }
         path = self.path(meta["name"])
         length = 1
@@ -218,11 +225,18 @@ class OutputWriter:
             "name": meta["name"],
             "run": self.run,
             "length": length,
-            "predictions": [
-                [meta["name"], head, *self._top(head, p)]
-                for head, p in probabilities.items()
+            "predictions": (
+                [
+                    [meta["name"], head, *self._top(head, p)]
+                    for head, p in probabilities.items()
+                ]
+                + [
+                    [meta["name"], head, *self._hypothesis(head, outputs, row)]
+                    for head in self.sequence_labels
+                ]
                 if self.heads_trained
-            ],
+                else []
+            ),
             "frames": [
                 meta["name"],
                 str(meta["source"]),
@@ -246,6 +260,15 @@ class OutputWriter:
         for index in order:
             cells += [self.label_names[head][index], f"{probabilities[index]:.6f}"]
         return cells + [""] * (2 * TOP_K - len(cells))
+
+    def _hypothesis(self, head: str, outputs: dict, row: int) -> list[str]:
+        """A sequence head's decoded output as a predictions.csv row's cells: the
+        gloss sequence (class names) or sentence as `top1`, no probability."""
+        hypothesis = outputs["logits"][head].hypotheses[row]
+        if self.sequence_labels[head] == "sequence":
+            names = self.label_names[head]
+            hypothesis = " ".join(names[int(i)] for i in hypothesis.split())
+        return [hypothesis] + [""] * (2 * TOP_K - 1)
 
     def finish(self, names: list[str]) -> None:
         """Write predictions.csv and frames.csv (and the ssvp manifests), rows in
@@ -340,10 +363,18 @@ def run_prediction(
 
 
 def _to_cpu(outputs: dict) -> dict:
-    """The model's outputs (tensors and a dict of them) on the CPU."""
+    """The model's outputs (tensors and a dict of them) on the CPU; a sequence
+    head's outputs keep only their hypotheses."""
     return {
         key: (
-            {head: logits.cpu() for head, logits in value.items()}
+            {
+                head: (
+                    logits.cpu()
+                    if isinstance(logits, torch.Tensor)
+                    else SequenceOutputs(None, logits.lengths.cpu(), logits.hypotheses)
+                )
+                for head, logits in value.items()
+            }
             if isinstance(value, dict)
             else value.cpu()
         )
@@ -431,12 +462,22 @@ def predict_command(request: PredictOptions) -> int:
         )
     check_input(request.input)
     loaded = _load_model(request.checkpoint, request.backend)
-    refuse_sequence_heads(
+    refuse_precomputed_features(
         loaded.config,
         request.checkpoint,
-        "predict; test.py evaluates the checkpoint (with --save it writes the "
-        "hypotheses)",
+        "predict; test.py evaluates it on a features root",
     )
+    sequence_labels = {
+        head: loaded.config.head_labels()[head]
+        for head in sequence_heads(loaded.config)
+    }
+    if kind == "probabilities" and len(sequence_labels) == len(loaded.label_names):
+        raise UserError(
+            f"{request.checkpoint}: every head is a sequence head ("
+            f"{', '.join(sequence_labels)}), so there are no class probabilities; "
+            "choose --embedding_kind spatial, temporal or CLS (predictions.csv "
+            "holds the decoded outputs with any kind)"
+        )
     inputs = list_inputs(request.input, loaded.config)
     pretraining = loaded.config.train_parameters.pre_training
     if pretraining and kind == "probabilities":
@@ -472,8 +513,9 @@ def predict_command(request: PredictOptions) -> int:
         heads_trained=not pretraining,
         layout=request.layout,
         shard=shard.tag if shard is not None else "",
-        manifest=manifest_fields(inputs, loaded.label_names),
+        manifest=manifest_fields(inputs, loaded.label_names, sequence_labels),
         run=run,
+        sequence_labels=sequence_labels,
     )
     done = writer.resume()
     again = writer.stale & {item.name for item in inputs}

@@ -63,7 +63,8 @@ class SignPipeline(nn.Module):
         Args:
             batch: `mask` `(B, T)` bool (True = real frame), with `frames`
                 `(B, T, C, H, W)` uint8 and/or `landmarks` `(B, T, K, 3)` and
-                `landmark_mask` `(B, T, K)`, as `collate_clips` makes them.
+                `landmark_mask` `(B, T, K)`, or `features` `(B, T, D)` float
+                (precomputed rows), as `collate_clips` makes them.
 
         Returns:
             `{"logits": {head: (B, C)}, "spatial": (B, T, D), "temporal": (B, T, D'),

@@ -33,6 +33,7 @@ from datasets.tracking import check_installed, tracker_for, warm_up
 from evaluation.checkpoints import (
     LoadedModel,
     load_checkpoint,
+    refuse_precomputed_features,
     refuse_sequence_heads,
 )
 from evaluation.onnx_backend import load_onnx
@@ -86,9 +87,8 @@ def load_model(path: Path) -> tuple[LoadedModel, str]:
             f"{path}: a pretraining checkpoint has no trained heads to show; "
             "fine-tune it first (train.py --checkpoint)"
         )
-    refuse_sequence_heads(
-        loaded.config, path, "run in the demo; test.py evaluates the checkpoint"
-    )
+    for refuse in (refuse_sequence_heads, refuse_precomputed_features):
+        refuse(loaded.config, path, "run in the demo; test.py evaluates the checkpoint")
     return loaded, "torch"
 
 

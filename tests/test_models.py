@@ -24,12 +24,17 @@ NUM_CLASSES = {"gloss": 5, "hand_location_x": 3}
 MASK = torch.tensor([[True, True, True], [True, True, False]])
 #: The extractors that read landmarks only, by their registered facts.
 LANDMARK_ONLY_EXTRACTORS = EXTRACTOR_FACTS.reading_only("landmarks")
+#: The extractors of precomputed feature rows.
+FEATURE_ONLY_EXTRACTORS = EXTRACTOR_FACTS.reading_only("features")
 #: The per-frame image extractors (video networks: tests/test_video_networks.py).
 IMAGE_EXTRACTORS = [
     n
     for n in FEATURE_EXTRACTORS.names()
-    if n not in LANDMARK_ONLY_EXTRACTORS and n not in VIDEO_NETWORKS
+    if n not in LANDMARK_ONLY_EXTRACTORS + FEATURE_ONLY_EXTRACTORS
+    and n not in VIDEO_NETWORKS
 ]
+#: The width of the precomputed feature rows of the smoke tests.
+FEATURE_DIM = 12
 
 
 def tiny_pipeline(
@@ -46,6 +51,8 @@ def tiny_pipeline(
         raw["landmarks_parameters"] = {"velocities": True}
     if "num_blocks" in EXTRACTOR_FACTS.known(extractor).setting_names():
         raw["feature_extractor"].update(num_blocks=1, kernel_size=3)
+    if "feature_dim" in EXTRACTOR_FACTS.known(extractor).setting_names():
+        raw["feature_extractor"]["feature_dim"] = FEATURE_DIM
     torch.manual_seed(0)
     return build_pipeline(parse_config(raw), NUM_CLASSES)
 
@@ -57,6 +64,7 @@ def test_registries_list_the_documented_names() -> None:
             "landmarks_conv",
             "landmarks_extractor",
             "landmarks_stgcn",
+            "precomputed",
             "resnet50_extractor",
             *VIDEO_NETWORKS,
         ]
@@ -126,6 +134,18 @@ def test_landmark_pipeline_shapes_finite_and_gradients(
         "mask": MASK,
     }
     check_outputs_and_gradients(pipeline, batch)
+
+
+@pytest.mark.parametrize("extractor", FEATURE_ONLY_EXTRACTORS)
+@pytest.mark.parametrize("transformer", TRANSFORMERS.names())
+def test_feature_pipeline_shapes_finite_and_gradients(
+    tiny_config, extractor, transformer
+):
+    pipeline = tiny_pipeline(tiny_config, extractor, transformer)
+    # Padded rows hold large values: the extractor zeroes them, not the data.
+    features = torch.randn(2, 3, FEATURE_DIM)
+    features[1, 2] = 1e4
+    check_outputs_and_gradients(pipeline, {"features": features, "mask": MASK})
 
 
 @pytest.mark.parametrize("transformer", TRANSFORMERS.names())

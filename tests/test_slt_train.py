@@ -21,7 +21,7 @@ from sweeps.spec import logged_metrics
 
 
 def test_ctc_t5_and_classification_heads_train_together(
-    shipped_config: dict, tmp_path: Path
+    shipped_config: dict, tmp_path: Path, capsys
 ) -> None:
     root = make_sentence_root(tmp_path / "sentences")
     run = tmp_path / "run"
@@ -29,6 +29,14 @@ def test_ctc_t5_and_classification_heads_train_together(
     raw = sentence_config(shipped_config, root, run)
     config_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     assert train.main(["--model_config_path", str(config_path)]) == 0
+    summary = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("validation: ")
+    ]
+    assert len(summary) == 1  # the sequence heads' measures beside the top-1
+    for name in ('"gloss": ', '"glosses/wer": ', '"text/bleu4": ', '"text/chrf": '):
+        assert name in summary[0], summary
 
     logged = (run / "logs" / "version_0" / "metrics.csv").read_text(encoding="utf-8")
     columns = logged.splitlines()[0].split(",")

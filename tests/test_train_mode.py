@@ -13,6 +13,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 
 import train
 from config.model import VIDEO_NETWORKS
@@ -22,6 +23,7 @@ from models.transformers.hubert import save_encoder_shape
 import training.run
 
 LANDMARK_ONLY_EXTRACTORS = EXTRACTOR_FACTS.reading_only("landmarks")
+FEATURE_ONLY_EXTRACTORS = EXTRACTOR_FACTS.reading_only("features")
 
 
 class EvalModules(L.Callback):
@@ -73,6 +75,25 @@ def landmark_root(tmp_path_factory: pytest.TempPathFactory, sample_root: Path) -
     return root
 
 
+@pytest.fixture(scope="module")
+def features_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root of random precomputed features (width 8) in the SSVP-SLT layout, a
+    `gloss` column naming 3 classes."""
+    root = tmp_path_factory.mktemp("train_mode") / "features"
+    lines = ["video_name\tlength\tlabel\tgloss"]
+    for index in range(8):
+        name = f"clip{index}"
+        path = root / "features" / "0" / name[:5] / f"{name}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.randn(4 + index, 8), path)
+        lines.append(f"{name}\t{4 + index}\t\t{index % 3}")
+    (root / "manifests").mkdir()
+    (root / "manifests" / "all_features.tsv").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    return root
+
+
 def train_one_step(write_config, config: dict, recorder: EvalModules) -> list[str]:
     """The submodules in eval mode during a one-step `fast_dev_run` of train.py."""
     config["train_parameters"]["fast_dev_run"] = True
@@ -83,21 +104,29 @@ def train_one_step(write_config, config: dict, recorder: EvalModules) -> list[st
 
 
 def pairing_config(
-    tiny_config: dict, landmark_root: Path, extractor: str, encoder: str
+    tiny_config: dict, roots: dict[str, Path], extractor: str, encoder: str
 ):
     """The tiny config with `extractor` and `encoder` (landmarks only for a landmark
-    extractor)."""
+    extractor, the features root of `roots` for a features extractor)."""
     config = copy.deepcopy(tiny_config)
     config["feature_extractor"]["name"] = extractor
     if extractor != "cnn_extractor":  # the tiny config's timm model is its setting
         config["feature_extractor"].pop("model_path")
     config["transformer"]["name"] = encoder
     if extractor in LANDMARK_ONLY_EXTRACTORS:
-        config["general_parameters"]["data_path"] = str(landmark_root)
+        config["general_parameters"]["data_path"] = str(roots["landmarks"])
         config["train_parameters"]["landmarks"] = True
         config["feature_extractor"] = {"name": extractor, "representation_size": 16}
         if extractor != "landmarks_extractor":
             config["feature_extractor"].update(num_blocks=1, kernel_size=3)
+    if extractor in FEATURE_ONLY_EXTRACTORS:
+        config["general_parameters"]["data_path"] = str(roots["features"])
+        config["feature_extractor"] = {
+            "name": extractor,
+            "representation_size": 16,
+            "feature_dim": 8,
+        }
+        config["train_parameters"]["classification_mode"] = "gloss"
     return config
 
 
@@ -107,10 +136,18 @@ def pairing_config(
     "extractor", [n for n in FEATURE_EXTRACTORS.names() if n not in VIDEO_NETWORKS]
 )
 @pytest.mark.parametrize("encoder", TRANSFORMERS.names())
+# pylint: disable-next=too-many-arguments,too-many-positional-arguments
 def test_every_pairing_trains_in_train_mode(
-    tiny_config, write_config, landmark_root, eval_modules, extractor, encoder
+    tiny_config,
+    write_config,
+    landmark_root,
+    features_root,
+    eval_modules,
+    extractor,
+    encoder,
 ) -> None:
-    config = pairing_config(tiny_config, landmark_root, extractor, encoder)
+    roots = {"landmarks": landmark_root, "features": features_root}
+    config = pairing_config(tiny_config, roots, extractor, encoder)
     assert train_one_step(write_config, config, eval_modules) == []
 
 

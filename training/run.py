@@ -424,6 +424,17 @@ def _write_results(
     text = json.dumps(metrics, indent=2) + "\n"
     write_run_file(metrics_path, lambda file: file.write(text.encode("utf-8")))
     summary = metrics.get("mean_top1", metrics.get("pretrain_val_loss"))
+    if isinstance(summary, dict):  # sequence heads: their own measures
+        summary = {
+            **summary,
+            **{
+                f"{head}/{name}": value
+                for head, values in metrics["heads"].items()
+                if "top1" not in values
+                for name, value in values.items()
+                if name != "loss"
+            },
+        }
     seen = (
         " (on val clips it trained on: train_on_val)"
         if config.train_parameters.train_on_val

@@ -59,6 +59,9 @@ class AnnotationRow:
     #: (its sample is `ROOT/<name>/` or `ROOT/<name>.<video suffix>`). `end` is None
     #: for a manifest row without one: the video's last frame.
     video: Path | None = None
+    #: The feature file of a row of an SSVP-SLT manifest (`datasets.ssvp`), whose
+    #: `end` is its row count minus one; None otherwise.
+    features: Path | None = None
 
     def source_of(self, head: str) -> str:
         """`file:line` where the head's label was read (joined rows span files)."""

@@ -5,5 +5,6 @@ from models.feature_extractors import (
     cnn,
     landmark_encoders,
     landmarks,
+    precomputed,
     video,
 )  # noqa: F401  (registers them)

@@ -19,6 +19,7 @@ from torchmetrics import Metric
 from config.section import Section
 from models.heads.sequence import HeadInput, SequenceOutputs
 from models.heads.sequence_metrics import Chrf, CorpusBleu
+from models.transformers.common import sinusoidal_positions
 from models.registry import HEAD_KINDS
 from utils.constants import IGNORE_INDEX
 from utils.errors import ConfigError
@@ -65,6 +66,13 @@ class T5Settings(Section):
         le=1024,
         description="The most tokens of a target sentence (longer ones are cut) and "
         "of a generated one.",
+    )
+    source_positions: bool = Field(
+        True,
+        description="Add sinusoidal positions to the projected frames before T5 "
+        "reads them: T5's attention has relative position biases only, and its "
+        "cross-attention none, so these tell the decoder where each frame is. "
+        "false = the frames as they are (SSVP-SLT's input).",
     )
     num_beams: int = Field(
         1,
@@ -165,6 +173,7 @@ class T5Layer(nn.Module):
             )
         self.t5 = _t5_model(settings, num_classes)
         self.projection = FeatureProjection(input_dim, self.t5.config.d_model)
+        self.source_positions = settings.source_positions
         self.num_beams = settings.num_beams
         self.max_target_length = settings.max_target_length
 
@@ -172,6 +181,10 @@ class T5Layer(nn.Module):
         """Teacher-forced `(B, L, vocabulary)` logits when the target is given;
         generated sentences in eval mode."""
         embeds = self.projection(inputs.frames)
+        if self.source_positions:
+            embeds = embeds + sinusoidal_positions(
+                embeds.shape[1], embeds.shape[2], embeds.device
+            ).to(embeds.dtype)
         attention = inputs.mask.long()
         logits, lengths = None, inputs.mask.new_zeros(inputs.mask.shape[0]).long()
         if inputs.target is not None:
