@@ -467,10 +467,8 @@ def predict_command(request: PredictOptions) -> int:
         request.checkpoint,
         "predict; test.py evaluates it on a features root",
     )
-    sequence_labels = {
-        head: loaded.config.head_labels()[head]
-        for head in sequence_heads(loaded.config)
-    }
+    labels = loaded.config.head_labels()
+    sequence_labels = {head: labels[head] for head in sequence_heads(loaded.config)}
     if kind == "probabilities" and len(sequence_labels) == len(loaded.label_names):
         raise UserError(
             f"{request.checkpoint}: every head is a sequence head ("
