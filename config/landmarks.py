@@ -50,6 +50,14 @@ class LandmarksParameters(Section):
         "point's position relative to its wrist, in palm lengths, beside its body "
         "position. Needs `hand_shapes: false` (which keeps the body positions).",
     )
+    bone_inputs: bool = Field(
+        False,
+        description="`landmarks_conv` / `landmarks_stgcn`: also give each hand "
+        "point its bone, the unit vector from its parent point (towards the "
+        "fingertips from the wrist), and the cosine of the angle between that bone "
+        "and its parent's (how far the joint bends): a description of the hand's "
+        "shape free of its size and position.",
+    )
     apply_flip: bool = Field(
         False,
         description="Mirror clips horizontally (x -> -x, left and right swapped), "

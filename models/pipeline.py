@@ -228,6 +228,7 @@ def build_pipeline(config: SignpipeConfig, num_classes: dict[str, int]) -> SignP
             "components": landmarks.components,
             "velocities": landmarks.velocities,
             "hand_shape_inputs": landmarks.hand_shape_inputs,
+            "bone_inputs": landmarks.bone_inputs,
         },
     )
     check_interface(

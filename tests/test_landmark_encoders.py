@@ -23,6 +23,7 @@ from utils.errors import ConfigError
 from utils.landmark_points import (
     COMPONENT_SIZES,
     HAND_EDGES,
+    HAND_PARENTS,
     MIDDLE_FINGER_MCP,
     POSE_WRIST_OF_HAND,
 )
@@ -86,6 +87,44 @@ def test_point_inputs_hand_shapes_are_wrist_relative_in_palms() -> None:
     torch.testing.assert_close(shifted[..., 4:], shapes, atol=1e-5, rtol=1e-5)
 
 
+def test_hand_parents_form_a_tree_of_the_hands_bones() -> None:
+    edges = {frozenset(edge) for edge in HAND_EDGES}
+    assert HAND_PARENTS[0] == 0, "the wrist is the root"
+    finger_bases = [1, 5, 9, 13, 17]
+    assert [HAND_PARENTS[base] for base in finger_bases] == [0] * 5
+    for point, parent in enumerate(HAND_PARENTS[1:], start=1):
+        if point not in finger_bases:  # along a finger: MediaPipe's bone
+            assert parent == point - 1 and frozenset((parent, point)) in edges
+
+
+def test_point_inputs_bones_are_unit_directions_and_bends() -> None:
+    data = batch([3, 2])
+    data["landmark_mask"][:] = True
+    left = 23  # the left hand's wrist among COMPONENTS' points
+    thumb = data["landmarks"][0, 0, left : left + 5]
+    thumb[1] = thumb[0] + torch.tensor([0.0, 2.0, 0.0])
+    thumb[2] = thumb[1] + torch.tensor([0.0, 0.5, 0.0])  # straight on
+    thumb[3] = thumb[2] + torch.tensor([0.3, 0.0, 0.0])  # a right angle
+    inputs = point_inputs(data, velocities=False, bones=hand_starts(COMPONENTS))
+    assert inputs.shape[-1] == point_channels(False, bones=True) == 8
+    bones = inputs[..., 4:]
+    torch.testing.assert_close(bones[0, 0, left + 1, :3], torch.tensor([0.0, 1, 0]))
+    torch.testing.assert_close(bones[0, 0, left + 2], torch.tensor([0.0, 1, 0, 1]))
+    torch.testing.assert_close(bones[0, 0, left + 3], torch.tensor([1.0, 0, 0, 0]))
+    assert (bones[:, :, :23] == 0).all(), "no bones for pose points"
+    assert (bones[:, :, left] == 0).all(), "the wrist has no bone"
+    assert (bones[1, 2] == 0).all(), "nothing at a padded frame"
+    norms = bones[0, :, left + 1 : left + 21, :3].norm(dim=-1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    # Free of the hand's position and size: moved and scaled, the same bones.
+    moved = dict(data, landmarks=data["landmarks"] * 3.0 + torch.tensor([2.0, -1, 0]))
+    same = point_inputs(moved, velocities=False, bones=hand_starts(COMPONENTS))
+    torch.testing.assert_close(same[..., 4:], bones, atol=1e-5, rtol=1e-5)
+    data["landmark_mask"][0, 1, left : left + 21] = False
+    hidden = point_inputs(data, velocities=False, bones=hand_starts(COMPONENTS))
+    assert (hidden[0, 1, left : left + 21] == 0).all(), "an absent hand is 0"
+
+
 def test_skeleton_adjacency() -> None:
     adjacency = skeleton_adjacency(COMPONENTS)
     assert adjacency.shape == (K, K)
@@ -107,7 +146,7 @@ def test_skeleton_adjacency() -> None:
 
 
 def encoders(
-    velocities: bool = True, hand_shape_inputs: bool = False
+    velocities: bool = True, hand_shape_inputs: bool = False, bone_inputs: bool = False
 ) -> list[torch.nn.Module]:
     """Both encoders, tiny, with a temporal kernel that sees the neighbours."""
     torch.manual_seed(0)
@@ -118,6 +157,7 @@ def encoders(
         "dropout_rate": 0.0,
         "velocities": velocities,
         "hand_shape_inputs": hand_shape_inputs,
+        "bone_inputs": bone_inputs,
     }
     return [
         FEATURE_EXTRACTORS.get("landmarks_conv")(components=COMPONENTS, **common),
@@ -134,11 +174,13 @@ def test_registered_builders_make_the_encoders() -> None:
     assert encoders(hand_shape_inputs=True)[0].embed[0].in_features == K * 10
     graph = encoders(velocities=False, hand_shape_inputs=True)[1]
     assert graph.blocks[0].spatial.in_channels == 7
+    assert encoders(bone_inputs=True)[0].embed[0].in_features == K * 11
+    assert encoders(velocities=False, bone_inputs=True)[1].channels == 8
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["conv", "stgcn"])
 def test_padding_does_not_change_a_clips_features(index: int) -> None:
-    encoder = encoders(hand_shape_inputs=True)[index]
+    encoder = encoders(hand_shape_inputs=True, bone_inputs=True)[index]
     encoder.train()
     for seed in range(3):  # BatchNorm statistics away from their start
         encoder(batch([6, 6, 6, 6], seed=seed))
@@ -183,11 +225,13 @@ def tiny_landmark_config(tiny_config: dict, name: str, **extractor) -> dict:
 @pytest.mark.parametrize("name", ["landmarks_conv", "landmarks_stgcn"])
 def test_config_builds_the_extractor_from_its_fields(tiny_config, name: str) -> None:
     raw = tiny_landmark_config(tiny_config, name, num_blocks=3, kernel_size=5)
+    raw["landmarks_parameters"]["bone_inputs"] = True
     config = parse_config(raw)
     assert not config.uses_frames()
     pipeline = build_pipeline(config, {"gloss": 3})
     extractor = pipeline.feature_extractor
     assert len(extractor.blocks) == 3 and extractor.velocities
+    assert extractor.bones == hand_starts(config.landmarks_parameters.components)
     kernels = [m.kernel_size for m in extractor.modules() if hasattr(m, "kernel_size")]
     assert kernels and all(5 in k for k in kernels if k != (1, 1))
     out = pipeline(batch([3, 2]))

@@ -89,6 +89,9 @@ HAND_EDGES = (
     (17, 18), (18, 19), (19, 20),
 )
 # fmt: on
+#: Each hand point's parent in the hand's tree (the wrist its own): the bone of point j
+#: runs from HAND_PARENTS[j] to j; the five finger bases hang from the wrist.
+HAND_PARENTS = (0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
 #: MediaPipe Pose's connections among the upper-body points.
 # fmt: off
 POSE_EDGES = (

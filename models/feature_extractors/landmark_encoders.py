@@ -3,7 +3,9 @@
 Both read a batch's `landmarks` `(B, T, K, 3)` (normalised, 0 where absent) and
 `landmark_mask` `(B, T, K)` and return `(B, T, D)` features for a temporal encoder.
 Each point's inputs are its coordinates, a presence flag and, with `velocities`, its
-motion since the previous frame (0 where either frame lacks the point).
+motion since the previous frame (0 where either frame lacks the point); optionally each
+hand point's position relative to its wrist (`hand_shape_inputs`) and its bone
+(`bone_inputs`: the direction from its parent point, and the angle to its parent's).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from models.registry import FEATURE_EXTRACTORS, NothingToPrepare
 from utils.landmark_points import (
     COMPONENT_EDGES,
     COMPONENT_SIZES,
+    HAND_PARENTS,
     HAND_POINTS,
     MIDDLE_FINGER_MCP,
     POSE_WRIST_OF_HAND,
@@ -26,11 +29,16 @@ from utils.landmark_points import (
 
 
 def point_inputs(
-    batch: dict, velocities: bool, hands: list[int] | None = None
+    batch: dict,
+    velocities: bool,
+    hands: list[int] | None = None,
+    bones: list[int] | None = None,
 ) -> torch.Tensor:
     """Per-point inputs `(B, T, K, C)`: x, y, z, presence [, dx, dy, dz] [, the
     point's position relative to its hand's wrist in palm lengths (0 for points
-    outside the `hands`, whose start indices are given)]."""
+    outside the `hands`, whose start indices are given)] [, its bone's direction
+    and the cosine of its angle to the parent bone (see `_hand_bones`; 0 outside
+    the hands starting at `bones`)]."""
     points = batch["landmarks"]
     present = (batch["landmark_mask"] & batch["mask"].unsqueeze(-1)).to(points.dtype)
     inputs = [points * present.unsqueeze(-1), present.unsqueeze(-1)]
@@ -40,6 +48,8 @@ def point_inputs(
         inputs.append(F.pad(motion, (0, 0, 0, 0, 1, 0)))
     if hands is not None:
         inputs.append(_hand_shapes(points, present, hands))
+    if bones is not None:
+        inputs.append(_hand_bones(points, present, bones))
     return torch.cat(inputs, dim=-1)
 
 
@@ -58,9 +68,32 @@ def _hand_shapes(
     return shapes
 
 
-def point_channels(velocities: bool, hand_shapes: bool = False) -> int:
+def _hand_bones(
+    points: torch.Tensor, present: torch.Tensor, hands: list[int]
+) -> torch.Tensor:
+    """`(B, T, K, 4)`: each hand point's bone (from its parent, `HAND_PARENTS`) as a
+    unit vector, and the cosine of the angle between it and its parent's bone (how far
+    the joint bends). Both are free of the hand's size and position, so they describe
+    the hand's shape the same way for every signer and camera distance. The wrist, and
+    the angle of the bones leaving the wrist, are 0."""
+    bones = torch.zeros(*points.shape[:-1], 4, dtype=points.dtype, device=points.device)
+    parents = list(HAND_PARENTS)
+    for start in hands:
+        hand = points[:, :, start : start + HAND_POINTS]
+        visible = present[:, :, start : start + HAND_POINTS].unsqueeze(-1)
+        vectors = hand - hand[:, :, parents]
+        directions = vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        bends = (directions * directions[:, :, parents]).sum(-1, keepdim=True)
+        features = torch.cat([directions, bends], dim=-1) * visible
+        bones[:, :, start : start + HAND_POINTS] = features
+    return bones
+
+
+def point_channels(
+    velocities: bool, hand_shapes: bool = False, bones: bool = False
+) -> int:
     """C of `point_inputs`."""
-    return 4 + 3 * velocities + 3 * hand_shapes
+    return 4 + 3 * velocities + 3 * hand_shapes + 4 * bones
 
 
 class DepthwiseConvBlock(nn.Module):
@@ -102,6 +135,7 @@ class PointEncoder(NothingToPrepare, nn.Module):  # pylint: disable=abstract-met
         representation_size: D, the output size.
         velocities: add each point's motion to its inputs.
         hand_shape_inputs: add each hand point's position relative to its wrist.
+        bone_inputs: add each hand point's bone direction and joint angle.
     """
 
     def __init__(
@@ -111,19 +145,21 @@ class PointEncoder(NothingToPrepare, nn.Module):  # pylint: disable=abstract-met
         representation_size: int,
         velocities: bool,
         hand_shape_inputs: bool,
+        bone_inputs: bool = False,
     ) -> None:
         super().__init__()
         self.out_dim = representation_size
         self.velocities = velocities
         self.hands = hand_starts(components) if hand_shape_inputs else None
-        self.channels = point_channels(velocities, hand_shape_inputs)
+        self.bones = hand_starts(components) if bone_inputs else None
+        self.channels = point_channels(velocities, hand_shape_inputs, bone_inputs)
         self.num_points = sum(COMPONENT_SIZES[c] for c in components)
         self.input_norm = nn.BatchNorm1d(self.num_points * self.channels)
 
     def standardised_inputs(self, batch: dict) -> torch.Tensor:
         """`(B, T, K, C)` point inputs; statistics from the real frames only
         (padding would pull them to 0), padded frames left at 0."""
-        inputs = point_inputs(batch, self.velocities, self.hands)
+        inputs = point_inputs(batch, self.velocities, self.hands, self.bones)
         real = batch["mask"]
         flat = inputs.flatten(2)
         flat = flat.masked_scatter(
@@ -179,6 +215,7 @@ class ConvLandmarksEncoder(PointEncoder):
         dropout_rate: dropout in the blocks.
         velocities: add each point's motion to its inputs.
         hand_shape_inputs: add each hand point's position relative to its wrist.
+        bone_inputs: add each hand point's bone direction and joint angle.
     """
 
     def __init__(
@@ -191,12 +228,14 @@ class ConvLandmarksEncoder(PointEncoder):
         dropout_rate: float,
         velocities: bool,
         hand_shape_inputs: bool = False,
+        bone_inputs: bool = False,
     ) -> None:
         super().__init__(
             components=components,
             representation_size=representation_size,
             velocities=velocities,
             hand_shape_inputs=hand_shape_inputs,
+            bone_inputs=bone_inputs,
         )
         inputs = self.num_points * self.channels
         self.embed = nn.Sequential(
@@ -323,6 +362,7 @@ class GraphLandmarksEncoder(PointEncoder):
         dropout_rate: dropout in the blocks.
         velocities: add each point's motion to its inputs.
         hand_shape_inputs: add each hand point's position relative to its wrist.
+        bone_inputs: add each hand point's bone direction and joint angle.
     """
 
     def __init__(
@@ -335,12 +375,14 @@ class GraphLandmarksEncoder(PointEncoder):
         dropout_rate: float,
         velocities: bool,
         hand_shape_inputs: bool = False,
+        bone_inputs: bool = False,
     ) -> None:
         super().__init__(
             components=components,
             representation_size=representation_size,
             velocities=velocities,
             hand_shape_inputs=hand_shape_inputs,
+            bone_inputs=bone_inputs,
         )
         adjacency = skeleton_adjacency(components)
         hidden = [max(8, representation_size // 4)] * max(0, num_blocks - 2)
