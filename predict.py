@@ -3,7 +3,7 @@
 python3 predict.py CHECKPOINT INPUT_DIR OUTPUT_DIR
                    [--embedding_kind spatial|temporal|CLS|probabilities]
                    [--batch_size 8] [--all_frames] [--workers 0] [--layout flat|ssvp]
-                   [--backend torch|onnx]
+                   [--backend torch|onnx] [--ensemble CHECKPOINT ...]
                    [--num_shards N --shard_id I | --items_per_shard K [--shard_id I]]
 python3 predict.py --merge_manifests OUTPUT_DIR
 
@@ -26,6 +26,12 @@ makes a long clip, and the encoder sees longer clips than in training). Models t
 read landmarks (`train_parameters.landmarks`) use `<name>.npz|.pose` in a frame folder
 (or beside a video, or in `<name>/` beside it), else MediaPipe Holistic is run on the
 input as `data_preprocessing.extract_landmarks` does.
+
+With `--ensemble` (and `--embedding_kind probabilities`), the class probabilities of
+more checkpoints are averaged with CHECKPOINT's, as `test.py --ensemble` averages
+them: other seeds, or streams of one recipe (joints and `bone_inputs`), trained on
+the same heads and classes and sampling clips alike. Each costs a forward pass per
+input; the clips (and any landmark extraction) are made once.
 
 With `--backend onnx`, CHECKPOINT is a `model.onnx` that export.py wrote (its
 `model.json` beside it) and the model runs with onnxruntime on the CPU; the inputs,
@@ -136,6 +142,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "export.py model.onnx (its model.json beside it), run with onnxruntime on "
         "the CPU (default: %(default)s)",
     )
+    parser.add_argument(
+        "--ensemble",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="CHECKPOINT",
+        help="more train.py checkpoints (or zoo names) whose class probabilities are "
+        "averaged with CHECKPOINT's; needs --embedding_kind probabilities",
+    )
     shards = parser.add_argument_group("shards (one machine or array task each)")
     shards.add_argument(
         "--num_shards", type=positive_int, metavar="N", help="cut the inputs in N"
@@ -165,6 +180,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         return args
     if any(value is None for value in positional):
         parser.error("CHECKPOINT, INPUT_DIR and OUTPUT_DIR are required")
+    if args.ensemble and args.embedding_kind != "probabilities":
+        parser.error(
+            "--ensemble averages class probabilities: it needs --embedding_kind "
+            "probabilities (an embedding belongs to one model)"
+        )
+    if args.ensemble and args.backend != "torch":
+        parser.error("--ensemble takes train.py checkpoints: drop --backend onnx")
     if args.num_shards is not None and args.items_per_shard is not None:
         parser.error("give --num_shards or --items_per_shard, not both")
     if args.num_shards is not None and args.shard_id is None:
@@ -198,6 +220,7 @@ def predict(args: argparse.Namespace) -> int:
             layout=args.layout,
             backend=args.backend,
             shard=shard,
+            ensemble=tuple(args.ensemble),
         )
     )
 

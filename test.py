@@ -18,8 +18,9 @@ permutation, to show how much the model relies on temporal order. `full` evaluat
 test (val when there is no test split), val and test with shuffled frames, and
 bundles them with the run's best validation loss and accuracy.
 
-`--ensemble` averages the class probabilities of more checkpoints (other seeds or
-epochs trained on the same data, heads and classes) with CHECKPOINT's; `--mirror`
+`--ensemble` averages the class probabilities of more checkpoints (other seeds,
+epochs or streams such as a `bone_inputs` model, trained on the same data, heads and
+classes) with CHECKPOINT's; `--mirror`
 also averages each clip's horizontal mirror (the flip training augments with).
 Each costs a forward pass per clip: 3 checkpoints with `--mirror` are 6 passes.
 

@@ -23,7 +23,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -37,9 +37,11 @@ from evaluation.checkpoints import (
     LoadedModel,
     load_checkpoint,
     refuse_precomputed_features,
+    refuse_sequence_heads,
     resolve_checkpoint,
     sequence_heads,
 )
+from evaluation.ensemble import AveragedModel, check_members
 from evaluation.onnx_backend import load_onnx
 from evaluation.output_files import spreadsheet_safe, write_rows
 from evaluation.prediction import (
@@ -436,6 +438,8 @@ class PredictOptions:
         layout: flat or ssvp.
         backend: torch or onnx.
         shard: the shard of the inputs to predict.
+        ensemble: more checkpoints whose class probabilities are averaged with
+            `checkpoint`'s (`embedding_kind` probabilities, torch backend).
     """
 
     checkpoint: Path
@@ -448,6 +452,53 @@ class PredictOptions:
     layout: str = "flat"
     backend: str = "torch"
     shard: ShardRequest = field(default_factory=ShardRequest)
+    ensemble: tuple[Path, ...] = ()
+
+
+def _averaged(loaded: LoadedModel, request: PredictOptions) -> LoadedModel:
+    """`loaded` with its model replaced by the average of its and the ensemble
+    members' class probabilities (`AveragedModel`), once the members are checked to
+    predict the same heads and classes from clips made alike."""
+    if request.embedding_kind != "probabilities" or request.backend != "torch":
+        raise UserError(
+            "--ensemble needs --embedding_kind probabilities and train.py checkpoints"
+        )
+    names = [str(request.checkpoint), *(str(path) for path in request.ensemble)]
+    members = [loaded] + [
+        load_checkpoint(path, loaded.device) for path in request.ensemble
+    ]
+    for name, member in zip(names, members):
+        refuse_sequence_heads(
+            member.config, name, "average (--ensemble); predict with each alone"
+        )
+        if member.config.train_parameters.pre_training:
+            raise UserError(
+                f"{name}: a pretraining checkpoint has no trained heads to average"
+            )
+    check_members(
+        names,
+        [member.config for member in members],
+        [member.label_names for member in members],
+    )
+    averaged = AveragedModel(
+        [member.model for member in members], [member.config for member in members]
+    )
+    print(
+        f"note: averaging the class probabilities of {len(members)} checkpoints: "
+        f"{averaged.views} forward passes per input",
+        file=sys.stderr,
+    )
+    return replace(loaded, model=averaged)
+
+
+def _ensemble_fingerprint(ensemble: tuple[Path, ...]) -> dict:
+    """The ensemble members' part of a run's fingerprint: their files' digests, so a
+    resumed run skips only what the same members wrote."""
+    if not ensemble:
+        return {}
+    return {
+        "ensemble": [run_fingerprint(resolve_checkpoint(path), {}) for path in ensemble]
+    }
 
 
 def predict_command(request: PredictOptions) -> int:
@@ -477,6 +528,8 @@ def predict_command(request: PredictOptions) -> int:
             "holds the decoded outputs with any kind)"
         )
     inputs = list_inputs(request.input, loaded.config)
+    if request.ensemble:
+        loaded = _averaged(loaded, request)
     pretraining = loaded.config.train_parameters.pre_training
     if pretraining and kind == "probabilities":
         raise UserError(
@@ -502,7 +555,12 @@ def predict_command(request: PredictOptions) -> int:
     )
     run = run_fingerprint(
         model_file,
-        {"kind": kind, "all_frames": request.all_frames, "layout": request.layout},
+        {
+            "kind": kind,
+            "all_frames": request.all_frames,
+            "layout": request.layout,
+            **_ensemble_fingerprint(request.ensemble),
+        },
     )
     writer = OutputWriter(
         request.output,

@@ -456,3 +456,84 @@ def test_a_rerun_with_another_checkpoint_writes_every_input_again(
     assert f"{skipped}: skipped" in capsys.readouterr().err
     assert run(other, inputs, output, "temporal") == 0
     assert "skipped" not in capsys.readouterr().err
+
+
+def test_ensemble_averages_the_members_probabilities(
+    checkpoint, frame_dir, tmp_path, capsys
+) -> None:
+    """`--ensemble`: each input's probabilities are the mean of the members'; the
+    predictions follow them; a resumed run with other members writes again."""
+    inputs, lengths = frame_dir
+    other = tmp_path / "other.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    state["state_dict"] = {  # other heads: other probabilities
+        key: (
+            value + torch.randn(value.shape, generator=generator)
+            if ".heads." in key
+            else value
+        )
+        for key, value in state["state_dict"].items()
+    }
+    torch.save(state, other)
+    singles = {}
+    for name, model in (("one", checkpoint), ("two", other)):
+        assert run(model, inputs, tmp_path / name, "probabilities") == 0
+        singles[name] = {
+            item: dict(np.load(tmp_path / name / f"{item}.npz")) for item in lengths
+        }
+    first = next(iter(lengths))
+    assert not np.allclose(
+        singles["one"][first]["gloss"], singles["two"][first]["gloss"]
+    )
+    output = tmp_path / "both"
+    extra = ("--ensemble", str(other))
+    assert run(checkpoint, inputs, output, "probabilities", *extra) == 0
+    assert "averaging the class probabilities of 2 checkpoints" in (
+        capsys.readouterr().err
+    )
+    rows = read_csv(output / "predictions.csv")
+    for item in lengths:
+        averaged = dict(np.load(output / f"{item}.npz"))
+        for head, probabilities in averaged.items():
+            mean = (singles["one"][item][head] + singles["two"][item][head]) / 2
+            np.testing.assert_allclose(probabilities, mean, rtol=1e-4, atol=1e-6)
+            (row,) = [r for r in rows if r["input"] == item and r["head"] == head]
+            assert float(row["top1_probability"]) == pytest.approx(mean.max(), rel=1e-4)
+    assert run(checkpoint, inputs, output, "probabilities") == 0
+    assert "skipped" not in capsys.readouterr().err, "one model is another run"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--embedding_kind", "CLS"), "needs --embedding_kind probabilities"),
+        (("--embedding_kind", "probabilities", "--backend", "onnx"), "drop --backend"),
+    ],
+    ids=["embeddings", "onnx"],
+)
+def test_ensemble_refuses_what_it_cannot_average(
+    checkpoint, frame_dir, tmp_path, capsys, extra, message
+) -> None:
+    args = [str(checkpoint), str(frame_dir[0]), str(tmp_path / "out"), *extra]
+    with pytest.raises(SystemExit) as exited:
+        predict.main([*args, "--ensemble", str(checkpoint)])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ensemble_refuses_members_with_other_classes(
+    checkpoint, frame_dir, tmp_path, capsys
+) -> None:
+    other = tmp_path / "other.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    config = state["hyper_parameters"]["config"]
+    config["train_parameters"]["num_segments"] = NUM_SEGMENTS + 1
+    torch.save(state, other)
+    output = tmp_path / "out"
+    code = run(
+        checkpoint, frame_dir[0], output, "probabilities", "--ensemble", str(other)
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "reads other inputs" in err[0], err
+    assert "num_segments" in err[0] and not output.exists()
