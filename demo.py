@@ -1,7 +1,7 @@
 """Serve a demo page where a video goes in and a sign comes out.
 
-python3 demo.py [CHECKPOINT] [--host 127.0.0.1] [--port 8000] [--max_upload_mb 50]
-                [--workers 1]
+python3 demo.py [CHECKPOINT] [--ensemble CHECKPOINT ...] [--host 127.0.0.1]
+                [--port 8000] [--max_upload_mb 50] [--workers 1]
 
 CHECKPOINT is a train.py checkpoint (run with torch on the CPU) or a model.onnx
 written by export.py (run with onnxruntime; its model.json must lie beside it), or
@@ -12,7 +12,9 @@ allows it, and shows the top-5 glosses, each HamNoSys head's prediction, the
 landmarks over a few frames of the clip and how long each step took. Its JSON API:
 `POST /api/predict` with the multipart field `video`. The clip is made as
 predict.py makes it (MediaPipe landmarks for landmark models, frames for image
-models, the checkpoint's temporal sampling).
+models, the checkpoint's temporal sampling). With --ensemble, the class
+probabilities of CHECKPOINT and more checkpoints are averaged (one forward pass
+each): `python3 demo.py wlasl300_hands --ensemble wlasl300_hands_bones`.
 
 It is a demo server, not hardened for the open internet (no TLS, no accounts):
 docs/guide/security.md says what it promises (Host check, security headers, upload
@@ -28,7 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.cli import positive_float, port, positive_int, run_cli
+from utils.cli import add_ensemble_option, positive_float, port, positive_int, run_cli
 
 #: The zoo model served when no CHECKPOINT is given: real ASL signs.
 DEFAULT_CHECKPOINT = Path("wlasl300_hands")
@@ -50,6 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="CHECKPOINT",
         help="a train.py checkpoint, an export.py model.onnx or a model zoo name "
         "(default: %(default)s, the shipped WLASL300 model)",
+    )
+    add_ensemble_option(
+        parser,
+        "more train.py checkpoints or model zoo names whose class "
+        "probabilities are averaged with CHECKPOINT's; each costs one more forward "
+        "pass; they must predict the same heads and classes from clips made alike "
+        "(not with an export.py model.onnx)",
     )
     parser.add_argument(
         "--host",
@@ -90,6 +99,7 @@ def demo(args: argparse.Namespace) -> int:
         port=args.port,
         max_upload_mb=args.max_upload_mb,
         workers=args.workers,
+        ensemble=args.ensemble,
     )
 
 

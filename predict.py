@@ -82,7 +82,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.cli import non_negative_int, positive_int, run_cli
+from utils.cli import add_ensemble_option, non_negative_int, positive_int, run_cli
 from utils.constants import EMBEDDING_KINDS
 
 
@@ -142,13 +142,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "export.py model.onnx (its model.json beside it), run with onnxruntime on "
         "the CPU (default: %(default)s)",
     )
-    parser.add_argument(
-        "--ensemble",
-        type=Path,
-        nargs="+",
-        default=[],
-        metavar="CHECKPOINT",
-        help="more train.py checkpoints (or zoo names) whose class probabilities are "
+    add_ensemble_option(
+        parser,
+        "more train.py checkpoints (or zoo names) whose class probabilities are "
         "averaged with CHECKPOINT's; needs --embedding_kind probabilities",
     )
     shards = parser.add_argument_group("shards (one machine or array task each)")

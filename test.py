@@ -39,7 +39,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.cli import run_cli
+from utils.cli import add_ensemble_option, run_cli
 
 #: `partial`'s plot options (`evaluation.plots.PLOT_KINDS`) and what they draw.
 PLOTS = (
@@ -75,12 +75,9 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="evaluation batch size (default: the checkpoint's batch_size)",
     )
-    parser.add_argument(
-        "--ensemble",
-        nargs="+",
-        default=[],
-        metavar="CHECKPOINT",
-        help="more checkpoints whose class probabilities are averaged with "
+    add_ensemble_option(
+        parser,
+        "more checkpoints whose class probabilities are averaged with "
         "CHECKPOINT's (same data, heads and classes)",
     )
     parser.add_argument(
@@ -132,7 +129,7 @@ def evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         save=args.save,
         output_dir=args.output_dir,
-        ensemble=tuple(Path(path) for path in args.ensemble),
+        ensemble=tuple(args.ensemble),
         mirror=args.mirror,
     )
     if args.command == "full":

@@ -7,18 +7,22 @@ averaged prediction's log-probabilities: top-k, the cross-entropy and the plots 
 `test.py` read them as they read one model's logits.
 
 Every view costs one forward pass of every model: `n` checkpoints with `mirror` cost
-`2n` times one model's inference.
+`2n` times one model's inference. `average_checkpoints` turns a loaded checkpoint into
+the average of it and more checkpoints (predict.py and demo.py `--ensemble`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from config.schema import SignpipeConfig
 from datasets.landmarks import mirror_permutation
+from evaluation.checkpoints import LoadedModel, load_checkpoint, refuse_sequence_heads
 from utils.errors import UserError
 
 #: The config fields that decide what a model reads at evaluation (the sampled
@@ -113,6 +117,8 @@ class AveragedModel:
         models: the members, in eval mode, each `model(batch) -> {"logits": ...}`.
         configs: each member's config (its landmark components give the mirror).
         mirror: also average the horizontally mirrored batch.
+        names: the members' names, in order, for what is shown of the model (the
+            demo page); empty when the caller does not name them.
     """
 
     def __init__(
@@ -120,6 +126,8 @@ class AveragedModel:
         models: list[Callable[[dict], dict]],
         configs: list[SignpipeConfig],
         mirror: bool = False,
+        *,
+        names: Sequence[str] = (),
     ) -> None:
         if mirror and any(config.uses_features() for config in configs):
             raise UserError(
@@ -135,6 +143,7 @@ class AveragedModel:
                 order = torch.as_tensor(mirror_permutation(components))
             self.orders.append(order)
         self.mirror = mirror
+        self.names = list(names)
 
     @property
     def views(self) -> int:
@@ -155,3 +164,41 @@ class AveragedModel:
                         summed[head] = log_probs
         count = math.log(self.views)
         return {"logits": {head: value - count for head, value in summed.items()}}
+
+
+def average_checkpoints(
+    loaded: LoadedModel, name: str, members: Sequence[Path], purpose: str
+) -> LoadedModel:
+    """`loaded` with its model replaced by the average of its and the `members`'
+    class probabilities (`AveragedModel`), once the members are checked to predict
+    the same heads and classes from clips made alike (`check_members`).
+
+    Args:
+        loaded: the first checkpoint, loaded; the members load on its device.
+        name: the first checkpoint, as messages name it.
+        members: more train.py checkpoints or model zoo names.
+        purpose: the end of the message refusing a sequence head: what only
+            classification heads do and what to do instead (`"average
+            (--ensemble); predict with each alone"`).
+
+    Raises:
+        UserError: a member is missing or not a checkpoint, has a sequence head or
+            no trained heads (pretraining), or does not fit the first.
+    """
+    names = [name, *(str(path) for path in members)]
+    loaded_members = [loaded] + [
+        load_checkpoint(path, loaded.device) for path in members
+    ]
+    for member_name, member in zip(names, loaded_members):
+        refuse_sequence_heads(member.config, member_name, purpose)
+        if member.config.train_parameters.pre_training:
+            raise UserError(
+                f"{member_name}: a pretraining checkpoint has no trained heads to "
+                "average"
+            )
+    configs = [member.config for member in loaded_members]
+    check_members(names, configs, [member.label_names for member in loaded_members])
+    averaged = AveragedModel(
+        [member.model for member in loaded_members], configs, names=names
+    )
+    return replace(loaded, model=averaged)

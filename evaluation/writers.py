@@ -23,7 +23,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -37,11 +37,10 @@ from evaluation.checkpoints import (
     LoadedModel,
     load_checkpoint,
     refuse_precomputed_features,
-    refuse_sequence_heads,
     resolve_checkpoint,
     sequence_heads,
 )
-from evaluation.ensemble import AveragedModel, check_members
+from evaluation.ensemble import average_checkpoints
 from evaluation.onnx_backend import load_onnx
 from evaluation.output_files import spreadsheet_safe, write_rows
 from evaluation.prediction import (
@@ -457,38 +456,24 @@ class PredictOptions:
 
 def _averaged(loaded: LoadedModel, request: PredictOptions) -> LoadedModel:
     """`loaded` with its model replaced by the average of its and the ensemble
-    members' class probabilities (`AveragedModel`), once the members are checked to
-    predict the same heads and classes from clips made alike."""
+    members' class probabilities (`evaluation.ensemble.average_checkpoints`)."""
     if request.embedding_kind != "probabilities" or request.backend != "torch":
         raise UserError(
             "--ensemble needs --embedding_kind probabilities and train.py checkpoints"
         )
-    names = [str(request.checkpoint), *(str(path) for path in request.ensemble)]
-    members = [loaded] + [
-        load_checkpoint(path, loaded.device) for path in request.ensemble
-    ]
-    for name, member in zip(names, members):
-        refuse_sequence_heads(
-            member.config, name, "average (--ensemble); predict with each alone"
-        )
-        if member.config.train_parameters.pre_training:
-            raise UserError(
-                f"{name}: a pretraining checkpoint has no trained heads to average"
-            )
-    check_members(
-        names,
-        [member.config for member in members],
-        [member.label_names for member in members],
+    averaged = average_checkpoints(
+        loaded,
+        str(request.checkpoint),
+        request.ensemble,
+        "average (--ensemble); predict with each alone",
     )
-    averaged = AveragedModel(
-        [member.model for member in members], [member.config for member in members]
-    )
+    count = 1 + len(request.ensemble)
     print(
-        f"note: averaging the class probabilities of {len(members)} checkpoints: "
-        f"{averaged.views} forward passes per input",
+        f"note: averaging the class probabilities of {count} checkpoints: "
+        f"{count} forward passes per input",
         file=sys.stderr,
     )
-    return replace(loaded, model=averaged)
+    return averaged
 
 
 def _ensemble_fingerprint(ensemble: tuple[Path, ...]) -> dict:

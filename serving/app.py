@@ -28,7 +28,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -267,25 +267,34 @@ def serve(
     port: int = 8000,
     max_upload_mb: float,
     workers: int = 1,
+    ensemble: Sequence[Path] = (),
 ) -> int:
-    """`demo.py`: load the model, then serve the page until interrupted."""
+    """`demo.py`: load the model (averaged with the `ensemble` checkpoints, see
+    `serving.inference.load_model`), then serve the page until interrupted."""
     # pylint: disable-next=import-outside-toplevel
     import uvicorn
 
     start = time.perf_counter()
     model_file = resolve(checkpoint)  # a missing file: one error line, exit 2
+    for member in ensemble:  # a missing member too, before the server starts
+        resolve(member)
 
     def build() -> DemoService:
         # pylint: disable-next=import-outside-toplevel
         from serving.inference import DemoService, load_model
 
-        loaded, backend = load_model(model_file)
+        loaded, backend = load_model(model_file, ensemble)
         # MediaPipe loads next, on its own thread: the clips wait for it.
         built = DemoService(loaded, backend, workers=workers, warm_up_now=False)
         about = built.info()
+        averaged = (
+            f", averaged with {len(about['ensemble'])} more checkpoint(s)"
+            if about["ensemble"]
+            else ""
+        )
         print(
             f"model loaded in {time.perf_counter() - start:.1f} s ({backend}: "
-            f"{about['feature_extractor']} + {about['transformer']})",
+            f"{about['feature_extractor']} + {about['transformer']}{averaged})",
             flush=True,
         )
         built.start_warm_up()

@@ -9,7 +9,9 @@ checkpoint's evaluation transform for image models, and the strip drawn from tho
 transformed frames (what the model saw); the checkpoint's temporal sampling. The
 strip never decodes the video again: a long video with few key frames would cost a
 second full decode. The model is a torch checkpoint or an exported
-ONNX file (`evaluation.onnx_backend`); both are called with the same batch.
+ONNX file (`evaluation.onnx_backend`); both are called with the same batch. With
+an ensemble, a torch checkpoint's class probabilities are averaged with those of
+more checkpoints (`evaluation.ensemble.average_checkpoints`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ from evaluation.checkpoints import (
     refuse_precomputed_features,
     refuse_sequence_heads,
 )
+from evaluation.ensemble import AveragedModel, average_checkpoints
 from evaluation.onnx_backend import load_onnx
 from evaluation.prediction import (
     ClipOptions,
@@ -71,15 +74,26 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = timings.get(step, 0.0) + (time.perf_counter() - start) * 1e3
 
 
-def load_model(path: Path) -> tuple[LoadedModel, str]:
+def load_model(path: Path, ensemble: Sequence[Path] = ()) -> tuple[LoadedModel, str]:
     """A `.onnx` export (onnxruntime) or a `train.py` checkpoint (torch, CPU), and
     the backend's name.
 
+    Args:
+        path: the model file.
+        ensemble: more train.py checkpoints or model zoo names whose class
+            probabilities are averaged with the checkpoint's (not with an export).
+
     Raises:
-        UserError: the file is missing or not a model either loader reads.
+        UserError: the file is missing or not a model either loader reads, or an
+            ensemble member does not fit the checkpoint.
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
+        if ensemble:
+            raise UserError(
+                f"{path}: --ensemble averages train.py checkpoints, not an export.py "
+                "model; serve the checkpoint it was exported from (or its zoo name)"
+            )
         return load_onnx(path), "onnx"
     loaded = load_checkpoint(path, torch.device("cpu"))
     if loaded.config.train_parameters.pre_training:
@@ -89,6 +103,13 @@ def load_model(path: Path) -> tuple[LoadedModel, str]:
         )
     for refuse in (refuse_sequence_heads, refuse_precomputed_features):
         refuse(loaded.config, path, "run in the demo; test.py evaluates the checkpoint")
+    if ensemble:
+        loaded = average_checkpoints(
+            loaded,
+            str(path),
+            ensemble,
+            "average (--ensemble); test.py evaluates the checkpoint",
+        )
     return loaded, "torch"
 
 
@@ -199,8 +220,14 @@ class DemoService:
             },
             "num_segments": config.train_parameters.num_segments,
             "tracker": self.tracker if self.options.landmarks is not None else None,
+            "ensemble": self.ensemble(),
             "ready": self.ready(),
         }
+
+    def ensemble(self) -> list[str]:
+        """The checkpoints averaged with the served one (`--ensemble`), if any."""
+        model = self.loaded.model
+        return model.names[1:] if isinstance(model, AveragedModel) else []
 
     def predict(self, video: VideoFile) -> dict:
         """Run one saved upload through preprocessing and the model.

@@ -219,3 +219,14 @@ def demo_server(checkpoint: Path, log: Path) -> Iterator[tuple[str, float]]:
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def serve_until_stopped(server, sockets) -> None:
+    """uvicorn's `Server.run` without serving (monkeypatched in for it): wait until
+    the demo stops it, as it does when its model fails to load."""
+    for listener in sockets:
+        listener.close()
+    stop_at = time.monotonic() + 120
+    while not server.should_exit and time.monotonic() < stop_at:
+        time.sleep(0.05)
+    assert server.should_exit, "the demo kept serving a model that failed to load"

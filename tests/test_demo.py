@@ -1,6 +1,6 @@
 """demo.py's API: predictions as predict.py makes them, bad uploads refused with a
-message (never a 500), 8 concurrent requests each answered with its own result, and
-the server starting and saying where it listens."""
+message (never a 500), 8 concurrent requests each answered with its own result, the
+server starting and saying where it listens, and `--ensemble` averaging models."""
 
 # pylint: disable=redefined-outer-name
 
@@ -15,16 +15,26 @@ import httpx
 import numpy as np
 import pytest
 import torch
+import uvicorn
 from fastapi.testclient import TestClient
 
-from helpers import GLOSSES, demo_server, model_config, write_checkpoint
+from helpers import (
+    GLOSSES,
+    demo_server,
+    model_config,
+    one_error,
+    serve_until_stopped,
+    write_checkpoint,
+)
 
+import demo
 from config.hamnosys_heads import HEAD_ORDER
 from datasets.sign_dataset import collate_clips
 from evaluation.checkpoints import load_checkpoint
 from evaluation.prediction import ClipOptions, PredictionInput, load_clip
 from serving.app import create_app
-from serving.inference import DemoService, load_model
+from serving.inference import DemoService, VideoFile, load_model
+from utils.errors import UserError
 
 MAX_UPLOAD = 200_000
 
@@ -70,18 +80,25 @@ def post(client, name: str, data: bytes, field: str = "video"):
     return client.post("/api/predict", files={field: (name, data, "video/mp4")})
 
 
-def expected_top1(checkpoint: Path, video: Path) -> dict[str, tuple[str, float]]:
-    """Each head's top class and probability, by predict.py's clip and the model."""
+def probabilities(checkpoint: Path, video: Path) -> dict[str, np.ndarray]:
+    """Each head's class probabilities, by predict.py's clip and the model."""
     loaded = load_checkpoint(checkpoint, torch.device("cpu"))
     options = ClipOptions.from_config(loaded.config, all_frames=False)
     batch = collate_clips([load_clip(PredictionInput(video.stem, video), options)])
     with torch.inference_mode():
         logits = loaded.model(batch)["logits"]
+    return {
+        head: torch.softmax(values[0], -1).numpy() for head, values in logits.items()
+    }
+
+
+def expected_top1(checkpoint: Path, video: Path) -> dict[str, tuple[str, float]]:
+    """Each head's top class and probability, by predict.py's clip and the model."""
+    names = load_checkpoint(checkpoint, torch.device("cpu")).label_names
     top = {}
-    for head, values in logits.items():
-        probabilities = torch.softmax(values[0], -1)
-        index = int(probabilities.argmax())
-        top[head] = (loaded.label_names[head][index], float(probabilities[index]))
+    for head, values in probabilities(checkpoint, video).items():
+        index = int(values.argmax())
+        top[head] = (names[head][index], float(values[index]))
     return top
 
 
@@ -191,3 +208,61 @@ def test_eight_concurrent_requests_each_get_their_own_result(
             assert result["heads"][head][0]["probability"] == pytest.approx(
                 probability, abs=1e-5
             )
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(shipped_config, sample_root, tmp_path_factory) -> Path:
+    """The model of `checkpoint` with other (random) weights."""
+    folder = tmp_path_factory.mktemp("demo_member")
+    raw = model_config(shipped_config, sample_root, "cnn_extractor")
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        return write_checkpoint(raw, folder / "member.ckpt")
+
+
+def test_an_ensemble_answers_the_mean_of_its_members_probabilities(
+    checkpoint, other_checkpoint, videos, monkeypatch
+):
+    # MediaPipe is not under test here (an image model's strip would run it).
+    monkeypatch.setattr(DemoService, "_check_mediapipe", lambda _: False)
+    loaded, backend = load_model(checkpoint, [other_checkpoint])
+    service = DemoService(loaded, backend, warm_up_now=False)
+    assert service.info()["ensemble"] == [str(other_checkpoint)]
+    result = service.predict(VideoFile(videos[2], "clip2.mp4"))
+    members = [
+        probabilities(path, videos[2]) for path in (checkpoint, other_checkpoint)
+    ]
+    assert not np.allclose(members[0]["gloss"], members[1]["gloss"], atol=1e-3)
+    assert list(result["heads"]) == list(members[0])
+    names = loaded.label_names
+    for head, top in result["heads"].items():
+        mean = (members[0][head] + members[1][head]) / 2
+        order = np.argsort(-mean, kind="stable")[: len(top)]
+        assert [item["label"] for item in top] == [names[head][i] for i in order]
+        for item, index in zip(top, order):
+            assert item["probability"] == pytest.approx(mean[index], abs=1e-5)
+
+
+def test_an_ensemble_member_with_other_classes_is_refused(
+    checkpoint, shipped_config, sample_root, tmp_path
+):
+    raw = model_config(shipped_config, sample_root, "cnn_extractor")
+    other = write_checkpoint(raw, tmp_path / "other.ckpt", ["no", "hello", "yes"])
+    with pytest.raises(UserError) as refused:
+        load_model(checkpoint, [other])
+    message = str(refused.value)
+    assert str(other) in message and "head gloss has other classes" in message
+
+
+def test_demo_takes_an_ensemble_but_not_with_an_onnx_model(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    args = demo.parse_args(["model.ckpt", "--ensemble", "a.ckpt", "zoo_name"])
+    assert args.checkpoint == Path("model.ckpt")
+    assert args.ensemble == [Path("a.ckpt"), Path("zoo_name")]
+    assert demo.parse_args([]).ensemble == []
+    exported = tmp_path / "model.onnx"
+    exported.write_bytes(b"refused before it is read")
+    monkeypatch.setattr(uvicorn.Server, "run", serve_until_stopped)
+    status = demo.main([str(exported), "--ensemble", str(checkpoint), "--port", "0"])
+    one_error(capsys, status, str(exported), "--ensemble averages train.py checkpoints")

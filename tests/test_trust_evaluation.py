@@ -31,6 +31,7 @@ from helpers import (
     load_test_cli,
     model_config,
     one_error,
+    serve_until_stopped,
     write_checkpoint,
     write_landmarks,
 )
@@ -174,16 +175,6 @@ def test_export_of_a_tampered_checkpoint_is_one_error_line(
     one_error(capsys, status, str(bad), "hyper_parameters.label_names")
 
 
-def _serve_until_stopped(server, sockets) -> None:
-    """uvicorn's `Server.run` without serving: wait until the demo stops it."""
-    for listener in sockets:
-        listener.close()
-    stop_at = time.monotonic() + 120
-    while not server.should_exit and time.monotonic() < stop_at:
-        time.sleep(0.05)
-    assert server.should_exit, "the demo kept serving a model that failed to load"
-
-
 @pytest.mark.parametrize("command", ["predict", "test", "demo"])
 def test_every_command_refuses_a_tampered_checkpoint_in_one_line(
     checkpoint, inputs, tmp_path, capsys, monkeypatch, command
@@ -197,7 +188,7 @@ def test_every_command_refuses_a_tampered_checkpoint_in_one_line(
     elif command == "test":
         status = TEST_CLI.main(["full", str(bad), "--data_path", str(inputs)])
     else:
-        monkeypatch.setattr(uvicorn.Server, "run", _serve_until_stopped)
+        monkeypatch.setattr(uvicorn.Server, "run", serve_until_stopped)
         status = demo.main([str(bad), "--port", "0"])
     one_error(capsys, status, str(bad), "hyper_parameters.num_classes.gloss")
 
@@ -211,7 +202,7 @@ def test_the_demo_stops_when_its_model_fails_before_it_listens(
         raise DataError(f"checkpoint {path}: broken")
 
     monkeypatch.setattr("serving.inference.load_model", broken)
-    monkeypatch.setattr(uvicorn.Server, "run", _serve_until_stopped)
+    monkeypatch.setattr(uvicorn.Server, "run", serve_until_stopped)
     real_create_app = serving.app.create_app
 
     def slow_create_app(*args, **kwargs):
@@ -397,7 +388,7 @@ def test_the_demo_with_a_mismatched_sidecar_is_one_error_line(
 ):
     """Refused while the model loads: no 500 for each clip later."""
     model = _mismatched(onnx_model, tmp_path / "model", lambda meta: meta.pop("heads"))
-    monkeypatch.setattr(uvicorn.Server, "run", _serve_until_stopped)
+    monkeypatch.setattr(uvicorn.Server, "run", serve_until_stopped)
     status = demo.main([str(model), "--port", "0"])
     one_error(capsys, status, str(sidecar_path(model)), "heads: missing")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import Callable
 
 from utils.errors import USER_ERROR_EXIT_CODE, UserError
@@ -133,3 +135,22 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError(text)
     return value
+
+
+def add_ensemble_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--ensemble CHECKPOINT ...`: more checkpoints (files or model zoo names) whose
+    class probabilities are averaged with the script's CHECKPOINT; a list of paths,
+    empty without the option.
+
+    Args:
+        parser: the script's parser.
+        help_text: what the option does in this script.
+    """
+    parser.add_argument(
+        "--ensemble",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="CHECKPOINT",
+        help=help_text,
+    )
